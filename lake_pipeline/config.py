@@ -1,0 +1,58 @@
+"""Runtime configuration: the data root and per-symbol tick/lot sizes.
+
+Tick and lot are kept as `Decimal` (exact) and as an integer scale so conversions between float lake values,
+int64 ticks/lots and decimal128 outputs never go through binary floating point guesses.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+DEFAULT_EXCHANGE = "BINANCE"
+DATA_ROOT_ENV = "LAKE_DATA_ROOT"
+
+
+def default_data_root() -> Path:
+    """`$LAKE_DATA_ROOT`, else `./data` (the repo's git-ignored default)."""
+    return Path(os.environ.get(DATA_ROOT_ENV, "data")).resolve()
+
+
+@dataclass(frozen=True)
+class SymbolSpec:
+    """Price tick and size lot of one symbol; `source` says whether it came from config or was inferred."""
+
+    symbol: str
+    tick: Decimal
+    lot: Decimal
+    source: str = "config"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"symbol": self.symbol, "tick": str(self.tick), "lot": str(self.lot), "source": self.source}
+
+
+@lru_cache(maxsize=1)
+def _configured() -> dict[str, dict[str, str]]:
+    path = Path(__file__).with_name("symbols.yaml")
+    extra = os.environ.get("LAKE_SYMBOLS_FILE")
+    table = yaml.safe_load(path.read_text()) or {}
+    if extra:
+        table.update(yaml.safe_load(Path(extra).read_text()) or {})
+    return table
+
+
+def symbol_spec(symbol: str) -> SymbolSpec | None:
+    """The configured spec for `symbol`, or None when the symbol is not in config (caller infers from data)."""
+    entry = _configured().get(symbol)
+    if entry is None:
+        return None
+    return SymbolSpec(symbol, Decimal(str(entry["tick"])), Decimal(str(entry["lot"])), "config")
+
+
+def configured_symbols() -> list[str]:
+    return sorted(_configured())

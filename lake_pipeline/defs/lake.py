@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from lake_pipeline.defs.acquisition import ACQUIRE_RETRY, LakeSource, acquire_for_asset
 from lake_pipeline.partitions import split_key, symbol_date_partitions
 from lake_pipeline.resources import DataRoot
 from lake_pipeline.schemas import LAKE_TABLES
@@ -19,14 +20,17 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
         partitions_def=symbol_date_partitions,
         backfill_policy=BACKFILL,
         kinds={"parquet"},
-        description=f"Crypto Lake `{table}` for one symbol-day in the ready zone, validated against the known schemas.",
+        retry_policy=ACQUIRE_RETRY,
+        description=f"Crypto Lake `{table}` for one symbol-day in the ready zone, validated against the known schemas "
+        "(acquired from the configured LakeSource first, when there is one).",
     )
-    def _asset(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, data_root: DataRoot, lake_source: LakeSource) -> dg.MaterializeResult:
         from lake_pipeline.lake.read import describe_partition
 
         symbol, date = split_key(context)
+        acquired = acquire_for_asset(context, lake_source, data_root.root(), table, data_root.exchange, symbol, date)
         info = describe_partition(data_root.root(), table, data_root.exchange, symbol, date)
-        return dg.MaterializeResult(metadata=_metadata(info))
+        return dg.MaterializeResult(metadata={**_metadata(info), **acquired})
 
     return _asset
 

@@ -1,0 +1,29 @@
+"""`lake-pipeline assess`: DataAssessor report (assessment.json + assessment.md) for one partition."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("assess", help="assess one partition's lake tables and recommend a reconstruction strategy")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--symbol", required=True)
+    p.add_argument("--date", required=True)
+    p.add_argument("--exchange", default="BINANCE")
+    p.add_argument("--chunk-rows", type=int, default=1_000_000, help="reconstruction chunk size for the memory estimate")
+    p.add_argument("--hole-threshold-s", type=float, default=5.0, help="report time holes longer than this")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lake_pipeline.assess.report import assess_partition, write_assessment
+
+    report = assess_partition(args.data_root, args.symbol, args.date, exchange=args.exchange,
+                              chunk_rows=args.chunk_rows, hole_threshold_s=args.hole_threshold_s)
+    json_path, md_path = write_assessment(report, args.data_root)
+    print(f"recommended_strategy: {report['recommended_strategy']} (event time {report['event_time_source']})")
+    for reason in report["strategy_reasons"]:
+        print(f"  - {reason}")
+    print(f"wrote {json_path}\n      {md_path}")
+    return 0

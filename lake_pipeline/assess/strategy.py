@@ -1,0 +1,91 @@
+"""Which reconstruction strategy the evidence supports (DESIGN §5), with the reasons in plain words.
+
+* `full_event_replay` needs deltas covering enough of the day and at least one valid (two-sided, uncrossed)
+  snapshot to seed from. It orders each message by sequence_number and needs no origin_time.
+* `snapshot_anchored` needs valid snapshots; used when the deltas are absent or too sparse.
+* `origin_time_sort` is the fallback when there is no usable snapshot at all.
+
+Independently, the event time is origin_time when it is present on (nearly) every event of every table, else
+received_time for the whole partition (one time base per day, research cryptolake.md §9.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FULL, ANCHORED, SORT = "full_event_replay", "snapshot_anchored", "origin_time_sort"
+
+
+@dataclass(frozen=True)
+class StrategyThresholds:
+    min_delta_coverage: float = 0.5
+    """Share of the seconds that have snapshots which must also have delta messages."""
+    min_origin_share: float = 0.99
+    """origin_time must be present on this share of every table's rows to be the event time."""
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def recommend(report: dict, th: StrategyThresholds = StrategyThresholds()) -> tuple[str, list[str], str]:
+    """(strategy, reasons, event_time_source) from an assessment report's sections."""
+    tables = report["tables"]
+    reasons: list[str] = []
+    deltas, book = report.get("book_delta_v2"), report.get("book")
+    valid_snapshots = book["crossed"]["valid_rows"] if book else 0
+    book_seconds = book["seconds_with_data"] if book else 0
+
+    origin_shares = {n: t["origin_time"]["present_share"] for n, t in tables.items() if t["present"]}
+    low = {n: s for n, s in origin_shares.items() if s is None or s < th.min_origin_share}
+    if low:
+        time_source = "received_time"
+        reasons.append(
+            "origin_time is missing on too many rows (present: "
+            + ", ".join(f"{n} {_pct(s)}" for n, s in low.items())
+            + f"; needed ≥ {_pct(th.min_origin_share)}): event time falls back to received_time for the whole "
+            "partition, so no strategy here relies on origin_time"
+        )
+    else:
+        time_source = "origin_time"
+        reasons.append("origin_time present on " + ", ".join(f"{n} {_pct(s)}" for n, s in origin_shares.items())
+                       + ": it is the event time")
+
+    if deltas:
+        coverage = deltas["seconds_with_data"] / book_seconds if book_seconds else None
+        desc = (f"book_delta_v2 has {deltas['messages']:,} messages ({deltas['rows']:,} rows) with data in "
+                f"{deltas['seconds_with_data']:,} s of the day ({_pct(deltas['coverage_of_day'])})")
+    if deltas and valid_snapshots and coverage is not None and coverage >= th.min_delta_coverage:
+        strategy = FULL
+        reasons.append(f"{desc}, {_pct(min(coverage, 1.0))} of the seconds that have snapshots; "
+                       f"{valid_snapshots:,} valid snapshots to seed and resynchronise from")
+        reasons.append("deltas are replayed message by message in sequence_number order, which needs no origin_time")
+        holes = deltas["time_holes"]
+        if holes["count"]:
+            reasons.append(f"{holes['count']} delta time hole(s) > {holes['threshold_s']:g} s "
+                           f"({holes['total_s']:,.1f} s in all): re-seed from the next valid snapshot after each")
+        dropped = report.get("cross_table", {}).get("snapshot_vs_deltas", {}).get("unmatched_outside_delta_holes", 0)
+        if dropped:
+            reasons.append(f"{dropped} snapshot sequence number(s) have no delta message outside any hole: "
+                           "missing delta messages (stranded levels) — drift at the next snapshot must resync")
+    elif valid_snapshots:
+        strategy = ANCHORED
+        if not deltas:
+            reasons.append("no book_delta_v2 data for this partition: the book can only come from snapshots")
+        elif coverage is None or coverage < th.min_delta_coverage:
+            reasons.append(f"{desc}: only {_pct(coverage)} of the seconds that have snapshots "
+                           f"(< {_pct(th.min_delta_coverage)}), too sparse for a replay")
+        else:
+            reasons.append(f"{desc}, but no valid snapshot to seed a replay from")
+        reasons.append(f"{valid_snapshots:,} valid snapshots anchor the book; trades consume liquidity between them")
+    else:
+        strategy = SORT
+        if not book:
+            reasons.append("no book snapshots for this partition")
+        else:
+            reasons.append(f"none of the {book['crossed']['rows']:,} snapshots is valid (two-sided and uncrossed)")
+        reasons.append("without a valid snapshot no book can be anchored: events are merged in time order only"
+                       + ("" if time_source == "origin_time" else " (by received_time, origin_time being missing)"))
+    if book and book["crossed"]["crossed_rows"]:
+        reasons.append(f"{book['crossed']['crossed_rows']:,} crossed snapshot rows are never used as seeds")
+    return strategy, reasons, time_source

@@ -1,0 +1,95 @@
+"""Dagster side of acquisition: the `LakeSource` resource, the acquire-before-describe hook of the raw lake assets,
+their retry policy, the daily job + schedule for yesterday's partitions.
+
+Backfills over date ranges: the raw assets (and the assessment) carry `BackfillPolicy.multi_run(1)`, so a backfill
+launched from the UI or `dagster job backfill` becomes one run per (date, symbol), each acquiring its partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from lake_pipeline.partitions import SYMBOLS, partition_key, symbol_date_partitions
+
+SOURCE_ENV = "LAKE_SOURCE_URL"
+ENDPOINT_ENV = "LAKE_SOURCE_ENDPOINT_URL"
+ANONYMOUS_ENV = "LAKE_SOURCE_ANONYMOUS"
+
+ACQUIRE_RETRY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+"""Run-level retries for what the in-process retries (lake/retry.py) could not ride out: a source down for minutes."""
+
+
+class LakeSource(dg.ConfigurableResource):
+    """Where raw lake partitions are acquired from. An empty `url` means no acquisition: the raw assets then only
+    validate and describe what is already in the ready zone (e.g. written by the simulator or copied by hand)."""
+
+    url: str = ""
+    endpoint_url: str = ""
+    anonymous: bool = False
+    concurrency: int = 4
+    time_tolerance_s: float = 300.0
+
+    @classmethod
+    def from_env(cls) -> LakeSource:
+        """`$LAKE_SOURCE_URL`, `$LAKE_SOURCE_ENDPOINT_URL`, `$LAKE_SOURCE_ANONYMOUS=1` (all optional)."""
+        return cls(url=os.environ.get(SOURCE_ENV, ""), endpoint_url=os.environ.get(ENDPOINT_ENV, ""),
+                   anonymous=os.environ.get(ANONYMOUS_ENV, "").lower() in ("1", "true", "yes"))
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url.strip())
+
+
+def acquire_for_asset(context: dg.AssetExecutionContext, source: LakeSource, data_root: Path, table: str,
+                      exchange: str, symbol: str, date: str) -> dict:
+    """Acquire the partition when a source is configured; metadata for the materialization.
+
+    Missing at the source and failed validation are facts about the data: they fail the run without retries.
+    Transient source errors propagate, so the asset's RetryPolicy retries the run step with backoff.
+    """
+    if not source.configured:
+        return {"acquisition": "none (no LakeSource configured)"}
+    from lake_pipeline.lake.acquire import MISSING, acquire_partition
+    from lake_pipeline.lake.source import SourceAccessError
+    from lake_pipeline.lake.validate import ValidationError
+
+    try:
+        result = acquire_partition(source.url, table, exchange, symbol, date, data_root,
+                                   endpoint_url=source.endpoint_url or None, anonymous=source.anonymous,
+                                   concurrency=source.concurrency, tolerance_s=source.time_tolerance_s,
+                                   progress=False)
+    except ValidationError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False,
+                         metadata={"validation_report": dg.MetadataValue.path(str(exc.report_path))}) from exc
+    except SourceAccessError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    if result.status == MISSING:
+        raise dg.Failure(description=f"{table} {exchange} {symbol} dt={date}: missing at source {result.source}",
+                         allow_retries=False, metadata={"acquisition": MISSING})
+    context.log.info(result.summary())
+    return {"acquisition": result.status, "acquired_from": result.source,
+            "fetched_bytes": int(result.fetched_bytes), "acquire_seconds": round(result.seconds, 3)}
+
+
+def acquisition_job(assets: list) -> dg.UnresolvedAssetJobDefinition:
+    """One run per partition that acquires the raw tables (and runs whatever else `assets` names, e.g. assessment)."""
+    return dg.define_asset_job("lake_acquisition_job", selection=dg.AssetSelection.assets(*assets),
+                               partitions_def=symbol_date_partitions,
+                               description="Acquire, validate and describe raw lake partitions (then assess them).")
+
+
+def yesterday_schedule(job: dg.UnresolvedAssetJobDefinition, symbols: list[str] | None = None,
+                       cron: str = "30 2 * * *") -> dg.ScheduleDefinition:
+    """Daily at 02:30 UTC (Crypto Lake delivers T+1): one RunRequest per symbol for yesterday's partition."""
+
+    @dg.schedule(name="daily_lake_acquisition", job=job, cron_schedule=cron, execution_timezone="UTC")
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        day = (context.scheduled_execution_time.astimezone(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
+        for symbol in symbols if symbols is not None else SYMBOLS:
+            yield dg.RunRequest(run_key=f"lake-{day}-{symbol}", partition_key=partition_key(day, symbol))
+
+    return _schedule

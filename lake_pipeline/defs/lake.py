@@ -1,7 +1,5 @@
 """Raw Crypto Lake tables as partitioned assets: each validates and describes its ready-zone files."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from lake_pipeline.partitions import split_key, symbol_date_partitions

@@ -496,4 +496,5 @@ def test_raw_lake_asset_materialises_with_describe_metadata(data_root: Path) -> 
     md = result.asset_materializations_for_node(asset.op.name)[0].metadata
     assert md["dagster/row_count"].value == 3 and md["schema_variant"].value == "stored"
     assert md["first_time"].value == "2022-10-01T00:00:00.286983936Z"
+    assert md["symbol_spec"].value == {"symbol": SYM, "tick": "0.01", "lot": "0.00001", "source": "config"}
     assert [c.name for c in md["dagster/column_schema"].schema.columns] == list(DELTA_STORED)

@@ -9,11 +9,15 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
+from lake_pipeline.defs import acquisition as acquisition_defs  # noqa: E402
+from lake_pipeline.defs import assessment as assessment_defs  # noqa: E402
 from lake_pipeline.defs import lake as lake_defs  # noqa: E402
 from lake_pipeline.resources import DataRoot  # noqa: E402
 
 defs = dg.Definitions(
-    assets=[*lake_defs.assets],
+    assets=[*lake_defs.assets, *assessment_defs.assets],
     asset_checks=[*lake_defs.checks],
-    resources={"data_root": DataRoot()},
+    jobs=[*acquisition_defs.jobs],
+    schedules=[*acquisition_defs.schedules],
+    resources={"data_root": DataRoot(), "lake_source": acquisition_defs.LakeSource.from_env()},
 )

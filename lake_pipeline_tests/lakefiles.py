@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS, LAKE_LOADED, LAKE_STORED
+from lake_pipeline.schemas import LAKE_LOADED, LAKE_STORED, N_LEVELS
 
 NS = 1_000_000_000
 
@@ -38,11 +38,14 @@ def stored_table(table: str, date: str, n_rows: int, seed: int = 0) -> pa.Table:
             "timestamp": origin,
             "receipt_timestamp": received,
         }
-    elif table == "book":
+    elif table == "book":  # a valid two-sided book: one-tick spread around a random-walk mid, 20 levels each side
         cols = {"timestamp": origin, "receipt_timestamp": received,
                 "sequence_number": np.arange(n_rows, dtype=np.int64) * 7 + 10_000}
-        for c in BOOK_LEVEL_COLUMNS:
-            cols[c] = rng.random(n_rows) * 1e5
+        best_bid = 6_000_000 + np.cumsum(rng.integers(-3, 4, n_rows))
+        for side, sign, start in (("bid", -1, best_bid), ("ask", 1, best_bid + 1)):
+            for i in range(N_LEVELS):
+                cols[f"{side}_{i}_price"] = (start + sign * i) / 100.0
+                cols[f"{side}_{i}_size"] = rng.integers(1, 500_000, n_rows) / 1e5
     elif table == "book_delta_v2":
         cols = {"timestamp": origin, "receipt_timestamp": received,
                 "sequence_number": np.arange(n_rows, dtype=np.int64) // 3 + 10_000,

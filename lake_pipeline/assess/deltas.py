@@ -104,7 +104,7 @@ def interval_report(times: pl.Series, day_start: int, threshold_s: float) -> dic
     """Cadence of an event stream: events/s and the distribution of intervals (ms) in time order."""
     t = times.drop_nulls().sort()
     gaps = t.diff().slice(1)
-    out = {"events_per_s_over_day": round(t.len() / 86_400, 3)}
+    out = {"events_per_s_over_day": round(t.len() / 86_400, 3), "seconds_with_data": (t // NS).n_unique()}
     if gaps.len():
         out["interval_ms"] = {"p50": _ms(gaps.quantile(0.5, "nearest")), "p99": _ms(gaps.quantile(0.99, "nearest")),
                               "max": _ms(gaps.max())}

@@ -88,11 +88,7 @@ def assess_partition(
                                                hole_threshold_s)
     if "book" in events:
         cadence = interval_report(events["book"]["received_time"], day_start, hole_threshold_s)
-        report["book"] = {
-            **cadence,
-            "seconds_with_data": events["book"]["received_time"].floordiv(10**9).n_unique(),
-            "crossed": crossed_report(events["book"]),
-        }
+        report["book"] = {**cadence, "crossed": crossed_report(events["book"])}
     if "book" in events and "book_delta_v2" in events:
         report["cross_table"]["snapshot_vs_deltas"] = snapshot_vs_deltas(
             events["book"], events["book_delta_v2"], report["book_delta_v2"]["time_holes"]["_intervals"])

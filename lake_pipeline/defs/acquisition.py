@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from lake_pipeline.partitions import SYMBOLS, partition_key, symbol_date_partitions
+from lake_pipeline.schemas import LAKE_TABLES
 
 SOURCE_ENV = "LAKE_SOURCE_URL"
 ENDPOINT_ENV = "LAKE_SOURCE_ENDPOINT_URL"
@@ -75,14 +76,17 @@ def acquire_for_asset(context: dg.AssetExecutionContext, source: LakeSource, dat
             "fetched_bytes": int(result.fetched_bytes), "acquire_seconds": round(result.seconds, 3)}
 
 
-def acquisition_job(assets: list) -> dg.UnresolvedAssetJobDefinition:
-    """One run per partition that acquires the raw tables (and runs whatever else `assets` names, e.g. assessment)."""
-    return dg.define_asset_job("lake_acquisition_job", selection=dg.AssetSelection.assets(*assets),
-                               partitions_def=symbol_date_partitions,
-                               description="Acquire, validate and describe raw lake partitions (then assess them).")
+ACQUIRED_ASSETS = [dg.AssetKey(["lake", t]) for t in LAKE_TABLES] + [dg.AssetKey("data_assessment")]
+
+lake_acquisition_job = dg.define_asset_job(
+    "lake_acquisition_job",
+    selection=dg.AssetSelection.assets(*ACQUIRED_ASSETS),
+    partitions_def=symbol_date_partitions,
+    description="Acquire, validate and describe the raw lake tables of a partition, then assess them.",
+)
 
 
-def yesterday_schedule(job: dg.UnresolvedAssetJobDefinition, symbols: list[str] | None = None,
+def yesterday_schedule(job=lake_acquisition_job, symbols: list[str] | None = None,
                        cron: str = "30 2 * * *") -> dg.ScheduleDefinition:
     """Daily at 02:30 UTC (Crypto Lake delivers T+1): one RunRequest per symbol for yesterday's partition."""
 
@@ -93,3 +97,7 @@ def yesterday_schedule(job: dg.UnresolvedAssetJobDefinition, symbols: list[str] 
             yield dg.RunRequest(run_key=f"lake-{day}-{symbol}", partition_key=partition_key(day, symbol))
 
     return _schedule
+
+
+jobs = [lake_acquisition_job]
+schedules = [yesterday_schedule()]

@@ -1,0 +1,55 @@
+"""The `data_assessment` asset: one partition's DataAssessor report, after the three raw lake tables."""
+
+import dagster as dg
+
+from lake_pipeline.defs.lake import BACKFILL
+from lake_pipeline.partitions import split_key, symbol_date_partitions
+from lake_pipeline.resources import DataRoot
+from lake_pipeline.schemas import LAKE_TABLES
+
+RAW_KEYS = [dg.AssetKey(["lake", t]) for t in LAKE_TABLES]
+
+
+class AssessmentConfig(dg.Config):
+    chunk_rows: int = 1_000_000
+    hole_threshold_s: float = 5.0
+
+
+@dg.asset(
+    partitions_def=symbol_date_partitions,
+    deps=RAW_KEYS,
+    group_name="assessment",
+    backfill_policy=BACKFILL,
+    kinds={"json", "markdown"},
+    description="DataAssessor: availability, validity, completeness and sequence analysis of the raw tables, and the "
+    "recommended reconstruction strategy (reports/assessment/…/assessment.json + .md).",
+)
+def data_assessment(context: dg.AssetExecutionContext, config: AssessmentConfig,
+                    data_root: DataRoot) -> dg.MaterializeResult:
+    from lake_pipeline.assess.render import render_markdown
+    from lake_pipeline.assess.report import assess_partition, write_assessment
+
+    symbol, date = split_key(context)
+    report = assess_partition(data_root.root(), symbol, date, exchange=data_root.exchange,
+                              chunk_rows=config.chunk_rows, hole_threshold_s=config.hole_threshold_s)
+    json_path, md_path = write_assessment(report, data_root.root())
+    deltas, book = report.get("book_delta_v2") or {}, report.get("book") or {}
+    snap = report["cross_table"].get("snapshot_vs_deltas", {})
+    return dg.MaterializeResult(metadata={
+        "recommended_strategy": report["recommended_strategy"],
+        "event_time_source": report["event_time_source"],
+        "summary": dg.MetadataValue.md(render_markdown(report)),
+        "report_json": dg.MetadataValue.path(str(json_path)),
+        "report_md": dg.MetadataValue.path(str(md_path)),
+        "delta_messages": int(deltas.get("messages", 0)),
+        "delta_coverage_of_day": float(deltas.get("coverage_of_day", 0.0)),
+        "delta_time_holes": int(deltas.get("time_holes", {}).get("count", 0)),
+        "sequence_backwards_steps": int(deltas.get("sequence", {}).get("backwards", 0)),
+        "crossed_snapshot_rows": int(book.get("crossed", {}).get("crossed_rows", 0)),
+        "snapshots_without_delta_message": int(snap.get("unmatched_outside_delta_holes", 0)),
+        "estimated_chunk_gib": float(report["memory"].get("estimated_chunk_gib", 0.0)),
+        "assessment_seconds": float(report["seconds"]),
+    })
+
+
+assets = [data_assessment]

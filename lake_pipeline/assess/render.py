@@ -45,7 +45,10 @@ def _tables_overview(report: dict) -> list[str]:
 def _holes(h: dict) -> list[str]:
     out = [f"Time holes > {_n(h['threshold_s'])} s: **{h['count']}**, {_n(h['total_s'])} s in all.", ""]
     if h["longest"]:
-        out += _table(["start", "end", "duration s"], [[x["start"], x["end"], x["duration_s"]] for x in h["longest"]])
+        note = {(True, False): "from the day's start", (False, True): "to the day's end", (True, True): "whole day"}
+        out += _table(["start", "end", "duration s", ""],
+                      [[x["start"], x["end"], x["duration_s"], note.get((x["at_day_start"], x["at_day_end"]), "")]
+                       for x in h["longest"]])
     return out
 
 
@@ -93,7 +96,7 @@ def _book(b: dict | None) -> list[str]:
     if c["crossed_examples"]:
         out += ["Crossed rows (first):", ""]
         out += _table(["row", "received", "sequence_number", "bid_0_price", "ask_0_price"],
-                      [[x["row"], x["received_time"], x["sequence_number"], x["bid_0_price"], x["ask_0_price"]]
+                      [[str(x["row"]), x["received_time"], str(x["sequence_number"]), x["bid_0_price"], x["ask_0_price"]]
                        for x in c["crossed_examples"]])
     return out
 
@@ -107,6 +110,8 @@ def _cross(x: dict) -> list[str]:
             f"({_pct(s['matched_share'])}); unmatched inside delta holes {_n(s['unmatched_in_delta_holes'])}, "
             f"**outside holes {_n(s['unmatched_outside_delta_holes'])}** (missing delta messages)",
             f"- snapshots received before their delta message: {_n(s['snapshot_received_before_its_delta_message'])}",
+            f"- snapshots inside delta time holes: {_n(s['snapshots_inside_delta_holes']['snapshots'])} in "
+            f"{_n(s['snapshots_inside_delta_holes']['holes'])} hole(s)",
         ]
     inv = x.get("origin_order_inversions", {})
     if inv.get("pairs"):
@@ -116,8 +121,14 @@ def _cross(x: dict) -> list[str]:
     out.append("")
     if s and s["unmatched_examples"]:
         out += _table(["row", "received", "snapshot seq", "previous delta seq", "next delta seq"],
-                      [[e["row"], e["received_time"], e["sequence_number"], e["previous_delta_sequence"],
-                        e["next_delta_sequence"]] for e in s["unmatched_examples"]])
+                      [[str(e["row"]), e["received_time"], str(e["sequence_number"]), str(e["previous_delta_sequence"]),
+                        str(e["next_delta_sequence"])] for e in s["unmatched_examples"]])
+    inside = s["snapshots_inside_delta_holes"] if s else None
+    if inside and inside["largest"]:
+        out += ["Delta holes during which snapshots kept arriving (deltas missing, not a quiet market):", ""]
+        out += _table(["hole start", "hole end", "snapshots", "first snapshot", "last snapshot", "span s"],
+                      [[x["hole_start"], x["hole_end"], x["snapshots"], x["first_snapshot"], x["last_snapshot"],
+                        x["snapshot_span_s"]] for x in inside["largest"]])
     return out
 
 

@@ -57,23 +57,47 @@ def crossed_report(book: pl.DataFrame, limit: int = 10) -> dict:
     }
 
 
-def _inside(times: pl.DataFrame, intervals: pl.DataFrame) -> pl.Series:
-    """Per row of `times` (column received_time): does it fall inside one of the [start, end] intervals."""
-    if intervals.is_empty():
-        return pl.Series([False] * times.height)
-    hit = times.with_row_index("_i").sort("received_time").join_asof(
-        intervals.sort("start"), left_on="received_time", right_on="start", strategy="backward")
-    hit = hit.with_columns((pl.col("end").is_not_null() & (pl.col("received_time") <= pl.col("end"))).alias("in"))
-    return hit.sort("_i")["in"]
+def _hole_of(times: pl.DataFrame, holes: pl.DataFrame) -> pl.Series:
+    """Per row of `times` (column received_time): index of the hole (start, end) it falls strictly inside, else null."""
+    if holes.is_empty():
+        return pl.Series("hole", [None] * times.height, dtype=pl.UInt32)
+    hit = times.select("received_time").with_row_index("_i").sort("received_time").join_asof(
+        holes.with_row_index("hole").sort("start"), left_on="received_time", right_on="start", strategy="backward")
+    strictly = (pl.col("received_time") > pl.col("start")) & (pl.col("received_time") < pl.col("end"))
+    hit = hit.with_columns(pl.when(strictly).then(pl.col("hole")).alias("hole"))
+    return hit.sort("_i")["hole"]
+
+
+def _book_inside_holes(book: pl.DataFrame, holes: pl.DataFrame, limit: int) -> dict:
+    """Snapshots that arrived while the deltas were silent: the book kept going, so deltas are missing there."""
+    inside = (
+        book.filter(pl.col("hole").is_not_null())
+        .group_by("hole")
+        .agg(pl.len().alias("rows"), pl.col("received_time").min().alias("first"),
+             pl.col("received_time").max().alias("last"))
+        .join(holes.with_row_index("hole"), on="hole")
+        .sort("rows", descending=True)
+    )
+    return {
+        "holes": inside.height,
+        "snapshots": int(inside["rows"].sum() or 0),
+        "largest": [
+            {"hole_start": iso_ns(r["start"]), "hole_end": iso_ns(r["end"]), "snapshots": r["rows"],
+             "first_snapshot": iso_ns(r["first"]), "last_snapshot": iso_ns(r["last"]),
+             "snapshot_span_s": round((r["last"] - r["first"]) / 1e9, 3)}
+            for r in inside.head(limit).sort("start").iter_rows(named=True)
+        ],
+    }
 
 
 def snapshot_vs_deltas(book: pl.DataFrame, msgs: pl.DataFrame, delta_holes: pl.DataFrame, limit: int = 10) -> dict:
-    """Do snapshot sequence numbers name delta messages; which do not (outside delta holes); order inversions."""
+    """Do snapshot sequence numbers name delta messages; which do not (outside delta holes); order inversions;
+    snapshots inside delta holes."""
     first_msg = msgs.group_by("seq").agg(pl.col("received_time").min().alias("msg_received"))
     joined = book.select(ROW, "received_time", "seq").join(first_msg, on="seq", how="left")
+    joined = joined.with_columns(_hole_of(joined, delta_holes).alias("hole"))
     unmatched = joined.filter(pl.col("msg_received").is_null())
-    unmatched = unmatched.with_columns(_inside(unmatched, delta_holes).alias("in_hole"))
-    outside = unmatched.filter(~pl.col("in_hole"))
+    outside = unmatched.filter(pl.col("hole").is_null())
     by_seq = msgs.select(pl.col("seq").alias("seq_key"), "seq").sort("seq_key")
     around = (
         outside.sort("seq")
@@ -89,7 +113,7 @@ def snapshot_vs_deltas(book: pl.DataFrame, msgs: pl.DataFrame, delta_holes: pl.D
         "matched": matched.height,
         "matched_share": _share(matched.height, book.height),
         "unmatched": unmatched.height,
-        "unmatched_in_delta_holes": int(unmatched["in_hole"].sum()),
+        "unmatched_in_delta_holes": unmatched.height - outside.height,
         "unmatched_outside_delta_holes": outside.height,
         "unmatched_examples": [
             {"row": r[ROW], "received_time": iso_ns(r["received_time"]), "sequence_number": r["seq"],
@@ -97,6 +121,7 @@ def snapshot_vs_deltas(book: pl.DataFrame, msgs: pl.DataFrame, delta_holes: pl.D
             for r in around.head(limit).iter_rows(named=True)
         ],
         "snapshot_received_before_its_delta_message": before.height,
+        "snapshots_inside_delta_holes": _book_inside_holes(joined, delta_holes, limit),
     }
 
 

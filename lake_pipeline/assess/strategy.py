@@ -18,8 +18,9 @@ FULL, ANCHORED, SORT = "full_event_replay", "snapshot_anchored", "origin_time_so
 
 @dataclass(frozen=True)
 class StrategyThresholds:
-    min_delta_coverage: float = 0.5
-    """Share of the seconds that have snapshots which must also have delta messages."""
+    min_delta_coverage: float = 0.1
+    """Share of the seconds that have snapshots which must also have delta messages. Low on purpose: the replay
+    re-seeds from snapshots across delta holes, so even patchy deltas beat snapshots alone where they exist."""
     min_origin_share: float = 0.99
     """origin_time must be present on this share of every table's rows to be the event time."""
 
@@ -64,6 +65,12 @@ def recommend(report: dict, th: StrategyThresholds = StrategyThresholds()) -> tu
         if holes["count"]:
             reasons.append(f"{holes['count']} delta time hole(s) > {holes['threshold_s']:g} s "
                            f"({holes['total_s']:,.1f} s in all): re-seed from the next valid snapshot after each")
+        inside = report.get("cross_table", {}).get("snapshot_vs_deltas", {}).get("snapshots_inside_delta_holes")
+        if inside and inside["snapshots"]:
+            longest = max(inside["largest"], key=lambda h: h["snapshot_span_s"])
+            reasons.append(f"{inside['snapshots']:,} snapshots arrived inside {inside['holes']} delta hole(s) (longest: "
+                           f"{longest['snapshot_span_s']:,.1f} s of snapshots from {longest['first_snapshot']}): "
+                           "deltas are missing there, the book is anchored on those snapshots")
         dropped = report.get("cross_table", {}).get("snapshot_vs_deltas", {}).get("unmatched_outside_delta_holes", 0)
         if dropped:
             reasons.append(f"{dropped} snapshot sequence number(s) have no delta message outside any hole: "

@@ -7,8 +7,10 @@ launched from the UI or `dagster job backfill` becomes one run per (date, symbol
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -21,7 +23,18 @@ ENDPOINT_ENV = "LAKE_SOURCE_ENDPOINT_URL"
 ANONYMOUS_ENV = "LAKE_SOURCE_ANONYMOUS"
 
 ACQUIRE_RETRY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-"""Run-level retries for what the in-process retries (lake/retry.py) could not ride out: a source down for minutes."""
+"""Step retries for what the in-process retries (lake/retry.py) could not ride out: a source down for minutes.
+Deterministic failures (missing day, invalid data, access denied, no ready files) are raised as
+`dg.Failure(allow_retries=False)` so the policy never waits on them."""
+
+
+@contextlib.contextmanager
+def data_errors_fail_without_retry() -> Iterator[None]:
+    """Bad or absent data (FileNotFoundError, ValueError incl. the lake reader's errors) fails the step at once."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 class LakeSource(dg.ConfigurableResource):

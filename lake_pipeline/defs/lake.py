@@ -2,7 +2,12 @@
 
 import dagster as dg
 
-from lake_pipeline.defs.acquisition import ACQUIRE_RETRY, LakeSource, acquire_for_asset
+from lake_pipeline.defs.acquisition import (
+    ACQUIRE_RETRY,
+    LakeSource,
+    acquire_for_asset,
+    data_errors_fail_without_retry,
+)
 from lake_pipeline.partitions import split_key, symbol_date_partitions
 from lake_pipeline.resources import DataRoot
 from lake_pipeline.schemas import LAKE_TABLES
@@ -27,7 +32,8 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
 
         symbol, date = split_key(context)
         acquired = acquire_for_asset(context, lake_source, data_root.root(), table, data_root.exchange, symbol, date)
-        info = describe_partition(data_root.root(), table, data_root.exchange, symbol, date)
+        with data_errors_fail_without_retry():
+            info = describe_partition(data_root.root(), table, data_root.exchange, symbol, date)
         return dg.MaterializeResult(metadata={**_metadata(info), **acquired})
 
     return _asset

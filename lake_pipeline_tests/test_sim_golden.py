@@ -54,8 +54,9 @@ def test_files_are_hftbacktest_lines_gzip_mtime_zero_and_session_counts_match(si
     assert meta["streams"] == ["btcusdt@trade", "btcusdt@depth@100ms", "btcusdt@bookTicker"]
     assert (meta["start_ns"], meta["end_ns"]) == (recv[0], recv[-1])
     counts = {s: len(_by_stream(lines, s)) for s in meta["streams"]} | {
-        "rest_snapshot": sum("lastUpdateId" in f for _, f in lines)}
-    assert meta["frames"] == counts and counts["rest_snapshot"] == 1
+        "<rest snapshot>": sum("lastUpdateId" in f for _, f in lines)}
+    assert meta["frames"] == {"total": len(lines), "per_stream": counts} and counts["<rest snapshot>"] == 1
+    assert meta["session_id"] == f"sim-{SEED}" and meta["status"] == "complete"
 
 
 def test_payloads_have_binance_spot_fields_in_order(sim) -> None:

@@ -275,9 +275,9 @@ def simulate(data_root: Path, symbol: str, date: str, hours: float, seed: int, *
         (out.truth_tmp / "faults.json").write_text(json.dumps(report, indent=2) + "\n")
         summary.reference_mismatches = int(log_arrays[3].sum())
         if golden is not None:
-            session = {"exchange": exchange, "source": "simulator", "seed": int(seed), "session": f"sim-{seed}",
-                       "simulated_period_ms": [start_ms, end_ms]}
-            summary.frames = golden.close(session)["frames"]
+            golden.close({"exchange": exchange, "source": "simulator", "seed": int(seed), "session_id": f"sim-{seed}",
+                          "simulated_period_ms": [start_ms, end_ms]})
+            summary.frames = dict(golden.frames)
         summary.rows = {t: w.rows for t, w in out.lake.items()} | {"truth_bbo": summary.messages}
         summary.paths = {k: str(v) for k, v in out.dirs.items()}
     timings["total_s"] = time.perf_counter() - t_start

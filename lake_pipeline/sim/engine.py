@@ -149,7 +149,7 @@ def _capture_snapshot(st, qty, snap):
         j = st[S_BEST_BID] if side == 0 else st[S_BEST_ASK]
         n_total = st[S_NLEV_BID + side]
         k = 0
-        while k < SNAPSHOT_LEVELS and k < n_total:
+        while k < SNAPSHOT_LEVELS and k < n_total and 0 <= j < WINDOW:
             if qty[side, j] > 0:
                 snap[side, k, 0] = st[S_BASE] + j
                 snap[side, k, 1] = qty[side, j]
@@ -198,15 +198,15 @@ def _set_level(side, i, newq, st, qty, pos, lst, tmark, touch, rng_aux, snap, bt
     oldq = qty[side, i]
     if newq == oldq or i < EDGE or i >= WINDOW - EDGE:
         return False
+    if oldq == 0 and st[S_FIRST_PENDING] == 1 and st[S_NLEV_BID + side] >= N_LEVELS:
+        return False  # start-of-file scheme: the first book row must describe every level
+    # the REST snapshot is taken strictly inside the 3rd (or a later) diff: U < L < u; the book is still as of L
+    if st[S_SNAP_STATE] == 1 and st[S_MSGS] >= 2 and st[S_TICK_UPDATES] >= 2 and uniform(rng_aux) < 0.25:
+        _capture_snapshot(st, qty, snap)
     if oldq == 0:
-        if st[S_FIRST_PENDING] == 1 and st[S_NLEV_BID + side] >= N_LEVELS:
-            return False  # start-of-file scheme: the first book row must describe every level
         _insert_level(side, i, st, pos, lst)
     elif newq == 0:
         _remove_level(side, i, st, pos, lst)
-    # the REST snapshot is taken strictly inside the 3rd (or a later) diff: U < L < u
-    if st[S_SNAP_STATE] == 1 and st[S_MSGS] >= 2 and st[S_TICK_UPDATES] >= 2 and uniform(rng_aux) < 0.25:
-        _capture_snapshot(st, qty, snap)
     st[S_UID] += 1
     if st[S_TICK_UPDATES] == 0:
         st[S_TICK_FIRST_UID] = st[S_UID]
@@ -491,7 +491,7 @@ def _close_tick(e_ms, st, bk, out):
             n_total = st[S_NLEV_BID + side]
             col = 0 if side == 0 else 2 * N_LEVELS
             k = 0
-            while k < N_LEVELS and k < n_total:
+            while k < N_LEVELS and k < n_total and 0 <= j < WINDOW:
                 if qty[side, j] > 0:
                     book_out[m, col + 2 * k] = base + j
                     book_out[m, col + 2 * k + 1] = qty[side, j]

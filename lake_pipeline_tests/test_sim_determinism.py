@@ -57,8 +57,8 @@ def test_another_process_writes_the_same_bytes(tmp_path: Path) -> None:
     here = tmp_path / "here"
     simulate(here, seed=77, **ARGS)
     there = tmp_path / "there"
-    cmd = [sys.executable, "-m", "lake_pipeline.cli", "simulate", "--data-root", str(there), "--hours", str(ARGS["hours"]),
-           "--seed", "77", "--faults", ",".join(ARGS["faults"]), "--quiet"]
+    cmd = [sys.executable, "-m", "lake_pipeline.cli", "simulate", "--data-root", str(there),
+           "--hours", str(ARGS["hours"]), "--seed", "77", "--faults", ",".join(ARGS["faults"]), "--quiet"]
     env = {**os.environ, "PYTHONHASHSEED": "123"}
     subprocess.run(cmd, check=True, env=env, capture_output=True)
     assert _digests(here) == _digests(there)

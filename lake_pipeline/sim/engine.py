@@ -5,8 +5,9 @@ each event's type is drawn from the intensities at that moment:
 
 * a latent fair price jumps (self-exciting, heavy-tailed sizes) and is pulled towards the book; market makers
   quote around its anchor `floor(fair)`: adds near the touch with a heavy-tailed distance profile, refills while
-  the spread is wider than one tick, fast cancels of quotes left stale by a jump; an add that reaches the other
-  side is a marketable limit order (it trades, the rest rests);
+  the spread is wider than one tick (mostly within the same millisecond), fast cancels of quotes left stale by a
+  jump; most adds are post-only (re-priced one tick inside the other side), the others that reach the other side
+  trade first (marketable limit) and rest the remainder;
 * taker orders (two-sided Hawkes, a fast and a slow kernel) sweep levels; each level consumed gives 1..8 fills
   (Binance `@trade`) and one aggregate row (lake `trades`);
 * a deep book far from the touch: adds, and cancels with a per-level hazard.

@@ -171,7 +171,8 @@ class GoldenFeed:
             self.frames[self.prefix + STREAM_SUFFIXES[{_RANK_TRADE: 0, _RANK_DEPTH: 1, _RANK_BOOKTICKER: 2}[rank]]] += n
         recv = ready["recv"].to_numpy()
         lines = ready["line"].to_list()
-        if self._snapshot_line is not None and self.frames[REST_SNAPSHOT_KEY] == 0 and recv[-1] >= self._snapshot_line[0]:
+        due = self._snapshot_line is not None and self.frames[REST_SNAPSHOT_KEY] == 0
+        if due and recv[-1] >= self._snapshot_line[0]:
             k = int(np.searchsorted(recv, self._snapshot_line[0], side="right"))
             recv = np.insert(recv, k, self._snapshot_line[0])
             lines.insert(k, self._snapshot_line[1])

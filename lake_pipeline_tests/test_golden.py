@@ -190,3 +190,9 @@ def test_custom_grid_for_an_unconfigured_symbol(tmp_path: Path) -> None:
         read_golden([path], spec)
     ok = _write(tmp_path / "ok", line.splitlines()[0], False)
     assert read_golden([ok], spec).trades.select("price", "qty").row(0) == (247, 3)
+
+
+def test_off_grid_level_names_the_element(tmp_path: Path) -> None:
+    line = '1 {"lastUpdateId":1,"bids":[["61837.63000000","1.00000000"],["0.00500000","1.00000000"]],"asks":[]}\n'
+    with pytest.raises(CaptureFormatError, match=r":1: snapshots.bid_px value '0.00500000' is off the tick/lot grid"):
+        read_golden([_write(tmp_path / "c", line, False)], BTC)

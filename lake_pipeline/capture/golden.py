@@ -282,8 +282,11 @@ def _decode(kind: str, rows: pl.DataFrame, path: Path, spec: SymbolSpec | None) 
         if holes.any():
             bad = holes.arg_max()
             name = next(c for c in units if _holes(converted[bad].select(c))[0])
+            value = frame[name][bad]
+            if isinstance(value, pl.Series):  # a level list: name the first offending element
+                value = value[converted[name][bad].is_null().arg_max()]
             raise CaptureFormatError(
-                f"{path}:{line_nos[bad]}: {kind}.{name} value {frame[name][bad]!r} is off the "
+                f"{path}:{line_nos[bad]}: {kind}.{name} value {value!r} is off the "
                 f"tick/lot grid of {spec.symbol} (tick {spec.tick:f}, lot {spec.lot:f}) or malformed"
             )
         frame = converted

@@ -237,3 +237,25 @@ def test_cli_errors_are_clear(tmp_path: Path, data_root: Path, capsys: pytest.Ca
     assert "symbol DOGE-USDT has no tick/lot in config" in capsys.readouterr().err
     assert main([*base, "--symbol", "ETH-USDT", "--tick", "0.01", "--lot", "0.00000001"]) == 2
     assert "capture holds stream 'btcusdt@depth@100ms', not symbol ETH-USDT (expected streams 'ethusdt@...')" in capsys.readouterr().err
+
+
+def test_gap_in_capture_pauses_book_rows_until_the_next_snapshot(tmp_path: Path, data_root: Path) -> None:
+    def depth(first: int, last: int, bid: str) -> str:
+        return (f'1723161253937086{first:03d} {{"stream":"btcusdt@depth@100ms","data":{{"E":1723161599960,'
+                f'"U":{first},"u":{last},"b":[["{bid}","1.0"]],"a":[]}}}}\n')
+
+    capture = tmp_path / "gap"
+    capture.write_text(
+        SMALL.splitlines(keepends=True)[0] + SMALL.splitlines(keepends=True)[1]  # diff [10..12], snapshot 11
+        + depth(13, 13, "98.00") + depth(20, 21, "97.00")  # gap: 14..19 missing
+        + '1723161253937087000 {"lastUpdateId":21,"bids":[["96.00","1"]],"asks":[["102.00","4"]]}\n'
+        + depth(22, 23, "95.00")
+    )
+    report = lake_from_capture([capture], data_root, "BTC-USDT")
+    counters = {k: report.sync[k] for k in ("applied", "gaps", "snapshots_loaded", "stale")}
+    assert counters == {"applied": 3, "gaps": 1, "snapshots_loaded": 2, "stale": 1}  # [20..21] ends at L=21
+    book = pl.read_parquet(paths.lake_ready(data_root, "book", "BINANCE", "BTC-USDT", "2024-08-08"))
+    assert book.select("sequence_number", "bid_0_price", "bid_1_price", "bid_2_price").rows() == [
+        (12, 100.0, 99.0, 0.0), (13, 100.0, 99.0, 98.0), (23, 96.0, 95.0, 0.0)]
+    deltas = pl.read_parquet(paths.lake_ready(data_root, "book_delta_v2", "BINANCE", "BTC-USDT", "2024-08-08"))
+    assert deltas["sequence_number"].to_list() == [12, 12, 13, 21, 23]  # every diff, synced or not

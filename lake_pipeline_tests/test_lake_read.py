@@ -53,6 +53,20 @@ TRADE_EXPECTED = {
     "quantity": [131, 79, 29000],
     "row": [0, 1, 2],
 }
+@pytest.fixture(autouse=True)
+def btc_lot_00001(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Pin BTC-USDT to today's LOT_SIZE step 0.00001 (the shipped config uses the finer wire precision 1e-8), so the
+    expected lots below and the lot-grid rejection stay meaningful whatever symbols.yaml says."""
+    from lake_pipeline import config
+
+    f = tmp_path_factory.mktemp("cfg") / "symbols.yaml"
+    f.write_text('BTC-USDT: {tick: "0.01", lot: "0.00001"}\n')
+    monkeypatch.setenv("LAKE_SYMBOLS_FILE", str(f))
+    config._configured.cache_clear()
+    yield
+    config._configured.cache_clear()
+
+
 LOADED_NAMES = {"amount": "quantity", "id": "trade_id", "timestamp": "origin_time", "receipt_timestamp": "received_time"}
 
 

@@ -1,12 +1,16 @@
-"""`lake-pipeline acquire`: Crypto Lake partitions (S3 or a local directory) -> validated ready zone.
+"""Lake sub-commands.
 
-Exit codes: 0 every partition acquired or already up to date; 3 some partitions are missing at the source (and
-none failed); 2 a partition failed validation or the source could not be read.
+`lake-pipeline acquire`: Crypto Lake partitions (S3 or a local directory) -> validated ready zone. Exit codes:
+0 every partition acquired or already up to date; 3 some partitions are missing at the source (and none failed);
+2 a partition failed validation or the source could not be read.
+
+`lake-pipeline lake-from-capture`: derive lake-format tables from a real golden capture.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 EXIT_MISSING = 3
@@ -14,6 +18,11 @@ EXIT_FAILED = 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    _register_acquire(sub)
+    _register_from_capture(sub)
+
+
+def _register_acquire(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("acquire", help="download Crypto Lake partitions, validate them, publish to lake/ready",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", required=True, help="s3://bucket/prefix in Crypto Lake layout, or a local directory")
@@ -75,3 +84,32 @@ def _run(args: argparse.Namespace) -> int:
     if failed:
         return EXIT_FAILED
     return EXIT_MISSING if missing else 0
+
+
+def _register_from_capture(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "lake-from-capture",
+        help="derive Crypto-Lake-format trades/book/book_delta_v2 from golden capture files",
+        description="Converts one continuous capture session (files in order) into lake/ready/{table}/"
+        "exchange=E/symbol=S/dt=D partitions by the UTC date of the exchange time.",
+    )
+    p.add_argument("--capture", nargs="+", required=True, metavar="FILE", help="capture files, in session order")
+    p.add_argument("--data-root", required=True, help="data root (lake/ready/... is written under it)")
+    p.add_argument("--symbol", required=True, help="e.g. BTC-USDT")
+    p.add_argument("--exchange", default="BINANCE")
+    p.add_argument("--tick", help="price tick (default: symbol config)")
+    p.add_argument("--lot", help="size lot (default: symbol config)")
+    p.set_defaults(func=_lake_from_capture)
+
+
+def _lake_from_capture(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from lake_pipeline.lake.from_capture import lake_from_capture, resolve_spec
+
+    spec = resolve_spec(args.symbol, args.tick, args.lot)
+    with tqdm(unit=" frames", desc="lake-from-capture", disable=None) as bar:
+        report = lake_from_capture(args.capture, args.data_root, args.symbol, args.exchange, spec,
+                                   progress=bar.update)
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0

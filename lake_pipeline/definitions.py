@@ -19,5 +19,5 @@ defs = dg.Definitions(
     asset_checks=[*lake_defs.checks],
     jobs=[*acquisition_defs.jobs],
     schedules=[*acquisition_defs.schedules],
-    resources={"data_root": DataRoot(), "lake_source": acquisition_defs.LakeSource.from_env()},
+    resources={"data_root": DataRoot()},  # lake_source is bound on the raw assets (defs/acquisition.py)
 )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -37,11 +36,13 @@ def _local_source(root: Path, days: list[str]) -> Path:
     return root
 
 
-def _materialize(data_root: Path, source: acq.LakeSource, day: str) -> dg.ExecuteInProcessResult:
+def _materialize(data_root: Path, source: dict | None, day: str) -> dg.ExecuteInProcessResult:
+    """Materialise a partition; `source` is the lake_source run config (None: leave the resource unconfigured)."""
     return dg.materialize(
         [*raw_assets, data_assessment],
         partition_key=f"{day}|{SYM}",
-        resources={"data_root": DataRoot(path=str(data_root)), "lake_source": source},
+        resources={"data_root": DataRoot(path=str(data_root))},
+        run_config={"resources": {"lake_source": {"config": source}}} if source else None,
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -52,8 +53,7 @@ def test_materialising_a_partition_acquires_it_from_s3_first(bucket, moto_endpoi
     for table in TABLES:
         put_object(moto_endpoint, bucket, lake_key("cryptofeed", table, EX, SYM, day, "1.snappy.parquet"),
                    parquet_bytes(stored_table(table, day, 400)))
-    source = acq.LakeSource(url=f"s3://{bucket}/cryptofeed", endpoint_url=moto_endpoint)
-    result = _materialize(data_root, source, day)
+    result = _materialize(data_root, {"url": f"s3://{bucket}/cryptofeed", "endpoint_url": moto_endpoint}, day)
     assert result.success
     for table in TABLES:
         md = result.asset_materializations_for_node(f"lake__{table}")[0].metadata
@@ -67,8 +67,7 @@ def test_materialising_a_partition_acquires_it_from_s3_first(bucket, moto_endpoi
 
 
 def test_missing_day_at_the_source_fails_the_run_without_retries(tmp_path, data_root):
-    source = acq.LakeSource(url=str(_local_source(tmp_path / "src", ["2024-03-04"])))
-    result = _materialize(data_root, source, "2024-03-05")
+    result = _materialize(data_root, {"url": str(_local_source(tmp_path / "src", ["2024-03-04"]))}, "2024-03-05")
     assert not result.success
     failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert any("missing at source" in e.event_specific_data.error.message for e in failures)
@@ -78,7 +77,7 @@ def test_missing_day_at_the_source_fails_the_run_without_retries(tmp_path, data_
 
 
 def test_absent_ready_data_without_a_source_fails_at_once_without_retries(data_root):
-    result = _materialize(data_root, acq.LakeSource(), "2024-03-04")
+    result = _materialize(data_root, None, "2024-03-04")
     assert not result.success
     failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert any("does not exist" in e.event_specific_data.error.message for e in failures)
@@ -91,7 +90,7 @@ def test_without_a_source_the_raw_assets_only_describe_the_ready_zone(tmp_path, 
     src = _local_source(tmp_path / "src", ["2024-03-04"])
     for table in TABLES:
         acquire_partition(str(src), table, EX, SYM, "2024-03-04", data_root, progress=False)
-    result = _materialize(data_root, acq.LakeSource(), "2024-03-04")
+    result = _materialize(data_root, None, "2024-03-04")
     assert result.success
     md = result.asset_materializations_for_node("lake__trades")[0].metadata
     assert md["acquisition"].value == "none (no LakeSource configured)" and md["dagster/row_count"].value == 400
@@ -107,6 +106,14 @@ def test_daily_schedule_requests_yesterday_for_every_symbol():
     assert sorted(r.partition_key for r in requests) == sorted(f"2024-03-05|{s}" for s in SYMBOLS)
     assert all(r.run_key == f"lake-2024-03-05-{r.partition_key.split('|')[1]}" for r in requests)
     assert defs.resolve_job_def("lake_acquisition_job").partitions_def is not None
+
+
+def test_source_from_the_environment_when_run_config_leaves_it_empty(tmp_path, data_root, monkeypatch):
+    monkeypatch.setenv(acq.SOURCE_ENV, str(_local_source(tmp_path / "src", ["2024-03-04"])))
+    result = _materialize(data_root, None, "2024-03-04")
+    assert result.success
+    md = result.asset_materializations_for_node("lake__book")[0].metadata
+    assert md["acquisition"].value == "acquired" and md["acquired_from"].value == str(tmp_path / "src")
 
 
 def test_acquisition_retry_policy_is_on_every_raw_asset():
@@ -125,8 +132,7 @@ def test_asset_backfill_over_a_date_range_acquires_and_assesses_each_partition(t
     days = ["2024-03-04", "2024-03-05", "2024-03-06"]
     data_root = tmp_path / "data"
     monkeypatch.setenv("LAKE_DATA_ROOT", str(data_root))
-    monkeypatch.setenv(acq.SOURCE_ENV, str(_local_source(tmp_path / "src", days)))
-    monkeypatch.delitem(sys.modules, "lake_pipeline.definitions", raising=False)  # resources read the env on import
+    monkeypatch.setenv(acq.SOURCE_ENV, str(_local_source(tmp_path / "src", days)))  # read when each step runs
     overrides = {
         "run_launcher": {"module": "dagster._core.launcher.sync_in_memory_run_launcher",
                          "class": "SyncInMemoryRunLauncher"},

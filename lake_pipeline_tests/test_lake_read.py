@@ -495,7 +495,6 @@ def test_raw_lake_asset_materialises_with_describe_metadata(data_root: Path) -> 
     """The consumer: lake_pipeline/defs/lake.py turns describe_partition into asset metadata."""
     import dagster as dg
 
-    from lake_pipeline.defs.acquisition import LakeSource
     from lake_pipeline.defs.lake import assets
     from lake_pipeline.partitions import partition_key
     from lake_pipeline.resources import DataRoot
@@ -507,8 +506,7 @@ def test_raw_lake_asset_materialises_with_describe_metadata(data_root: Path) -> 
     asset = next(a for a in assets if a.key.path[-1] == "book_delta_v2")
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([asset], partition_key=partition_key(day, SYM), instance=instance,
-                                resources={"data_root": DataRoot(path=str(data_root), exchange=EX),
-                                           "lake_source": LakeSource()})  # no source: describe only
+                                resources={"data_root": DataRoot(path=str(data_root), exchange=EX)})
     md = result.asset_materializations_for_node(asset.op.name)[0].metadata
     assert md["dagster/row_count"].value == 3 and md["schema_variant"].value == "stored"
     assert md["first_time"].value == "2022-10-01T00:00:00.286983936Z"

@@ -38,8 +38,11 @@ def data_errors_fail_without_retry() -> Iterator[None]:
 
 
 class LakeSource(dg.ConfigurableResource):
-    """Where raw lake partitions are acquired from. An empty `url` means no acquisition: the raw assets then only
-    validate and describe what is already in the ready zone (e.g. written by the simulator or copied by hand)."""
+    """Where raw lake partitions are acquired from: `url` is `s3://bucket/prefix` or a local directory in lake
+    layout. Set it in run config (`resources: lake_source: config: url: …`) or, when that is empty, through
+    `$LAKE_SOURCE_URL` / `$LAKE_SOURCE_ENDPOINT_URL` / `$LAKE_SOURCE_ANONYMOUS=1`, read when the step runs.
+    Neither set means no acquisition: the raw assets then only validate and describe what is already in the
+    ready zone (written by the simulator, the capture converter or copied by hand)."""
 
     url: str = ""
     endpoint_url: str = ""
@@ -47,15 +50,22 @@ class LakeSource(dg.ConfigurableResource):
     concurrency: int = 4
     time_tolerance_s: float = 300.0
 
-    @classmethod
-    def from_env(cls) -> LakeSource:
-        """`$LAKE_SOURCE_URL`, `$LAKE_SOURCE_ENDPOINT_URL`, `$LAKE_SOURCE_ANONYMOUS=1` (all optional)."""
-        return cls(url=os.environ.get(SOURCE_ENV, ""), endpoint_url=os.environ.get(ENDPOINT_ENV, ""),
-                   anonymous=os.environ.get(ANONYMOUS_ENV, "").lower() in ("1", "true", "yes"))
+    def resolved(self) -> LakeSource:
+        """This source, or the one the environment names when `url` is empty."""
+        if self.url.strip() or not os.environ.get(SOURCE_ENV, "").strip():
+            return self
+        return LakeSource(url=os.environ[SOURCE_ENV].strip(), endpoint_url=os.environ.get(ENDPOINT_ENV, ""),
+                          anonymous=os.environ.get(ANONYMOUS_ENV, "").lower() in ("1", "true", "yes"),
+                          concurrency=self.concurrency, time_tolerance_s=self.time_tolerance_s)
 
     @property
     def configured(self) -> bool:
         return bool(self.url.strip())
+
+
+DEFAULT_LAKE_SOURCE = LakeSource()
+"""Bound on the raw assets (`resource_defs`), so they run where no `lake_source` is provided; configure it by
+run config or environment, never by a second `lake_source` in `Definitions(resources=…)` (that would conflict)."""
 
 
 def acquire_for_asset(context: dg.AssetExecutionContext, source: LakeSource, data_root: Path, table: str,
@@ -65,6 +75,7 @@ def acquire_for_asset(context: dg.AssetExecutionContext, source: LakeSource, dat
     Missing at the source and failed validation are facts about the data: they fail the run without retries.
     Transient source errors propagate, so the asset's RetryPolicy retries the run step with backoff.
     """
+    source = source.resolved()
     if not source.configured:
         return {"acquisition": "none (no LakeSource configured)"}
     from lake_pipeline.lake.acquire import MISSING, acquire_partition

@@ -4,6 +4,7 @@ import dagster as dg
 
 from lake_pipeline.defs.acquisition import (
     ACQUIRE_RETRY,
+    DEFAULT_LAKE_SOURCE,
     LakeSource,
     acquire_for_asset,
     data_errors_fail_without_retry,
@@ -24,6 +25,7 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
         backfill_policy=BACKFILL,
         kinds={"parquet"},
         retry_policy=ACQUIRE_RETRY,
+        resource_defs={"lake_source": DEFAULT_LAKE_SOURCE},
         description=f"Crypto Lake `{table}` for one symbol-day in the ready zone, validated against the known schemas "
         "(acquired from the configured LakeSource first, when there is one).",
     )

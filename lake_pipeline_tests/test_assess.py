@@ -89,7 +89,7 @@ def test_time_hole_is_reported_with_its_length_and_the_snapshots_inside(report, 
     inside = report["cross_table"]["snapshot_vs_deltas"]["snapshots_inside_delta_holes"]["largest"]
     [hole] = [h for h in inside if h["snapshot_span_s"] < 60]
     # every removed message's snapshot arrived inside the hole, and nothing else did
-    assert hole["snapshots"] == f["messages_removed"] == 299
+    assert hole["snapshots"] == f["messages_removed"] > 250  # ~10 messages/s for 30 s
     delta_holes = report["book_delta_v2"]["time_holes"]["longest"]
     [listed] = [h for h in delta_holes if h["start"] == hole["hole_start"]]
     assert 30.0 < listed["duration_s"] < 31.0  # the 30 s window plus the spacing of the messages around it
@@ -99,7 +99,8 @@ def test_missing_hour_is_reported_per_hour_and_as_a_hole_with_snapshots(report, 
     f = faults["missing-hour"]
     hours = {n: report["tables"][n]["per_hour"][1] for n in ("trades", "book", "book_delta_v2")}
     assert hours["book_delta_v2"]["events"] == 0 and hours["book_delta_v2"]["coverage"] == 0
-    assert hours["book"]["events"] == f["messages_removed"] == 35_978  # one snapshot per message in the sim
+    # one snapshot per message in the sim; a snapshot of the hour's last message may be received after 02:00
+    assert 0 <= f["messages_removed"] - hours["book"]["events"] <= 2 and f["messages_removed"] > 30_000
     assert hours["trades"]["events"] > 0
     inside = report["cross_table"]["snapshot_vs_deltas"]["snapshots_inside_delta_holes"]["largest"]
     [hole] = [h for h in inside if h["snapshot_span_s"] > 3000]

@@ -254,3 +254,7 @@ def test_real_btc_recording_converted_to_lake_format(btc_recording, tmp_path):
     assert rep["recommended_strategy"] == "full_event_replay"
     assert d["sequence"]["backwards"] == 0 and d["sequence"]["steps"]["min"] > 0
     assert rep["tables"]["book_delta_v2"]["origin_time"]["present_share"] == 1.0
+    # this recording's local clock ran ~1.27 s behind Binance's: every latency is negative, and the report says so
+    lat = rep["tables"]["book_delta_v2"]["latency_ms"]
+    assert lat["negative_share"] == 1.0 and -1300 < lat["p50"] < -1200
+    assert any("the capture clock lags the exchange clock" in r for r in rep["strategy_reasons"])

@@ -93,6 +93,12 @@ def recommend(report: dict, th: StrategyThresholds = StrategyThresholds()) -> tu
             reasons.append(f"none of the {book['crossed']['rows']:,} snapshots is valid (two-sided and uncrossed)")
         reasons.append("without a valid snapshot no book can be anchored: events are merged in time order only"
                        + ("" if time_source == "origin_time" else " (by received_time, origin_time being missing)"))
+    for name, t in tables.items():
+        lat = t.get("latency_ms", {}) if t["present"] else {}
+        if lat.get("n") and lat["negative_share"] > 0.01:
+            reasons.append(
+                f"{name}: received_time is before origin_time on {_pct(lat['negative_share'])} of events (median "
+                f"{lat['p50']:,.1f} ms): the capture clock lags the exchange clock, so received_time only breaks ties")
     if book and book["crossed"]["crossed_rows"]:
         reasons.append(f"{book['crossed']['crossed_rows']:,} crossed snapshot rows are never used as seeds")
     return strategy, reasons, time_source

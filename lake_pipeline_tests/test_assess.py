@@ -258,3 +258,18 @@ def test_real_btc_recording_converted_to_lake_format(btc_recording, tmp_path):
     lat = rep["tables"]["book_delta_v2"]["latency_ms"]
     assert lat["negative_share"] == 1.0 and -1300 < lat["p50"] < -1200
     assert any("the capture clock lags the exchange clock" in r for r in rep["strategy_reasons"])
+
+
+def test_trades_only_partition_and_an_empty_book_file(data_root):
+    from lake_pipeline_tests.lakefiles import stored_table
+
+    for table, rows in (("trades", 2_000), ("book", 0)):
+        folder = lake_ready(data_root, table, EX, SYM, DAY)
+        folder.mkdir(parents=True)
+        pq.write_table(stored_table(table, DAY, rows), folder / "1.snappy.parquet")
+    rep = assess_partition(data_root, SYM, DAY)
+    assert rep["recommended_strategy"] == "origin_time_sort"
+    assert rep["tables"]["book_delta_v2"] == {"present": False} and rep["tables"]["book"]["rows"] == 0
+    assert "none of the 0 snapshots is valid" in " ".join(rep["strategy_reasons"])
+    assert rep["tables"]["trades"]["rows"] == 2_000 and rep["tables"]["trades"]["latency_ms"]["n"] == 2_000
+    write_assessment(rep, data_root)  # renders with absent sections

@@ -375,3 +375,36 @@ def test_local_directory_source(tmp_path, data_root, capsys):
         assert manifest["files"][0]["etag_check"] == "none" and manifest["source"] == str(src)
         assert pq.read_table(ready / "random_name.parquet").equals(pq.read_table(pa.BufferReader(data)))
     assert "summary: 3 ready, 0 missing, 0 invalid" in capsys.readouterr().out
+
+
+def test_object_replaced_during_the_download_is_detected_by_its_etag(bucket, moto_endpoint, data_root):
+    from lake_pipeline.lake.download import download_objects
+    from lake_pipeline.lake.source import ObjectChangedError, open_source
+
+    _put(moto_endpoint, bucket, "trades", parquet_bytes(stored_table("trades", DAY, 5_000, seed=1)))
+    src = open_source(f"s3://{bucket}/market-data/cryptofeed", endpoint_url=moto_endpoint, retry=FAST_RETRY)
+    [listed] = src.list_partition("trades", EX, SYM, DAY)
+    _put(moto_endpoint, bucket, "trades", parquet_bytes(stored_table("trades", DAY, 5_000, seed=2)))  # new ETag
+    staging = lake_staging(data_root, "trades", EX, SYM, DAY)
+    with pytest.raises(ObjectChangedError, match=r"GET s3://.*1\.snappy\.parquet.*changed at the source"):
+        download_objects(src, [listed], staging, chunk_bytes=16 * 1024, progress=False)
+    assert read_sidecar(staging, "1.snappy.parquet") is None and not (staging / "1.snappy.parquet.part").exists()
+
+
+def test_object_deleted_after_listing_is_a_clear_access_error(bucket, moto_endpoint, data_root):
+    from lake_pipeline.lake.download import download_objects
+    from lake_pipeline.lake.source import open_source
+
+    key = lake_key("market-data/cryptofeed", "trades", EX, SYM, DAY, "1.snappy.parquet")
+    _put(moto_endpoint, bucket, "trades", parquet_bytes(stored_table("trades", DAY, 500)))
+    src = open_source(f"s3://{bucket}/market-data/cryptofeed", endpoint_url=moto_endpoint, retry=FAST_RETRY)
+    [listed] = src.list_partition("trades", EX, SYM, DAY)
+    s3_client(moto_endpoint).delete_object(Bucket=bucket, Key=key)
+    with pytest.raises(SourceAccessError, match=r"GET s3://.*1\.snappy\.parquet: NoSuchKey \(HTTP 404\)"):
+        download_objects(src, [listed], lake_staging(data_root, "trades", EX, SYM, DAY), progress=False)
+
+
+def test_missing_bucket_is_a_tool_error_not_a_missing_day(moto_endpoint, aws_env, data_root):
+    with pytest.raises(SourceAccessError, match=r"list s3://no-such-lake-bucket/.*NoSuchBucket \(HTTP 404\)"):
+        acquire_partition("s3://no-such-lake-bucket/x", "trades", EX, SYM, DAY, data_root, endpoint_url=moto_endpoint,
+                          retry=FAST_RETRY, progress=False)

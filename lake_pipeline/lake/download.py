@@ -30,8 +30,8 @@ PART_SUFFIX = ".part"
 FLUSH_EVERY_S = 0.5
 
 
-class ShortReadError(ConnectionError):
-    """The server closed the body before the requested range was complete (retried like a reset)."""
+class RangeBodyError(ConnectionError):
+    """The body of a ranged GET was shorter or longer than the range asked for (retried like a reset)."""
 
 
 @dataclass
@@ -78,6 +78,7 @@ class _ObjectDownload:
         self.complete = same and meta["complete"] and self.final.is_file() and self.final.stat().st_size == obj.size
         self.was_complete = self.complete
         self.done: set[int] = set()
+        self.fd: int | None = None
         if self.complete:
             return
         if same and self.part.is_file() and self.part.stat().st_size == obj.size:
@@ -106,11 +107,11 @@ class _ObjectDownload:
                 "chunk_bytes": self.chunk_bytes, "done": sorted(self.done), "complete": complete}
         write_json_atomic(sidecar_path(self.dir, self.obj.name), meta)
 
-    def mark_done(self, index: int, force_flush: bool = False) -> None:
+    def mark_done(self, index: int) -> None:
         with self.lock:
             self.done.add(index)
             now = time.monotonic()
-            if force_flush or now - self.last_flush >= FLUSH_EVERY_S:
+            if now - self.last_flush >= FLUSH_EVERY_S:
                 os.fdatasync(self.fd)  # chunks are durable before the sidecar claims them
                 self._write_sidecar(complete=False)
                 self.last_flush = now
@@ -120,15 +121,14 @@ class _ObjectDownload:
             self.fetched += n
 
     def flush(self) -> None:
-        if not self.complete and hasattr(self, "fd"):
+        if not self.complete and self.fd is not None:
             with self.lock:
                 os.fdatasync(self.fd)
                 self._write_sidecar(complete=False)
 
     def finish(self) -> None:
         os.fsync(self.fd)
-        os.close(self.fd)
-        del self.fd
+        self.close()
         os.replace(self.part, self.final)
         self.complete = True
         self._write_sidecar(complete=True)
@@ -140,9 +140,9 @@ class _ObjectDownload:
         sidecar_path(self.dir, self.obj.name).unlink(missing_ok=True)
 
     def close(self) -> None:
-        if hasattr(self, "fd"):
+        if self.fd is not None:
             os.close(self.fd)
-            del self.fd
+            self.fd = None
 
 
 def _fetch_chunk(source: ObjectSource, dl: _ObjectDownload, index: int, retry: RetryPolicy, bar: tqdm) -> None:
@@ -152,7 +152,7 @@ def _fetch_chunk(source: ObjectSource, dl: _ObjectDownload, index: int, retry: R
     def sink(block: bytes) -> None:
         nonlocal pos
         if pos + len(block) > end:
-            raise ShortReadError(f"{dl.obj.url}: server sent more than the requested range {start}-{end - 1}")
+            raise RangeBodyError(f"{dl.obj.url}: server sent more than the requested range {start}-{end - 1}")
         os.pwrite(dl.fd, block, pos)
         pos += len(block)
         dl.add_fetched(len(block))
@@ -166,7 +166,7 @@ def _fetch_chunk(source: ObjectSource, dl: _ObjectDownload, index: int, retry: R
             pos = start  # the bytes written so far are suspect: fetch the whole chunk again
             raise
         if pos != end:
-            raise ShortReadError(f"{dl.obj.url}: body ended at byte {pos}, expected {end}")
+            raise RangeBodyError(f"{dl.obj.url}: body ended at byte {pos}, expected {end}")
 
     try:
         call_with_retries(attempt, what=f"GET {dl.obj.url} bytes {start}-{end - 1}", policy=retry)

@@ -163,101 +163,13 @@ class S3Source:
         return SourceAccessError(f"{what}: {type(exc).__name__}: {exc}")
 
     def _call(self, fn: Callable, what: str):
+        """`fn` with retries on transient errors; anything else becomes a SourceAccessError / ObjectChangedError."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return call_with_retries(fn, what=what, policy=self.retry)
         except (BotoCoreError, ClientError) as exc:
             raise self._translate(exc, what) from exc
-
-    def list_partition(self, table: str, exchange: str, symbol: str, date: str) -> list[SourceObject]:
-        folder = self.root / partition_suffix(table, exchange, symbol, date)
-        if not folder.is_dir():
-            return []
-        out = []
-        for path in sorted(p for p in folder.iterdir() if p.is_file() and _keep(p.name)):
-            st = path.stat()
-            out.append(SourceObject(path.name, str(path), str(path), st.st_size, f"{st.st_size}:{st.st_mtime_ns}"))
-        return out
-
-    def read_range(self, obj: SourceObject, start: int, end: int, sink: Callable[[bytes], None]) -> None:
-        with open(obj.key, "rb") as fh:
-            fh.seek(start)
-            remaining = end - start
-            while remaining > 0:
-                block = fh.read(min(READ_BLOCK, remaining))
-                if not block:
-                    raise SourceAccessError(f"{obj.url}: file shrank while reading (expected {obj.size} bytes)")
-                sink(block)
-                remaining -= len(block)
-
-    def part_size(self, obj: SourceObject) -> int | None:
-        return None
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """`s3://bucket/some/prefix/` -> ("bucket", "some/prefix") (prefix may be empty)."""
-    parsed = urlparse(url)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"not an s3 URL: {url!r} (expected s3://bucket[/prefix])")
-    return parsed.netloc, parsed.path.strip("/")
-
-
-class S3Source:
-    """A bucket (and optional prefix) in Crypto Lake layout, read with boto3 ranged GETs."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        endpoint_url: str | None = None,
-        anonymous: bool = False,
-        max_connections: int = 10,
-        retry: RetryPolicy = RetryPolicy(),
-    ):
-        import boto3
-        from botocore import UNSIGNED
-        from botocore.config import Config
-
-        self.url = url.rstrip("/")
-        self.bucket, self.prefix = parse_s3_url(url)
-        self.retry = retry
-        config = Config(
-            signature_version=UNSIGNED if anonymous else None,
-            retries={"mode": "standard", "total_max_attempts": 1},  # retry.py is the single retry layer
-            max_pool_connections=max(10, max_connections),
-            connect_timeout=10,
-            read_timeout=60,
-        )
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "eu-west-1"
-        self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, region_name=region,
-                                                     config=config)
-        self.anonymous = anonymous
-
-    def _key_url(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
-
-    def _call(self, fn: Callable, what: str):
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-        try:
-            return call_with_retries(fn, what=what, policy=self.retry)
-        except NoCredentialsError as exc:
-            raise SourceAccessError(
-                f"{what}: no AWS credentials found (environment, ~/.aws profile or instance role); "
-                "pass --anonymous for a public bucket such as s3://sample.crypto.lake"
-            ) from exc
-        except ClientError as exc:
-            err = exc.response.get("Error", {})
-            code, status = err.get("Code", "?"), exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code == "PreconditionFailed" or status == 412:
-                raise ObjectChangedError(f"{what}: the object changed at the source during the download") from exc
-            hint = " (check credentials, or use --anonymous for a public bucket)" if status in (401, 403) else ""
-            raise SourceAccessError(f"{what}: {code} (HTTP {status}): {err.get('Message', '')}{hint}") from exc
-        except BotoCoreError as exc:
-            if is_transient(exc):
-                raise
-            raise SourceAccessError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
     def list_partition(self, table: str, exchange: str, symbol: str, date: str) -> list[SourceObject]:
         folder = "/".join(p for p in (self.prefix, partition_suffix(table, exchange, symbol, date)) if p) + "/"

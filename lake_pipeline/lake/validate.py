@@ -44,20 +44,22 @@ class ValidationError(ValueError):
 @dataclass
 class Digests:
     sha256: str
-    md5: str
+    md5: str | None
     multipart_etag: str | None
 
 
-def file_digests(path: Path, part_size: int | None = None) -> Digests:
-    """sha256 and MD5 of the file, and the S3 multipart ETag for `part_size` — all in one read pass."""
-    sha, md5 = hashlib.sha256(), hashlib.md5()
+def file_digests(path: Path, part_size: int | None = None, whole_md5: bool = True) -> Digests:
+    """sha256 of the file, plus its MD5 (`whole_md5`) and/or the S3 multipart ETag for `part_size`, in one read."""
+    sha = hashlib.sha256()
+    md5 = hashlib.md5() if whole_md5 else None
     part_md5s: list[bytes] = []
     part = hashlib.md5()
     in_part = 0
     with open(path, "rb") as fh:
         while block := fh.read(HASH_BLOCK):
             sha.update(block)
-            md5.update(block)
+            if md5 is not None:
+                md5.update(block)
             if part_size:
                 view = memoryview(block)
                 while view:
@@ -70,10 +72,8 @@ def file_digests(path: Path, part_size: int | None = None) -> Digests:
                         part, in_part = hashlib.md5(), 0
     if part_size and in_part:
         part_md5s.append(part.digest())
-    multipart = None
-    if part_size:
-        multipart = f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
-    return Digests(sha.hexdigest(), md5.hexdigest(), multipart)
+    multipart = f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}" if part_size else None
+    return Digests(sha.hexdigest(), md5.hexdigest() if md5 is not None else None, multipart)
 
 
 def etag_check(obj: SourceObject, digests: Digests, part_size: int | None) -> tuple[str, str | None]:
@@ -270,7 +270,9 @@ def validate_file(
     if size == 0:
         check.errors.append("empty object (0 bytes)")
         return check
-    digests = file_digests(check.path, part_size if obj.etag and "-" in obj.etag else None)
+    multipart = bool(obj.etag and "-" in obj.etag)
+    digests = file_digests(check.path, part_size if multipart else None,
+                           whole_md5=verify_etag and bool(obj.etag) and not multipart)
     check.sha256 = digests.sha256
     if verify_etag:
         check.etag_check, err = etag_check(obj, digests, part_size)

@@ -15,6 +15,7 @@ once consumed.
 from __future__ import annotations
 
 import ctypes
+import gzip
 import io
 import os
 import struct
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from lake_pipeline.capture.keys import CaptureKey, load_key
 
 MAGIC = b"LKCAPENC"
+GZIP_MAGIC = b"\x1f\x8b"
 VERSION = 1
 ALG_AES256GCM = 1
 HEADER = struct.Struct(">8sBBHI16s8s")
@@ -218,3 +220,25 @@ def decrypt_bytes(path: Path, key: CaptureKey | None = None) -> bytes:
     """Whole plaintext of a (small) encrypted file; for tests and tools."""
     with open_encrypted(path, key) as fh:
         return fh.read()
+
+
+class _OwningGzip(gzip.GzipFile):
+    """A GzipFile that closes the stream it reads from (GzipFile leaves a passed-in fileobj open)."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        super().__init__(fileobj=source, mode="rb")
+        self._source = source
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._source.close()
+
+
+def open_plaintext(path: Path, key: CaptureKey | None = None) -> BinaryIO:
+    """The capture text inside an encrypted file: decrypted, then gunzipped when the plaintext is gzip."""
+    buffered = open_encrypted(path, key)
+    if buffered.peek(2)[:2] == GZIP_MAGIC:  # type: ignore[attr-defined]
+        return _OwningGzip(buffered)  # type: ignore[return-value]
+    return buffered

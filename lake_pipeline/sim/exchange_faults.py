@@ -36,7 +36,7 @@ class Faults:
     disconnect_at: tuple[int, ...] = ()  # abort every connection (no close frame) before this frame
     clean_close_at: tuple[int, ...] = ()  # close every connection with 1000 before this frame
     shutdown_at: tuple[int, ...] = ()  # serverShutdown event, then close
-    refuse_connections: int = 0  # the next N WebSocket connection attempts are reset before the handshake
+    refuse_connections: int = 0  # the next N WebSocket connection attempts get HTTP 503 instead of the upgrade
     refuse_after_disconnect: bool = False  # re-arm `refuse_connections` after each injected disconnect
     stale_snapshots: int = 0  # the first N depth snapshots come from `stale_lag_diffs` diffs in the past
     stale_lag_diffs: int = 30

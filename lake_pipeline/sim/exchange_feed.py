@@ -43,6 +43,12 @@ class Feed:
     def stream_symbol(self) -> str:
         return self.symbol.lower()
 
+    def head(self, n_frames: int) -> Feed:
+        """The first `n_frames` of the timeline (same initial book): short tests of a long recording."""
+        frames = self.frames[:n_frames]
+        diffs = [f.diff for f in frames if f.diff is not None]
+        return Feed(self.symbol, frames, self.initial_book, self.clock_shift_ns, f"{self.source}[:{n_frames}]", diffs)
+
     def duration_s(self) -> float:
         return (self.frames[-1].recv_ns - self.frames[0].recv_ns) / 1e9 if self.frames else 0.0
 

@@ -318,10 +318,9 @@ class ExchangeServer:
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         if self._refuse_left > 0:
             self._refuse_left -= 1
-            self.stats.refused += 1
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response(status=503)
+            self.stats.refused += 1  # an HTTP error instead of the upgrade: every client sees it (no silent retry)
+            return web.json_response({"code": -1001, "msg": "Internal error; unable to process your request. "
+                                                           "Please try again."}, status=503)
         subs = Subscriptions(combined=request.path == "/stream")
         names = request.query.get("streams", "")
         names_list = [n for n in names.split("/") if n] if request.path == "/stream" else []

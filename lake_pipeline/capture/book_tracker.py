@@ -1,7 +1,7 @@
 """The capture's live order book: Binance payloads → the shared sync state machine → the shared book engine.
 
 `BookTracker` converts payloads to ticks/lots, drives `sync.BookSync` over `book.OrderBook`, and records what
-session.json must tell: gaps (with the missing update-id range), resyncs (why, when asked, when done, how many
+session.json must tell: gaps (update ids that never arrived on the wire, whatever the sync state), resyncs (why, when asked, when done, how many
 snapshots it took) and the bookTicker self-check. The check compares the book with every bookTicker whose `u`
 equals the `u` of an applied diff (an update-aligned checkpoint; research §1.2: exact on real data), whichever of
 the two arrives first; a mismatch or a crossed book is a desync, so it asks for a resync.
@@ -58,8 +58,9 @@ class BookTracker:
         self.ticker = TickerCheck()
         self.crossed = 0
         self.last_event_ms = 0
-        self._pending: dict[int, tuple[int, int, int, int]] = {}
+        self._pending: dict[int, str] = {}  # bookTicker u -> frame, waiting for the diff that ends at u
         self._id_from_diff = False  # book_id was set by an applied diff (exact state), not by a snapshot label
+        self._wire_u = 0  # highest diff update id received on the wire
         self._open(reason="initial")
 
     # ----------------------------------------------------------------------------------------------- resyncs
@@ -84,14 +85,15 @@ class BookTracker:
         bid_px, bid_sz = self.levels.arrays(data["b"])
         ask_px, ask_sz = self.levels.arrays(data["a"])
         diff = DepthDiff(int(data["U"]), int(data["u"]), bid_px, bid_sz, ask_px, ask_sz, meta=int(data["E"]))
-        before = self.sync.book_id
+        wire = self._wire_u
+        if wire and diff.first_id > wire + 1:  # ids never delivered, whatever the sync state: a flagged gap
+            gap = {"kind": "depth", "recv_wall_ns": recv_wall_ns, "from_id": wire + 1, "to_id": diff.first_id - 1,
+                   "missing_ids": diff.first_id - wire - 1}
+            self.gaps.append(gap)
+            logger.warning("depth gap: update ids {}..{} never arrived", gap["from_id"], gap["to_id"])
+        self._wire_u = max(wire, diff.last_id)
         result = self.sync.on_diff(diff)
         if result is DiffResult.GAP:
-            assert before is not None
-            gap = {"kind": "depth", "recv_wall_ns": recv_wall_ns, "from_id": before + 1, "to_id": diff.first_id - 1,
-                   "missing_ids": diff.first_id - before - 1}
-            self.gaps.append(gap)
-            logger.warning("depth gap: update ids {}..{} missing", gap["from_id"], gap["to_id"])
             self._id_from_diff = False
             self._open("gap")
         return result
@@ -141,20 +143,25 @@ class BookTracker:
         return outcome
 
     # ----------------------------------------------------------------------------------------------- bookTicker
-    def on_ticker(self, data: dict) -> None:
-        u = int(data["u"])
-        p, s = self.levels.price, self.levels.size
-        values = (p(data["b"]), s(data["B"]), p(data["a"]), s(data["A"]))
+    def on_ticker(self, u: int, frame: str) -> None:
+        """A bookTicker frame with update id `u`; parsed only if it becomes a checkpoint (most never do)."""
         book_id = self.sync.book_id
         if self.sync.is_live and book_id == u:
             if self._id_from_diff:
-                self._compare(u, values)
+                self._compare(u, frame)
         elif book_id is None or u > book_id:
             if len(self._pending) >= MAX_PENDING_TICKERS:
                 self._pending.pop(next(iter(self._pending)))
-            self._pending[u] = values
+            self._pending[u] = frame
 
-    def _compare(self, u: int, values: tuple[int, int, int, int]) -> None:
+    def _ticker_values(self, frame: str) -> tuple[int, int, int, int]:
+        data = json.loads(frame)
+        data = data.get("data", data)
+        p, s = self.levels.price, self.levels.size
+        return p(data["b"]), s(data["B"]), p(data["a"]), s(data["A"])
+
+    def _compare(self, u: int, frame: str) -> None:
+        values = self._ticker_values(frame)
         bid, ask = self.book.best_bid(), self.book.best_ask()
         got = (int(bid[0]), int(bid[1]), int(ask[0]), int(ask[1]))
         self.ticker.checked += 1

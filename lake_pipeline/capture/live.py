@@ -17,6 +17,7 @@ import asyncio
 import collections
 import json
 import random
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -42,8 +43,18 @@ from lake_pipeline.config import DEFAULT_EXCHANGE, SymbolSpec, symbol_spec
 from lake_pipeline.paths import golden_dir
 
 SNAPSHOT_COUNT_KEY = "<rest snapshot>"
+_TICKER_U = re.compile(r'"u":(\d+)')
 CONTROL_COUNT_KEY = "<control>"
 MAX_ATTEMPTS_PER_5MIN = 300
+
+
+def ticker_update_id(frame: str) -> int:
+    """`u` of a bookTicker frame without decoding the JSON (73 % of all frames are bookTickers)."""
+    m = _TICKER_U.search(frame)
+    if m is None:
+        data = json.loads(frame)
+        return int(data.get("data", data)["u"])
+    return int(m[1])
 
 
 def binance_symbol(symbol: str) -> str:
@@ -218,7 +229,8 @@ class LiveCapture:
             finally:
                 if not ws.closed:
                     await ws.close()
-                conn.closed_ns, conn.close_code = time.time_ns(), ws.close_code
+                conn.closed_ns = time.time_ns()
+                conn.close_code = conn.close_code if conn.close_code is not None else ws.close_code
                 self._ws = None
             if self._stop.is_set():
                 break
@@ -240,6 +252,8 @@ class LiveCapture:
                 submit(wall, mono, msg.data)
                 conn.frames += 1
                 route(msg.data, wall)
+                if not conn.frames % 64:  # receive() does not suspend while frames are buffered: let the
+                    await asyncio.sleep(0)  # snapshot and clock tasks run during bursts
                 if self._shutdown_seen:
                     await ws.close()
                     return "serverShutdown"
@@ -249,7 +263,10 @@ class LiveCapture:
             elif kind in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 if self._stop.is_set():
                     return "capture finished"
-                return f"closed by server (code {ws.close_code}{', ' + str(msg.extra) if msg.extra else ''})"
+                # the code the server sent (ws.close_code turns 1006 when the server drops TCP before our reply)
+                code = msg.data if kind is WSMsgType.CLOSE else ws.close_code
+                conn.close_code = code
+                return f"closed by server (code {code}{', ' + str(msg.extra) if msg.extra else ''})"
             elif kind is WSMsgType.ERROR:
                 return f"connection error: {ws.exception()!r}"
             elif kind is WSMsgType.BINARY:
@@ -270,7 +287,7 @@ class LiveCapture:
         tail = stream[len(self.ssym) + 1 :] if stream.startswith(self.ssym + "@") else stream
         if tail == "bookTicker":
             assert self.tracker is not None
-            self.tracker.on_ticker(json.loads(text)["data"])
+            self.tracker.on_ticker(ticker_update_id(text), text)
         elif tail == "trade":
             self._on_trade(stream, json.loads(text)["data"], wall)
         elif tail == "aggTrade":

@@ -65,6 +65,7 @@ class RestClient:
         self._blocked_until = 0.0  # monotonic
         self._last_snapshot = -1e18
         self.stats = RestStats()
+        self._lock = asyncio.Lock()
 
     async def _wait(self, seconds: float, reason: str) -> None:
         if seconds <= 0:
@@ -82,6 +83,11 @@ class RestClient:
             await self._wait(60 - time.time() % 60 + 0.05, f"used weight {self._used} near the budget")
 
     async def get(self, path: str, params: dict[str, str], weight: int) -> Reply:
+        """One request at a time: a request sent while another's 429 is on its way would count as ignoring it."""
+        async with self._lock:
+            return await self._get(path, params, weight)
+
+    async def _get(self, path: str, params: dict[str, str], weight: int) -> Reply:
         await self._before(weight)
         send = time.time_ns()
         self.stats.requests += 1

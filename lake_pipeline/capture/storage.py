@@ -9,9 +9,9 @@ encryption or the disk; a full queue raises `StorageOverflowError` in the reader
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gzip
-import queue
 import threading
 import time
 import zlib
@@ -176,22 +176,23 @@ class RotatingFrameWriter:
         return self.files
 
 
-_STOP = object()
-
-
 class StorageWorker:
     """Owns a RotatingFrameWriter on a thread; `submit()` is the only call the socket reader makes.
 
-    The queue bound is the capture's memory budget for a slow disk. `submit` raises StorageOverflowError when it is
-    full and re-raises any error the writer thread met, so storage failures surface in the capture loop at once.
+    The hand-off is a deque (append and popleft are atomic under the GIL: no lock on the reader's path); its bound
+    is the capture's memory budget for a slow disk. `submit` raises StorageOverflowError when it is full and
+    re-raises any error the writer thread met, so storage failures surface in the capture loop at once.
     """
 
     def __init__(self, writer: RotatingFrameWriter, max_queue: int = 200_000, flush_s: float = 5.0,
-                 batch: int = 2048) -> None:
+                 batch: int = 4096, idle_s: float = 0.005) -> None:
         self.writer = writer
-        self._q: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
+        self._q: collections.deque[tuple[int, int, str]] = collections.deque()
         self._flush_s = flush_s
         self._batch = batch
+        self._idle_s = idle_s
+        self._stopping = threading.Event()
         self._error: BaseException | None = None
         self.max_backlog = 0
         self._thread = threading.Thread(target=self._run, name="capture-storage", daemon=True)
@@ -200,53 +201,40 @@ class StorageWorker:
     def submit(self, recv_wall_ns: int, recv_mono_ns: int, frame: str) -> None:
         if self._error is not None:
             raise StorageOverflowError(f"capture storage failed: {self._error!r}") from self._error
-        try:
-            self._q.put_nowait((recv_wall_ns, recv_mono_ns, frame))
-        except queue.Full:
+        if len(self._q) >= self.max_queue:
             raise StorageOverflowError(
-                f"capture storage queue full ({self._q.maxsize} frames): the writer cannot keep up with the feed; "
-                "stopping rather than dropping frames") from None
+                f"capture storage queue full ({self.max_queue} frames): the writer cannot keep up with the feed; "
+                "stopping rather than dropping frames")
+        self._q.append((recv_wall_ns, recv_mono_ns, frame))
 
     @property
     def backlog(self) -> int:
-        return self._q.qsize()
+        return len(self._q)
 
     def _run(self) -> None:
+        q, pop = self._q, self._q.popleft
         last_flush = time.monotonic()
         try:
             while True:
-                try:
-                    item = self._q.get(timeout=min(0.5, self._flush_s))
-                except queue.Empty:
-                    item = None
-                batch: list[tuple[int, int, str]] = []
-                stop = item is _STOP
-                if item is not None and not stop:
-                    batch.append(item)
-                    self.max_backlog = max(self.max_backlog, self._q.qsize() + 1)
-                    while len(batch) < self._batch:
-                        try:
-                            nxt = self._q.get_nowait()
-                        except queue.Empty:
-                            break
-                        if nxt is _STOP:
-                            stop = True
-                            break
-                        batch.append(nxt)
-                if batch:
-                    self.writer.write_batch(batch)
+                stopping = self._stopping.is_set()  # read before draining: nothing queued before stop is missed
+                backlog = len(q)
+                if backlog:
+                    self.max_backlog = max(self.max_backlog, backlog)
+                    self.writer.write_batch([pop() for _ in range(min(backlog, self._batch))])
+                elif stopping:
+                    return
+                else:
+                    time.sleep(self._idle_s)
                 if time.monotonic() - last_flush >= self._flush_s:
                     self.writer.flush()
                     last_flush = time.monotonic()
-                if stop:
-                    return
         except BaseException as exc:  # surfaced to the reader by submit() and close()
             self._error = exc
             logger.exception("capture storage thread failed")
 
     def close(self, timeout: float = 120.0) -> list[FileInfo]:
         """Write everything queued, publish the open file, and return the files written."""
-        self._q.put(_STOP)
+        self._stopping.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise StorageOverflowError(f"capture storage did not drain within {timeout} s")

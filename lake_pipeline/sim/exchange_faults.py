@@ -24,6 +24,7 @@ class ServerTiming:
     ban_after_ignored_429: int = 2
     ban_s: float = 120.0
     snapshot_position: str = "inside_next"  # "aligned": L = last sent u; "inside_next": U <= L < u of the next diff
+    start_frame: int = 0  # the market ran silently through the frames before this one (a client joins mid-session)
     end_of_feed: str = "idle"  # "idle": keep connections open; "close": close them (1000) when the feed ends
 
 

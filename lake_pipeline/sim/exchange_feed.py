@@ -49,6 +49,15 @@ class Feed:
         diffs = [f.diff for f in frames if f.diff is not None]
         return Feed(self.symbol, frames, self.initial_book, self.clock_shift_ns, f"{self.source}[:{n_frames}]", diffs)
 
+    def reordered(self, delay_ms: float) -> Feed:
+        """Depth frames delayed by `delay_ms` (trades and tickers with later `E` overtake them), as seen live
+        1-4 ms at a time (research §2.2). Order within each stream is kept."""
+        shift = int(delay_ms * 1e6)
+        frames = [f._replace(recv_ns=f.recv_ns + shift) if f.kind == KIND_DEPTH else f for f in self.frames]
+        frames.sort(key=lambda f: f.recv_ns)  # stable: equal times keep the recorded order
+        return Feed(self.symbol, frames, self.initial_book, self.clock_shift_ns, f"{self.source}+{delay_ms}ms",
+                    [f.diff for f in frames if f.diff is not None])
+
     def duration_s(self) -> float:
         return (self.frames[-1].recv_ns - self.frames[0].recv_ns) / 1e9 if self.frames else 0.0
 
@@ -73,14 +82,13 @@ def _kind(stream: str) -> int:
     return KIND_OTHER
 
 
-def build_feed(lines: Iterable[tuple[int, str]], source: str = "", reorder_ms: float = 0.0) -> Feed:
+def build_feed(lines: Iterable[tuple[int, str]], source: str = "") -> Feed:
     """Turn `(recv_ns, frame_text)` pairs into a Feed.
 
     The timeline starts after the first REST snapshot (pre-roll diffs newer than it are applied to the initial
     book, as the spot sync rules do); without any snapshot (a simulated session may have none) the book starts
     empty just before the first diff and every frame is served. Later recorded snapshots are not served: the
-    server makes its own at request time. `reorder_ms` delays depth frames by that much before ordering
-    (cross-stream reordering, research §2.2).
+    server makes its own at request time.
     """
     book = ReplayBook()
     frames: list[FeedFrame] = []
@@ -116,18 +124,13 @@ def build_feed(lines: Iterable[tuple[int, str]], source: str = "", reorder_ms: f
         raise FeedError(f"{source}: no depth diffs to replay" + (" after the first snapshot" if anchored else ""))
     if not anchored:
         book.update_id = diffs[0].first_id - 1
-    if reorder_ms > 0:
-        shift = int(reorder_ms * 1e6)
-        frames = [f._replace(recv_ns=f.recv_ns + shift) if f.kind == KIND_DEPTH else f for f in frames]
-        frames.sort(key=lambda f: f.recv_ns)  # stable: equal times keep recorded order
-        diffs = [f.diff for f in frames if f.diff is not None]
     return Feed(symbol or _stream_of(frames[0].text).split("@")[0].upper(), frames, book,
                 int(statistics.median(shifts)) if shifts else 0, source, diffs)
 
 
-def load_feed(paths: Sequence[Path], reorder_ms: float = 0.0) -> Feed:
+def load_feed(paths: Sequence[Path]) -> Feed:
     """Read golden-format files (the capture's own, the hftbacktest recorder's, the simulator's) and build the Feed."""
     from lake_pipeline.capture.golden import iter_frames
 
     lines = ((recv_ns, frame.decode()) for recv_ns, _mono, frame in iter_frames(paths))
-    return build_feed(lines, ", ".join(map(str, paths)), reorder_ms)
+    return build_feed(lines, ", ".join(map(str, paths)))

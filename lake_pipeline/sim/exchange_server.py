@@ -51,6 +51,23 @@ MAX_DEPTH_LIMIT = 5000
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
 
+@dataclass
+class ServerStats:
+    connections: int = 0
+    frames_sent: int = 0  # to all connections together
+    refused: int = 0
+    frames_emitted: int = 0
+    diffs_dropped: int = 0
+    diffs_duplicated: int = 0
+    disconnects: int = 0
+    clean_closes: int = 0
+    shutdowns: int = 0
+    pong_timeouts: int = 0
+    rate_limit_closes: int = 0
+    depth_requests: int = 0
+    snapshots: list[dict] = field(default_factory=list)  # {"lastUpdateId", "kind", "sent_diff_u"} per 200 reply
+
+
 @dataclass(eq=False)
 class Connection:
     """One client WebSocket: its subscriptions, what it was sent, and its ping/pong and message-rate state."""
@@ -62,6 +79,7 @@ class Connection:
     micro: bool
     opened: float
     rate: MessageRate
+    stats: ServerStats | None = None
     sent: list[str] | None = None
     frames_sent: int = 0
     unanswered_ping: bytes | None = None
@@ -76,24 +94,10 @@ class Connection:
         except (ConnectionError, RuntimeError):  # the peer went away mid-send; its handler cleans up
             return
         self.frames_sent += 1
+        if self.stats is not None:
+            self.stats.frames_sent += 1
         if self.sent is not None:
             self.sent.append(text)
-
-
-@dataclass
-class ServerStats:
-    connections: int = 0
-    refused: int = 0
-    frames_emitted: int = 0
-    diffs_dropped: int = 0
-    diffs_duplicated: int = 0
-    disconnects: int = 0
-    clean_closes: int = 0
-    shutdowns: int = 0
-    pong_timeouts: int = 0
-    rate_limit_closes: int = 0
-    depth_requests: int = 0
-    snapshots: list[dict] = field(default_factory=list)  # {"lastUpdateId", "kind", "sent_diff_u"} per 200 reply
 
 
 class ExchangeServer:
@@ -102,9 +106,9 @@ class ExchangeServer:
     def __init__(self, feed: Feed, *, speed: float = 1.0, faults: Faults | None = None,
                  timing: ServerTiming | None = None, host: str = "127.0.0.1", port: int = 0,
                  record_sent: bool = False) -> None:
-        self.feed = feed
-        self.speed = float(speed)
         self.faults = faults or Faults()
+        self.feed = feed = feed.reordered(self.faults.reorder_ms) if self.faults.reorder_ms > 0 else feed
+        self.speed = float(speed)
         self.timing = timing or ServerTiming()
         self.host, self.port = host, port
         self.record_sent = record_sent
@@ -140,6 +144,19 @@ class ExchangeServer:
         self._force_429_left = self.faults.force_429
         self._dropped = set(self.faults.drop_diff_at)
         self._duplicated = set(self.faults.duplicate_diff_at)
+        self._fast_forward(self.timing.start_frame)
+
+    def _fast_forward(self, n_frames: int) -> None:
+        """Run the market silently through the first `n_frames` (books and cursors advance, nothing is sent)."""
+        for frame in self.feed.frames[:n_frames]:
+            if frame.diff is not None:
+                self._diff_index += 1
+                self.book.apply(frame.diff)
+                self._lag.advance(self._diff_index)
+                self._lead.advance(self._diff_index)
+        self._position = min(n_frames, len(self.feed.frames))
+        if self._position:
+            self._rec0 = self.feed.frames[min(self._position, len(self.feed.frames) - 1)].recv_ns
 
     # ------------------------------------------------------------------------------------------------ lifecycle
     async def start(self) -> int:
@@ -287,13 +304,15 @@ class ExchangeServer:
             await self._close_all(1000, b"", f"injected clean close at frame {i}")
         if i in f.shutdown_at:
             self.stats.shutdowns += 1
-            for conn in list(self.connections.values()):
+            notified = list(self.connections.values())
+            for conn in notified:
                 await conn.send(shutdown_frame(self.exchange_time_ms(), conn.subs.combined))
             await asyncio.sleep(self.timing.shutdown_grace_s)
-            await self._close_all(1000, b"", f"serverShutdown at frame {i}")
+            await self._close_all(1000, b"", f"serverShutdown at frame {i}", notified)
 
-    async def _close_all(self, code: int, message: bytes, reason: str) -> None:
-        for conn in list(self.connections.values()):
+    async def _close_all(self, code: int, message: bytes, reason: str, conns: list[Connection] | None = None) -> None:
+        """Close `conns` (default: every open connection); a client that reconnected meanwhile is left alone."""
+        for conn in list(self.connections.values()) if conns is None else conns:
             conn.close_reason = reason
             await conn.ws.close(code=code, message=message)
 
@@ -336,7 +355,8 @@ class ExchangeServer:
         ws = web.WebSocketResponse(autoping=False, heartbeat=None, compress=True, max_msg_size=1 << 20)
         await ws.prepare(request)
         conn = Connection(next(self._ids), ws, request.transport, subs, time_unit == "MICROSECOND", time.monotonic(),
-                          MessageRate(self.timing.max_client_msgs_per_s), [] if self.record_sent else None)
+                          MessageRate(self.timing.max_client_msgs_per_s), self.stats,
+                          [] if self.record_sent else None)
         self.connections[conn.id] = conn
         self.stats.connections += 1
         self._reroute()

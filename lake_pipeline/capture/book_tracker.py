@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import time
+
+import numpy as np
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -61,6 +63,16 @@ class BookTracker:
         self._pending: dict[int, str] = {}  # bookTicker u -> frame, waiting for the diff that ends at u
         self._id_from_diff = False  # book_id was set by an applied diff (exact state), not by a snapshot label
         self._wire_u = 0  # highest diff update id received on the wire
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Compile (or load from cache) the engine and parser kernels now, not on the first live diff."""
+        one = np.array([1], dtype=np.int64)
+        self.book.load_snapshot(one, one, one + 1, one)
+        self.book.apply_levels(True, one, one * 0)
+        self.book.is_crossed()
+        self.book.clear()
+        self.levels.arrays([["1", "1"]] * 3)
         self._open(reason="initial")
 
     # ----------------------------------------------------------------------------------------------- resyncs

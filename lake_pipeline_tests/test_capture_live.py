@@ -8,6 +8,7 @@ update-aligned bookTicker checkpoint after each resync matches, and the final bo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from decimal import Decimal
@@ -25,11 +26,14 @@ from lake_pipeline.capture.live import LiveCapture
 from lake_pipeline.capture.replay import book_events, feed
 from lake_pipeline.capture.sync import BookSync
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.sim import simulate
 from lake_pipeline.sim.exchange_faults import Faults, ServerTiming
+from lake_pipeline.sim.exchange_feed import load_feed
 from lake_pipeline.sim.exchange_server import ExchangeServer
 from lake_pipeline_tests.exchange_helpers import (  # noqa: F401
     CAPTURE_KEY,
     btc_feed,
+    capture_config,
     capture_until_served,
     captured_lines,
     serve,
@@ -308,6 +312,7 @@ def test_rotation_during_capture_loses_no_frame(btc_feed, data_root):
     assert len(files) >= 6
     assert sum(f["frames"] for f in files) == doc["frames"]["total"]
     assert all(Path(f["path"]).name.endswith(".jsonl.gz.enc") for f in files)
+    assert all(f["regimes"] for f in files[1:-1])  # each file carries the regime tags of its exchange-time span
 
 
 def test_spec_from_exchange_info_for_an_unconfigured_symbol(btc_feed, data_root, monkeypatch):
@@ -317,3 +322,22 @@ def test_spec_from_exchange_info_for_an_unconfigured_symbol(btc_feed, data_root,
     server, capture, doc = _run(btc_feed.head(2000), data_root)
     assert doc["spec"] == {"symbol": "BTC-USDT", "tick": "0.01", "lot": "1E-8", "source": "exchangeInfo"}
     assert Decimal(doc["spec"]["lot"]) == Decimal("0.00000001")
+
+
+def test_silent_peer_is_detected_and_reconnected(btc_feed, data_root):
+    """No frame and no ping for `silence_timeout_s`: the watchdog closes the connection and the capture reconnects."""
+    timing = ServerTiming(ping_interval_s=3600)  # the server goes quiet once the feed ends
+    with serve(btc_feed.head(300), timing=timing) as server:
+        capture = LiveCapture(capture_config(server, data_root, duration_s=2.0, silence_timeout_s=0.4))
+        result = asyncio.run(capture.run())
+    doc = result.document
+    assert doc["connection_count"] >= 3
+    assert all(r["reason"].startswith("silent for") for r in doc["reconnects"])
+
+
+def test_simulated_session_through_the_server(data_root, tmp_path):
+    """The simulator's golden feed, served and captured: frames one for one, book equal to the server's."""
+    summary = simulate(tmp_path / "sim", "BTC-USDT", "2024-08-08", 0.02, 5, start_hour=9, golden_hours=0.02)
+    feed = load_feed(sorted(Path(summary.paths["golden"]).glob("frames-*")))
+    server, capture, doc = _run(feed, data_root, Faults(drop_diff_at=(200,)), seconds=2.0)
+    assert len(doc["gaps"]) == 1 and doc["book"]["book_checks"]["checked"] > 50

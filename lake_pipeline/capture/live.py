@@ -14,6 +14,7 @@ once a connection delivered frames), and within Binance's 300 connection attempt
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import json
 import random
@@ -128,6 +129,8 @@ class LiveCapture:
         self._max_depth_u = 0
         self._attempts: collections.deque[float] = collections.deque()
         self._last_rx = 0.0  # monotonic seconds of the last frame or ping
+        self._diff_recv: list[int] = []  # receive wall ns and E ms of each new diff: files -> exchange time
+        self._diff_e: list[int] = []
         depth = [s for s in cfg.streams if s.startswith("depth") and not s[5:6].isdigit()]
         if len(depth) != 1:
             raise ValueError(f"capture streams {cfg.streams}: exactly one diff-depth stream is needed for the book")
@@ -225,9 +228,8 @@ class LiveCapture:
             logger.info("connected ({}): {}", conn.id, url)
             watchdog = asyncio.create_task(self._watchdog(ws, conn), name="capture-watchdog")
             try:
-                conn.reason = await self._read(ws, conn)
-                if watchdog.done() and watchdog.result():
-                    conn.reason = watchdog.result()
+                reason = await self._read(ws, conn)
+                conn.reason = conn.reason or reason  # the watchdog names a silent peer before closing it
             finally:
                 watchdog.cancel()
                 if not ws.closed:
@@ -243,7 +245,7 @@ class LiveCapture:
             logger.warning("connection {} ended: {}; reconnecting in {:.2f} s", conn.id, conn.reason, delay)
             await self._sleep(delay)
 
-    async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse, conn: ConnectionRecord) -> str:
+    async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse, conn: ConnectionRecord) -> None:
         """Close a connection that delivered no frame and no ping for `silence_timeout_s` (a dead peer sends
         nothing, not even a close). A per-receive timeout would cost ~10 µs a frame; this costs nothing."""
         limit = self.cfg.silence_timeout_s
@@ -251,8 +253,9 @@ class LiveCapture:
             await asyncio.sleep(min(1.0, limit / 4))
             idle = time.monotonic() - self._last_rx
             if idle >= limit:
+                conn.reason = f"silent for {idle:.1f} s (no frame, no ping)"
                 await ws.close(code=1001, message=b"silent peer")
-                return f"silent for {idle:.1f} s (no frame, no ping)"
+                return
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, conn: ConnectionRecord) -> str:
         submit = self.storage.submit
@@ -320,6 +323,8 @@ class LiveCapture:
         u = data["u"]
         if u > self._max_depth_u:  # first sight of these ids (not a duplicate or a replayed one)
             self._max_depth_u = u
+            self._diff_recv.append(wall)
+            self._diff_e.append(event_ms)
             self.physics.observe(stream, event_ms)
             self.latency.add(stream, wall, event_ms)
             self.regimes.observe_events(event_ms, len(data["b"]) + len(data["a"]))
@@ -407,6 +412,15 @@ class LiveCapture:
         logger.info("{}: tick {} and lot {} from exchangeInfo", self.cfg.symbol, Decimal(tick).normalize(), lot)
         return SymbolSpec(self.cfg.symbol, Decimal(tick).normalize(), lot, "exchangeInfo")
 
+    def _exchange_span(self, first_recv_ns: int, last_recv_ns: int) -> tuple[int, int] | None:
+        """Exchange-time span (E, ms) of the diffs received in [first, last]: maps a file onto regime windows
+        whatever the clock offset or replay speed. None when no diff arrived in the file's span."""
+        recv = self._diff_recv
+        lo, hi = bisect.bisect_left(recv, first_recv_ns), bisect.bisect_right(recv, last_recv_ns)
+        if lo >= hi:
+            return None
+        return min(self._diff_e[lo:hi]), max(self._diff_e[lo:hi])
+
     # ------------------------------------------------------------------------------------------------ finish
     async def _finish(self, status: str, error: str) -> CaptureResult:
         files = []
@@ -419,11 +433,10 @@ class LiveCapture:
         ended = time.time_ns()
         offset = self.clock.offset_ns()
         segments = self.regimes.segments()
-        shift_ms = (offset if offset is not None else 0) // 1_000_000
         files_by_date: dict[str, list[dict]] = {}
         for f in files:
-            f.regimes = overlapping(segments, f.first_recv_ns // 1_000_000 + shift_ms,
-                                    f.last_recv_ns // 1_000_000 + shift_ms)
+            span = self._exchange_span(f.first_recv_ns, f.last_recv_ns)
+            f.regimes = overlapping(segments, *span) if span else []
             date = utc_date(f.first_recv_ns)
             self.session_dir(date)
             files_by_date.setdefault(date, []).append(f.to_dict())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from lake_pipeline.book import layout
+from lake_pipeline.book.layout import *  # noqa: F403 - the meta slots are part of this module's API
 from lake_pipeline.book.layout import (
     DEFAULT_WINDOW,
     M_BASE,
@@ -18,25 +20,13 @@ from lake_pipeline.book.layout import (
     M_DROPPED,
     M_N_ASK,
     M_N_BID,
-    M_RECENTRES,
     M_WINDOW,
     META_LEN,
-    META_NAMES,
 )
 from lake_pipeline.book.window import next_occupied, recentre
 
 __all__ = [
-    "DEFAULT_WINDOW",
-    "M_BASE",
-    "M_BEST_ASK",
-    "M_BEST_BID",
-    "M_DROPPED",
-    "M_N_ASK",
-    "M_N_BID",
-    "M_RECENTRES",
-    "M_WINDOW",
-    "META_LEN",
-    "META_NAMES",
+    *layout.__all__,
     "apply_batch",
     "apply_side",
     "book_apply",
@@ -68,38 +58,23 @@ def book_new(window: int = DEFAULT_WINDOW) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 @njit(cache=True, inline="always")
-def _set_bid(bid: np.ndarray, i: int, size: int, best: int, count: int) -> tuple[int, int]:
-    """Set bid index `i` to `size` (<= 0 deletes); return the side's new (best index, level count)."""
-    old = bid[i]
+def _set_level(side: np.ndarray, i: int, size: int, best: int, count: int, step: int, empty: int) -> tuple[int, int]:
+    """Set index `i` of one side to `size` (<= 0 deletes); return the side's new (best index, level count).
+
+    `step` points away from the top (-1 bids, +1 asks); `empty` is the side's best index when it has no level.
+    """
+    old = side[i]
     if size > 0:
-        bid[i] = size
+        side[i] = size
         if old == 0:
             count += 1
-            if i > best:
+            if (best - i) * step > 0:  # i is nearer the top than the best (or the side was empty)
                 best = i
     elif old != 0:
-        bid[i] = 0
+        side[i] = 0
         count -= 1
         if i == best:
-            best = -1 if count == 0 else next_occupied(bid, i - 1, -1)
-    return best, count
-
-
-@njit(cache=True, inline="always")
-def _set_ask(ask: np.ndarray, i: int, size: int, best: int, count: int) -> tuple[int, int]:
-    """Set ask index `i` to `size` (<= 0 deletes); return the side's new (best index, level count)."""
-    old = ask[i]
-    if size > 0:
-        ask[i] = size
-        if old == 0:
-            count += 1
-            if i < best:
-                best = i
-    elif old != 0:
-        ask[i] = 0
-        count -= 1
-        if i == best:
-            best = ask.shape[0] if count == 0 else next_occupied(ask, i + 1, 1)
+            best = empty if count == 0 else next_occupied(side, i + step, step)
     return best, count
 
 
@@ -120,9 +95,9 @@ def book_apply(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: bool,
             return
         i = price - meta[M_BASE]
     if is_bid:
-        meta[M_BEST_BID], meta[M_N_BID] = _set_bid(bid, i, size, meta[M_BEST_BID], meta[M_N_BID])
+        meta[M_BEST_BID], meta[M_N_BID] = _set_level(bid, i, size, meta[M_BEST_BID], meta[M_N_BID], -1, -1)
     else:
-        meta[M_BEST_ASK], meta[M_N_ASK] = _set_ask(ask, i, size, meta[M_BEST_ASK], meta[M_N_ASK])
+        meta[M_BEST_ASK], meta[M_N_ASK] = _set_level(ask, i, size, meta[M_BEST_ASK], meta[M_N_ASK], 1, ask.shape[0])
 
 
 # Loops over many rows keep (base, best bid, best ask, n bid, n ask) in locals: the compiler must assume `meta` may
@@ -161,9 +136,9 @@ def _apply_range(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: np.
         if i < 0 or i >= w:  # also every price <= 0: the base is at least 1
             base, bb, ba, nb, na = _apply_outside(bid, ask, meta, is_bid[r], price[r], size[r], bb, ba, nb, na)
         elif is_bid[r]:
-            bb, nb = _set_bid(bid, i, size[r], bb, nb)
+            bb, nb = _set_level(bid, i, size[r], bb, nb, -1, -1)
         else:
-            ba, na = _set_ask(ask, i, size[r], ba, na)
+            ba, na = _set_level(ask, i, size[r], ba, na, 1, w)
         if emit:
             out_bb_px[r - lo], out_bb_sz[r - lo] = _best(bid, bb, base)
             out_ba_px[r - lo], out_ba_sz[r - lo] = _best(ask, ba, base)

@@ -82,9 +82,10 @@ def _set_level(side: np.ndarray, i: int, size: int, best: int, count: int, step:
 def book_apply(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: bool, price: int, size: int) -> None:
     """Set the level at `price` on one side to `size` (<= 0 deletes).
 
-    A positive size at a price outside the window re-centres it; if the price still does not fit (or is not a
-    positive tick) the update is dropped and counted in `meta[M_DROPPED]`. A delete outside the window is a no-op:
-    no level can rest there.
+    A positive size at a price outside the window moves the window to centre on the mid (levels left outside are
+    dropped); when even that window could not hold the price, or the price is not a positive tick, nothing moves
+    and the update is dropped. Both kinds count in `meta[M_DROPPED]`. A delete outside the window is a no-op: no
+    level can rest there.
     """
     i = price - meta[M_BASE]
     if i < 0 or i >= bid.shape[0]:  # also every price <= 0: the base is at least 1
@@ -118,10 +119,18 @@ def _store(meta: np.ndarray, bb: int, ba: int, nb: int, na: int) -> None:
 @njit(cache=True)
 def _apply_outside(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: bool, price: int, size: int, bb: int,
                    ba: int, nb: int, na: int) -> tuple[int, int, int, int, int]:
-    """The rare path of `_apply_local` (window move or drop), kept out of line so the hot loop stays small."""
+    """The rare path of the row loop (window move or drop), kept out of line so the hot loop stays small."""
     _store(meta, bb, ba, nb, na)
     book_apply(bid, ask, meta, is_bid, price, size)
     return _load(meta)
+
+
+@njit(cache=True, inline="always")
+def _best(side: np.ndarray, i: int, base: int) -> tuple[int, int]:
+    """(price, size) at index `i`, or (0, 0) when `i` is an empty side's sentinel (-1 or W)."""
+    if i < 0 or i >= side.shape[0]:
+        return 0, 0
+    return base + i, side[i]
 
 
 @njit(cache=True)
@@ -155,14 +164,6 @@ def book_apply_rows(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: 
     if not 0 <= lo <= hi <= min(is_bid.shape[0], price.shape[0], size.shape[0]):
         raise ValueError("book_apply_rows: need 0 <= lo <= hi <= the length of is_bid, price and size")
     _apply_range(bid, ask, meta, is_bid, price, size, lo, hi, False, price[:0], price[:0], price[:0], price[:0])
-
-
-@njit(cache=True, inline="always")
-def _best(side: np.ndarray, i: int, base: int) -> tuple[int, int]:
-    """(price, size) at index `i`, or (0, 0) when `i` is an empty side's sentinel (-1 or W)."""
-    if i < 0 or i >= side.shape[0]:
-        return 0, 0
-    return base + i, side[i]
 
 
 @njit(cache=True)
@@ -224,6 +225,8 @@ def _clear_levels(side: np.ndarray, start: int, step: int, count: int) -> None:
 def book_top(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, n: int, out_bid_px: np.ndarray,
              out_bid_sz: np.ndarray, out_ask_px: np.ndarray, out_ask_sz: np.ndarray) -> None:
     """Top `n` levels per side, best first, into the out arrays (length >= n); missing levels are zero."""
+    if min(out_bid_px.shape[0], out_bid_sz.shape[0], out_ask_px.shape[0], out_ask_sz.shape[0]) < n:
+        raise ValueError("book_top: every out array must hold at least n levels")
     base = meta[M_BASE]
     nb = min(n, meta[M_N_BID])
     na = min(n, meta[M_N_ASK])
@@ -239,11 +242,12 @@ def book_top(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, n: int, out_bid
 def book_levels(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: bool, out_px: np.ndarray,
                 out_sz: np.ndarray) -> int:
     """Every level of one side, best first, into the out arrays (length >= level count); returns the count."""
+    n = meta[M_N_BID] if is_bid else meta[M_N_ASK]
+    if min(out_px.shape[0], out_sz.shape[0]) < n:
+        raise ValueError("book_levels: the out arrays are shorter than the side's level count")
     if is_bid:
-        n = meta[M_N_BID]
         _copy_levels(bid, meta[M_BEST_BID], -1, n, meta[M_BASE], out_px, out_sz)
     else:
-        n = meta[M_N_ASK]
         _copy_levels(ask, meta[M_BEST_ASK], 1, n, meta[M_BASE], out_px, out_sz)
     return n
 

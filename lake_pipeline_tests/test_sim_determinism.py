@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from lake_pipeline.cli import main as cli_main
@@ -47,3 +50,15 @@ def test_cli_prints_rows_per_second(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "golden").exists()
     assert cli_main(["simulate", "--data-root", str(tmp_path), "--hours", "0.01", "--faults", "bogus"]) == 2
     assert "unknown fault" in capsys.readouterr().err
+
+
+def test_another_process_writes_the_same_bytes(tmp_path: Path) -> None:
+    """No hidden process state (numba's global RNG, hash seeds, uninitialised memory) leaks into the files."""
+    here = tmp_path / "here"
+    simulate(here, seed=77, **ARGS)
+    there = tmp_path / "there"
+    cmd = [sys.executable, "-m", "lake_pipeline.cli", "simulate", "--data-root", str(there),
+           "--hours", str(ARGS["hours"]), "--seed", "77", "--faults", ",".join(ARGS["faults"]), "--quiet"]
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    assert _digests(here) == _digests(there)

@@ -45,15 +45,18 @@ def test_replay_mismatches_exactly_where_faults_json_says(sim) -> None:
     """An independent dict-book replay of the documented rules finds the very mismatches and re-syncs listed."""
     root, faults = sim
     mismatches, resyncs = reference_replay(root)
-    listed = [s for f in faults.values() for r in f["reference_replay"]["mismatch_ranges"] for s in (r[0], r[1])]
     assert mismatches, "the faults must show in the replayed BBO"
-    seqs_in_ranges = set()
+    lake_seqs = np.unique(read_lake(root, "book_delta_v2")["sequence_number"])
+    in_ranges = set()
     for f in faults.values():
-        for first, last, *_ in f["reference_replay"]["mismatch_ranges"]:
-            seqs_in_ranges |= {s for s in mismatches if first <= s <= last}
-    assert seqs_in_ranges == set(mismatches) and set(listed) <= set(mismatches)
+        for first, last, first_ns, last_ns, count in f["reference_replay"]["mismatch_ranges"]:
+            run = lake_seqs[(lake_seqs >= first) & (lake_seqs <= last)]
+            assert len(run) == count and run[0] == first and run[-1] == last
+            in_ranges |= set(run.tolist())
+    assert in_ranges == set(mismatches)
     assert sum(f["reference_replay"]["mismatched_messages"] for f in faults.values()) == len(mismatches)
-    listed_resyncs = [(r["sequence_number"], r["reason"]) for f in faults.values() for r in f["reference_replay"]["resyncs"]]
+    listed_resyncs = [(r["sequence_number"], r["reason"])
+                      for f in faults.values() for r in f["reference_replay"]["resyncs"]]
     assert sorted(listed_resyncs) == sorted(resyncs)
     assert read_faults(root)["reference_replay"]["before_any_fault"]["mismatched_messages"] == 0
 
@@ -72,7 +75,8 @@ def test_dropped_delta_strands_the_best_level_until_the_book_crosses(sim) -> Non
     assert (cross[2] <= lvl["price_ticks"]) if lvl["side"] == "bid" else (cross[0] >= lvl["price_ticks"])
     rr = f["reference_replay"]
     assert rr["mismatch_ranges"][0][0] > f["sequence_number"]
-    assert {"sequence_number": f["crossed_from_sequence_number"], "ns": f["crossed_from_ns"], "reason": "crossed"} in rr["resyncs"]
+    crossed = {"sequence_number": f["crossed_from_sequence_number"], "ns": f["crossed_from_ns"], "reason": "crossed"}
+    assert crossed in rr["resyncs"]
     assert f["time_range_ns"][0] == f["ns"] and f["time_range_ns"][1] >= f["crossed_from_ns"]
 
 

@@ -55,7 +55,8 @@ def test_trade_sizes_are_heavy_tailed_with_round_lots(feed) -> None:
 def test_taker_orders_cluster_in_time(feed) -> None:
     _, lines = feed
     trades = [d for _, d in _stream(lines, "@trade")]
-    starts = [t["T"] for i, t in enumerate(trades) if i == 0 or (t["T"], t["m"]) != (trades[i - 1]["T"], trades[i - 1]["m"])]
+    starts = [t["T"] for i, t in enumerate(trades)
+              if i == 0 or (t["T"], t["m"]) != (trades[i - 1]["T"], trades[i - 1]["m"])]  # taker orders
     gaps = np.diff(np.array(starts, dtype=float))
     assert gaps.std() / gaps.mean() > 1.2  # Poisson would be 1 (real: 3.2)
     per_agg = len(trades) / len(read_lake(feed[0], "trades")["id"])
@@ -67,7 +68,7 @@ def test_mid_wanders_slowly_with_many_flat_seconds(feed) -> None:
     book = read_lake(root, "book")
     mid = (book["bid_0_price"] + book["ask_0_price"]) / 2
     sec = (book["timestamp"] - book["timestamp"][0]) // 10**9
-    last = np.flatnonzero(np.diff(sec)) 
+    last = np.flatnonzero(np.diff(sec))
     r = np.diff(np.log(mid[last]))
     assert 0.03 < r.std() * 1e4 < 1.5  # bp per second (real spot on a quiet night: 1.25)
     assert np.mean(r == 0) > 0.1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lake_pipeline.capture.clock import ClockTracker, LatencyStats, binance_time_sample, ntp_sample
-from lake_pipeline.capture.levels import LevelParser, unit_parser
+from lake_pipeline.capture.levels import LevelParser
 from lake_pipeline.capture.live import binance_symbol, ticker_update_id
 from lake_pipeline.capture.physics import PhysicsMonitor
 
@@ -76,12 +76,10 @@ def test_level_parsing_is_exact_and_rejects_off_grid():
     levels = [["61837.63000000", "3.78826000"], ["61837.62", "0"], ["0.01000000", "9223372036.85477580"]]
     px, sz = parse.arrays(levels)
     assert px.tolist() == [6183763, 6183762, 1] and sz.tolist() == [378826000, 0, 922337203685477580]
-    assert parse.arrays(levels[:1])[0].tolist() == [6183763]  # the scalar path agrees
-    with pytest.raises(ValueError, match="off the grid"):
-        parse.arrays([["61837.635", "1"], ["1.00", "1"], ["2.00", "1"]])
-    with pytest.raises(ValueError, match="off the grid"):
-        unit_parser(Decimal("0.01"), "price")("1.001")
-    assert unit_parser(Decimal("10"), "price")("120.000") == 12
+    assert parse.arrays([])[0].tolist() == []
+    with pytest.raises(ValueError, match="price \\(tick 0.01\\) '61837.635' is off the grid"):
+        parse.arrays([["1.00", "1"], ["61837.635", "1"], ["2.00", "1"]])
+    assert LevelParser(Decimal("10"), Decimal("1")).arrays([["120.000", "3"]])[0].tolist() == [12]
     assert isinstance(px, np.ndarray) and px.dtype == np.int64
 
 
@@ -91,3 +89,28 @@ def test_symbol_and_ticker_helpers():
         binance_symbol("BTC-USDT-PERP")
     frame = '{"stream":"btcusdt@bookTicker","data":{"u":50093239212,"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1"}}'
     assert ticker_update_id(frame) == 50093239212
+
+
+@pytest.mark.realdata
+def test_live_level_parsing_agrees_with_the_golden_wire_path(realdata):
+    """Every level of the first 2,000 real BTC diffs: the capture's parser equals `wire.levels_to_units`."""
+    import json
+
+    from lake_pipeline.capture.golden import iter_frames
+    from lake_pipeline.capture.wire import levels_to_units
+    from lake_pipeline.config import symbol_spec
+
+    spec = symbol_spec("BTC-USDT")
+    parse = LevelParser(spec.tick, spec.lot)
+    checked = 0
+    for _, _, frame in iter_frames([realdata / "hftbacktest" / "spot" / "btcusdt_20240808.gz"]):
+        if b'@depth@100ms"' not in frame[:40]:
+            continue
+        data = json.loads(frame)["data"]
+        for side in ("b", "a"):
+            mine, theirs = parse.arrays(data[side]), levels_to_units(data[side], spec, side)
+            assert mine[0].tolist() == theirs[0].tolist() and mine[1].tolist() == theirs[1].tolist()
+        checked += 1
+        if checked == 2000:
+            break
+    assert checked == 2000

@@ -169,8 +169,8 @@ class BookTracker:
     def _ticker_values(self, frame: str) -> tuple[int, int, int, int]:
         data = json.loads(frame)
         data = data.get("data", data)
-        p, s = self.levels.price, self.levels.size
-        return p(data["b"]), s(data["B"]), p(data["a"]), s(data["A"])
+        px, sz = self.levels.arrays([[data["b"], data["B"]], [data["a"], data["A"]]])
+        return int(px[0]), int(sz[0]), int(px[1]), int(sz[1])
 
     def _compare(self, u: int, frame: str) -> None:
         values = self._ticker_values(frame)

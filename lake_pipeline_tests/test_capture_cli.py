@@ -74,3 +74,33 @@ def test_exchange_server_and_capture_commands(tmp_path, monkeypatch, capsys):
     assert len(lines) == doc["frames"]["total"]
     assert sum(1 for line in lines if '"stream":"btcusdt@depth@100ms"' in line) == \
         doc["frames"]["per_stream"]["btcusdt@depth@100ms"]
+
+
+def test_exchange_server_simulate_mode(tmp_path):
+    """`exchange-server --simulate`: a simulator session generated, then served (snapshot + stream)."""
+    import asyncio
+
+    import aiohttp
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lake_pipeline.cli", "exchange-server", "--port", "0", "--simulate", "--seed", "3",
+         "--sim-hours", "0.01", "--sim-root", str(tmp_path), "--speed", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    try:
+        port = re.search(r"ws://127\.0\.0\.1:(\d+)", server.stdout.readline())[1]
+
+        async def client():
+            async with aiohttp.ClientSession() as http:
+                ws = await http.ws_connect(f"ws://127.0.0.1:{port}/stream?streams=btcusdt@depth@100ms")
+                first = json.loads((await ws.receive(timeout=10)).data)
+                async with http.get(f"http://127.0.0.1:{port}/api/v3/depth", params={"symbol": "BTCUSDT"}) as r:
+                    snap = await r.json()
+                return first, snap
+
+        first, snap = asyncio.run(client())
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert first["stream"] == "btcusdt@depth@100ms" and first["data"]["e"] == "depthUpdate"
+    assert len(snap["bids"]) == len(snap["asks"]) == 100 and float(snap["bids"][0][0]) < float(snap["asks"][0][0])
+    assert list(tmp_path.rglob("session=sim-3/frames-*"))

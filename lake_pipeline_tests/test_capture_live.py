@@ -341,3 +341,34 @@ def test_simulated_session_through_the_server(data_root, tmp_path):
     feed = load_feed(sorted(Path(summary.paths["golden"]).glob("frames-*")))
     server, capture, doc = _run(feed, data_root, Faults(drop_diff_at=(200,)), seconds=2.0)
     assert len(doc["gaps"]) == 1 and doc["book"]["book_checks"]["checked"] > 50
+
+
+def test_snapshot_ending_exactly_at_the_last_buffered_diff(btc_feed, data_root):
+    """peer_lessons trap 6: the first buffered diff with u == lastUpdateId must be dropped, not hang the sync."""
+    timing = ServerTiming(snapshot_position="aligned")
+    server, _, doc = _run(btc_feed.head(4000), data_root, timing=timing)
+    [r] = doc["resyncs"]
+    snap = server.stats.snapshots[0]
+    assert snap["kind"] == "current" and snap["lastUpdateId"] == snap["sent_diff_u"]
+    assert r["buffered_dropped"] >= 1 and doc["gaps"] == []
+
+
+def test_an_unreadable_frame_is_stored_flagged_and_survived(btc_feed, data_root):
+    """A frame the capture cannot interpret is still stored as received, listed in session.json, and the capture
+    carries on (the book stays right)."""
+    bad = '{"stream":"btcusdt@bookTicker","data":{"u":"not-a-number"}}'
+    thread = serve(btc_feed.head(4000), speed=btc_feed.head(4000).duration_s() / 2.0)
+    with thread as server:
+        async def inject():
+            while not server.connections:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.5)
+            for conn in list(server.connections.values()):
+                await conn.send(bad)
+        asyncio.run_coroutine_threadsafe(inject(), thread.loop)
+        result, capture = capture_until_served(server, data_root)
+        doc = check_capture(server, capture, result, data_root)
+    assert bad in server.served_frames()
+    assert doc["frames"]["per_stream"]["<unreadable frame>"] == 1
+    [err] = doc["frame_errors"]
+    assert err["frame"] == bad and err["error"].startswith("ValueError")

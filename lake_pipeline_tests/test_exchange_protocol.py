@@ -165,3 +165,15 @@ def test_feed_folds_pre_roll_into_the_initial_book():
     assert no_snapshot.initial_book.update_id == 0 and len(no_snapshot.frames) == 2
     with pytest.raises(FeedError, match="no depth diffs"):
         build_feed(lines[2:3], "only-a-snapshot")
+
+
+def test_exchange_info_falls_back_to_a_builtin_entry(tmp_path, monkeypatch):
+    from lake_pipeline.sim.exchange_info import exchange_info
+
+    monkeypatch.setenv("LAKE_SHARED_DIR", str(tmp_path))  # no recorded fixture there
+    info = exchange_info(["BTCUSDT"], 1234, 42)
+    [sym] = info["symbols"]
+    assert sym["symbol"] == "BTCUSDT" and info["serverTime"] == 42
+    assert info["rateLimits"] == [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                                   "limit": 1234}]
+    assert exchange_info(["NOPE"], 1, 1)["symbols"] == []

@@ -269,7 +269,10 @@ class LiveCapture:
             if kind is WSMsgType.TEXT:
                 submit(wall, mono, msg.data)
                 conn.frames += 1
-                route(msg.data, wall)
+                try:
+                    route(msg.data, wall)
+                except (ValueError, KeyError, TypeError, IndexError) as exc:  # stored already; keep recording
+                    self._frame_error(exc, msg.data)
                 if not conn.frames % 64:  # receive() does not suspend while frames are buffered: let the
                     await asyncio.sleep(0)  # snapshot and clock tasks run during bursts
                 if self._shutdown_seen:
@@ -315,6 +318,15 @@ class LiveCapture:
         elif stream == "!serverShutdown":
             logger.warning("serverShutdown received: reconnecting now")
             self._shutdown_seen = True
+
+    def _frame_error(self, exc: Exception, frame: str) -> None:
+        """A frame the capture cannot interpret: it is on disk as received; count it, say so, resync the book if
+        it may have been a diff (the next diff then shows the gap)."""
+        self.log.frames["<unreadable frame>"] += 1
+        if len(self.log.frame_errors) < 50:
+            self.log.frame_errors.append({"wall_ns": time.time_ns(), "error": f"{type(exc).__name__}: {exc}",
+                                          "frame": frame[:200]})
+        logger.error("unreadable frame ({}: {}): {}", type(exc).__name__, exc, frame[:200])
 
     def _on_depth(self, stream: str, data: dict, wall: int) -> None:
         tracker = self.tracker

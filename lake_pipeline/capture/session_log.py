@@ -12,6 +12,7 @@ import platform
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lake_pipeline.atomic import write_json_atomic
@@ -43,6 +44,7 @@ class SessionLog:
     connect_failures: list[dict] = field(default_factory=list)
     reconnects: list[dict] = field(default_factory=list)
     trade_gaps: list[dict] = field(default_factory=list)
+    frame_errors: list[dict] = field(default_factory=list)
     frames: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
 
@@ -54,6 +56,10 @@ class SessionLog:
     def add_reconnect(self, reason: str, delay_s: float) -> None:
         if len(self.reconnects) < MAX_EVENTS:
             self.reconnects.append({"wall_ns": time.time_ns(), "reason": reason, "delay_s": round(delay_s, 3)})
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def versions() -> dict[str, str]:
@@ -77,6 +83,8 @@ def session_document(log: SessionLog, ended_ns: int, status: str, error: str, ex
         "streams": log.streams,
         "start_ns": log.started_ns,
         "end_ns": ended_ns,
+        "start_utc": _iso(log.started_ns),
+        "end_utc": _iso(ended_ns),
         "duration_s": round(duration, 3),
         "status": status,
         "error": error,
@@ -88,6 +96,7 @@ def session_document(log: SessionLog, ended_ns: int, status: str, error: str, ex
         "connect_failures": log.connect_failures,
         "trade_gaps": log.trade_gaps[:MAX_EVENTS],
         "trade_gap_count": len(log.trade_gaps),
+        "frame_errors": log.frame_errors,
         "notes": log.notes,
         "versions": versions(),
         **extra,

@@ -103,7 +103,6 @@ def _metadata(docs: list[dict]) -> dict:
 @dg.asset(
     partitions_def=symbol_date_partitions,
     group_name="golden",
-    pool="ws_capture",
     kinds={"jsonl"},
     description="Live Binance golden samples for one symbol-day: encrypted, rotated frame files plus session.json "
                 "(gaps, resyncs, clock, latency, regimes). Today's partition records a bounded session; a past "

@@ -174,8 +174,9 @@ class ExchangeServer:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._timeline = asyncio.create_task(self._run_timeline(), name="exchange-timeline")
-        logger.info("exchange server on {}:{} replaying {} ({} frames, {:.0f} s, speed {})", self.host, self.port,
-                    self.feed.source or self.feed.symbol, len(self.feed.frames), self.feed.duration_s(), self.speed)
+        logger.info("exchange server on {}:{} replaying {} ({} frames, {:.0f} s, speed {}, faults {})", self.host,
+                    self.port, self.feed.source or self.feed.symbol, len(self.feed.frames), self.feed.duration_s(),
+                    self.speed, self.faults.describe() or "none")
         return self.port
 
     async def stop(self) -> None:

@@ -157,8 +157,8 @@ class LiveCapture:
                                      cfg.chunk_bytes)
         self.storage = StorageWorker(writer, cfg.max_queue, cfg.flush_s)
         status, error = "complete", ""
-        logger.info("capture {} of {} for {:.0f} s → {} ({})", self.session_id, self.stream_names, cfg.duration_s,
-                    self.session_dir(utc_date(time.time_ns())), "encrypted" if cfg.key else "PLAINTEXT")
+        logger.info("capture {} of {} for {:.0f} s into {} ({})", self.session_id, self.stream_names,
+                    cfg.duration_s, cfg.data_root / "golden", "encrypted" if cfg.key else "PLAINTEXT")
         tasks: list[asyncio.Task] = []
         async with aiohttp.ClientSession() as http:
             self.http = http
@@ -170,9 +170,10 @@ class LiveCapture:
                          asyncio.create_task(self._ntp_sampler(), name="capture-ntp"),
                          asyncio.create_task(self._stop_after(cfg.duration_s), name="capture-timer")]
                 await self._connection_loop()
-            except Exception as exc:
-                status, error = "failed", f"{type(exc).__name__}: {exc}"
-                logger.error("capture {} failed: {}", self.session_id, error)
+            except BaseException as exc:  # a run termination (KeyboardInterrupt, cancel) still publishes files
+                status = "failed" if isinstance(exc, Exception) else "interrupted"
+                error = f"{type(exc).__name__}: {exc}"
+                logger.error("capture {} {}: {}", self.session_id, status, error)
                 raise
             finally:
                 self._stop.set()
@@ -454,7 +455,8 @@ class LiveCapture:
             files_by_date.setdefault(date, []).append(f.to_dict())
         if not self._dirs:
             self.session_dir(utc_date(self.log.started_ns))
-        tracker = self.tracker.report() if self.tracker else {}
+        book = self.tracker.report() if self.tracker else {}
+        gaps, resyncs = book.pop("gaps", []), book.pop("resyncs", [])
         extra = {
             "exchange_symbol": self.bsym,
             "ws_url": self.cfg.ws_url,
@@ -465,9 +467,9 @@ class LiveCapture:
             "encryption": ({"algorithm": "AES-256-GCM", "container": "LKCAPENC v1", "key_id": self.cfg.key.key_id.hex(),
                             "chunk_bytes": self.cfg.chunk_bytes} if self.cfg.key else {"algorithm": "none"}),
             "rotation_s": self.cfg.rotate_s,
-            "book": tracker,
-            "gaps": tracker.get("gaps", []),
-            "resyncs": tracker.get("resyncs", []),
+            "book": book,
+            "gaps": gaps,
+            "resyncs": resyncs,
             "rest": self.rest.stats.to_dict() if hasattr(self, "rest") else {},
             "clock": self.clock.to_dict(),
             "latency": self.latency.summary(offset),

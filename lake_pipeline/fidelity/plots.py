@@ -138,7 +138,7 @@ def tier_a_plots(p: dict) -> dict[str, go.Figure]:
     if "lag_scan" in p:
         ls = p["lag_scan"]
         fig = go.Figure(go.Scatter(x=ls["lag_ms"], y=ls["match_rate"], mode="lines+markers", line={"color": GOLD}))
-        fig.update_layout(title="Lag scan: grid match rate vs reconstruction shift", xaxis_title="lag (ms)",
+        fig.update_layout(title="Lag scan: grid match rate vs reconstruction shift", xaxis_title="lag (ms; positive = reconstruction late)",
                           yaxis_title="match rate", **LAYOUT)
         figs["lag_scan"] = fig
     if "depth" in p:

@@ -87,8 +87,8 @@ def _to_units(df: pl.DataFrame, cols: list[str], unit: Decimal, where: str) -> p
     bad = df.select(checks)
     for c in cols:
         if bad[c].any():
-            value = df[c].filter(bad[c])[0]
-            raise FidelityInputError(f"{where}: column {c} value {value} is off the grid of {unit}")
+            value = Decimal(str(df[c].filter(bad[c])[0])).normalize()
+            raise FidelityInputError(f"{where}: column {c} value {value:f} is off the grid of {unit:f}")
     return df.with_columns(exprs)
 
 
@@ -105,14 +105,11 @@ def _parts(directory: Path, what: str) -> list[Path]:
 
 
 def _infer_unit(series: pl.Series) -> Decimal:
-    """Coarsest power-of-ten grid every non-null value lies on (for symbols without a configured tick/lot)."""
-    s = series.drop_nulls().head(200_000).cast(pl.Float64).to_numpy()
-    s = s[s != 0]
-    for e in range(8, -19, -1):
-        unit = 10.0**e
-        if s.size and np.all(np.abs(s / unit - np.round(s / unit)) < 1e-6):
-            return Decimal(1).scaleb(e)
-    return Decimal(1).scaleb(-18)
+    """Coarsest power-of-ten grid every non-null, non-zero value lies on (exact: decimal exponents of a sample)."""
+    values = [v for v in series.drop_nulls().head(200_000).to_list() if v]
+    if not values:
+        return Decimal(1).scaleb(-18)
+    return Decimal(1).scaleb(min(Decimal(v).normalize().as_tuple().exponent for v in values))
 
 
 def recon_spec(symbol: str, unified_parts: list[Path]) -> SymbolSpec:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake_pipeline import paths
@@ -97,6 +98,15 @@ def synthetic_market(seconds: int = 300, seed: int = 0, t0: int = T0, rate: floa
                   int(t0 + seconds * 1_000_000_000))
 
 
+def window(m: Market, t0: int, t1: int) -> Market:
+    """The ground truth restricted to [t0, t1) (e.g. the hour a golden capture covered)."""
+    k = (m.msg_time >= t0) & (m.msg_time < t1)
+    ids = m.last_id[k]
+    return Market(m.msg_time[k], m.first_id[k], ids, m.bid_px[k], m.bid_sz[k], m.ask_px[k], m.ask_sz[k],
+                  m.quotes.filter(pl.col("update_id").is_between(int(m.first_id[k][0]), int(ids[-1]))),
+                  m.trades.filter(pl.col("time_ns").is_between(t0, t1, closed="left")), int(t0), int(t1))
+
+
 def ladder_frame(m: Market) -> pl.DataFrame:
     cols: dict[str, np.ndarray] = {"time_ns": m.msg_time}
     for side, px, sz in (("bid", m.bid_px, m.bid_sz), ("ask", m.ask_px, m.ask_sz)):
@@ -151,76 +161,93 @@ def scale_sizes(m: Market, factor: float = 1.5) -> Market:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _dec(units: np.ndarray, unit: Decimal) -> list[Decimal | None]:
-    return [None if u is None else Decimal(int(u)).scaleb(unit.as_tuple().exponent) for u in units]
+def _dec(units: np.ndarray, unit: Decimal, valid: np.ndarray | None = None) -> pa.Array:
+    """int64 ticks/lots → decimal128(38,18) values (vectorised, exact); `valid` False → null."""
+    exp = unit.as_tuple().exponent
+    arr = pa.array(np.asarray(units, dtype=np.int64), mask=None if valid is None else ~np.asarray(valid, bool))
+    scaled = pc.multiply(arr.cast(pa.decimal128(20, 0)), pa.scalar(unit, pa.decimal128(max(1, -exp), -exp)))
+    return scaled.cast(pa.decimal128(38, 18))
 
 
 def _dec_str(units: int, unit: Decimal) -> str:
     return f"{Decimal(int(units)).scaleb(unit.as_tuple().exponent):.8f}"
 
 
+def _ts(ns: np.ndarray) -> pa.Array:
+    return pa.array(np.asarray(ns, dtype=np.int64)).cast(pa.timestamp("ns", tz="UTC"))
+
+
+def _dict(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    return pa.array(values.astype(object), pa.string(),
+                    mask=None if valid is None else ~np.asarray(valid, bool)).dictionary_encode()
+
+
 def write_unified(m: Market, data_root: Path, *, snapshot_every: int = 50, rows_per_part: int = 4000,
                   drift: np.ndarray | None = None) -> Path:
-    """unified/… parts (two BOOK_DELTA rows per message, a BOOK_SNAPSHOT row every `snapshot_every` messages,
-    TRADE rows) + _SUCCESS, and book_states/… (the ladder after every message)."""
+    """unified/… parts (two BOOK_DELTA rows per message — the first with an intermediate best bid, so readers must
+    take the LAST row of a message —, one BOOK_SNAPSHOT row every `snapshot_every` messages, TRADE rows) +
+    _SUCCESS, and book_states/… (the ladder after every message). Vectorised: a full day writes in seconds."""
     n = m.msg_time.size
     snap = np.arange(n) % snapshot_every == 0
-    rows = []
-    for i in range(n):
-        et = "BOOK_SNAPSHOT" if snap[i] else "BOOK_DELTA"
-        reps = 1 if snap[i] else 2
-        for r in range(reps):
-            last = r == reps - 1
-            rows.append((m.msg_time[i], 2 * i + r, 0, et, int(m.last_id[i]), None,
-                         "bid" if not snap[i] else None, m.bid_px[i, 1] if not snap[i] else None,
-                         m.bid_sz[i, 1] if not snap[i] else None,
-                         m.bid_px[i, 0] if last else m.bid_px[max(i - 1, 0), 0],
-                         m.bid_sz[i, 0] if last else m.bid_sz[max(i - 1, 0), 0],
-                         m.ask_px[i, 0], m.ask_sz[i, 0], 0,
-                         int(drift[i]) if drift is not None and snap[i] else (0 if snap[i] else None)))
-    book = pl.DataFrame(rows, schema=["t", "order", "kind", "event_type", "sequence_number", "trade_id", "side",
-                                      "price", "quantity", "bb", "bbq", "ba", "baq", "book_flags", "drift_levels"],
-                        orient="row")
+    reps = np.where(snap, 1, 2)
+    idx = np.repeat(np.arange(n), reps)
+    pos = np.arange(idx.size) - np.repeat(np.cumsum(reps) - reps, reps)
+    last = pos == reps[idx] - 1
+    prev = np.maximum(idx - 1, 0)
+    sn = snap[idx]
     tr = m.trades
+    nt = tr.height
     mi = np.clip(np.searchsorted(m.msg_time, tr["time_ns"].to_numpy(), side="right") - 1, 0, n - 1)
-    trades = pl.DataFrame({
-        "t": tr["time_ns"], "order": np.arange(tr.height), "kind": np.ones(tr.height, np.int64),
-        "event_type": ["TRADE"] * tr.height, "sequence_number": [None] * tr.height, "trade_id": tr["trade_id"],
-        "side": np.where(tr["is_buy"].to_numpy(), "buy", "sell"), "price": tr["price"], "quantity": tr["qty"],
-        "bb": m.bid_px[mi, 0], "bbq": m.bid_sz[mi, 0], "ba": m.ask_px[mi, 0], "baq": m.ask_sz[mi, 0],
-        "book_flags": np.zeros(tr.height, np.int64), "drift_levels": [None] * tr.height})
-    allrows = pl.concat([book, trades], how="vertical_relaxed").sort("t", "kind", "order", maintain_order=True)
+    drift_levels = np.zeros(n, np.int64) if drift is None else np.asarray(drift, np.int64)
+    cols = {
+        "t": np.concatenate([m.msg_time[idx], tr["time_ns"].to_numpy()]),
+        "kind": np.concatenate([np.zeros(idx.size, np.int64), np.ones(nt, np.int64)]),
+        "order": np.concatenate([2 * idx + pos, np.arange(nt)]),
+        "event_type": np.concatenate([np.where(sn, "BOOK_SNAPSHOT", "BOOK_DELTA"), np.full(nt, "TRADE")]),
+        "seq": np.concatenate([m.last_id[idx], np.zeros(nt, np.int64)]),
+        "has_seq": np.concatenate([np.ones(idx.size, bool), np.zeros(nt, bool)]),
+        "trade_id": np.concatenate([np.zeros(idx.size, np.int64), tr["trade_id"].to_numpy()]),
+        "side": np.concatenate([np.where(sn, "", "bid"), np.where(tr["is_buy"].to_numpy(), "buy", "sell")]),
+        "has_side": np.concatenate([~sn, np.ones(nt, bool)]),
+        "price": np.concatenate([m.bid_px[idx, 1], tr["price"].to_numpy()]),
+        "qty": np.concatenate([m.bid_sz[idx, 1], tr["qty"].to_numpy()]),
+        "bb": np.concatenate([np.where(last, m.bid_px[idx, 0], m.bid_px[prev, 0]), m.bid_px[mi, 0]]),
+        "bbq": np.concatenate([np.where(last, m.bid_sz[idx, 0], m.bid_sz[prev, 0]), m.bid_sz[mi, 0]]),
+        "ba": np.concatenate([m.ask_px[idx, 0], m.ask_px[mi, 0]]),
+        "baq": np.concatenate([m.ask_sz[idx, 0], m.ask_sz[mi, 0]]),
+        "drift": np.concatenate([drift_levels[idx], np.zeros(nt, np.int64)]),
+        "has_drift": np.concatenate([sn, np.zeros(nt, bool)]),
+    }
+    order = np.lexsort((cols["order"], cols["kind"], cols["t"]))
+    cols = {k: v[order] for k, v in cols.items()}
     udir = paths.unified_dir(data_root, EXCHANGE, SYMBOL, DATE)
     udir.mkdir(parents=True, exist_ok=True)
-    for j, start in enumerate(range(0, allrows.height, rows_per_part)):
-        part = allrows.slice(start, rows_per_part)
+    total = cols["t"].size
+    for j, start in enumerate(range(0, total, rows_per_part)):
+        c = {k: v[start:start + rows_per_part] for k, v in cols.items()}
+        k = c["t"].size
         table = pa.table({
-            "event_time": pa.array(part["t"].to_numpy(), pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
-            "received_time": pa.array((part["t"] + 5 * MS).to_numpy(), pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
-            "event_type": pa.array(part["event_type"].to_list()).dictionary_encode(),
-            "exchange": pa.array([EXCHANGE] * part.height).dictionary_encode(),
-            "symbol": pa.array([SYMBOL] * part.height).dictionary_encode(),
-            "sequence_number": pa.array(part["sequence_number"].to_list(), pa.int64()),
-            "trade_id": pa.array(part["trade_id"].to_list(), pa.int64()),
-            "side": pa.array(part["side"].to_list(), pa.string()).dictionary_encode(),
-            "price": pa.array(_dec(part["price"].to_list(), TICK), UNIFIED_EVENT.field("price").type),
-            "quantity": pa.array(_dec(part["quantity"].to_list(), LOT), UNIFIED_EVENT.field("quantity").type),
-            "best_bid_price": pa.array(_dec(part["bb"].to_list(), TICK), UNIFIED_EVENT.field("price").type),
-            "best_bid_quantity": pa.array(_dec(part["bbq"].to_list(), LOT), UNIFIED_EVENT.field("price").type),
-            "best_ask_price": pa.array(_dec(part["ba"].to_list(), TICK), UNIFIED_EVENT.field("price").type),
-            "best_ask_quantity": pa.array(_dec(part["baq"].to_list(), LOT), UNIFIED_EVENT.field("price").type),
-            "book_flags": pa.array(part["book_flags"].to_list(), pa.int32()),
-            "drift_levels": pa.array(part["drift_levels"].to_list(), pa.int32()),
+            "event_time": _ts(c["t"]), "received_time": _ts(c["t"] + 5 * MS),
+            "event_type": _dict(c["event_type"]),
+            "exchange": _dict(np.full(k, EXCHANGE)), "symbol": _dict(np.full(k, SYMBOL)),
+            "sequence_number": pa.array(c["seq"], mask=~c["has_seq"]),
+            "trade_id": pa.array(c["trade_id"], mask=c["has_seq"]),
+            "side": _dict(c["side"], c["has_side"]),
+            "price": _dec(c["price"], TICK, c["has_side"]), "quantity": _dec(c["qty"], LOT, c["has_side"]),
+            "best_bid_price": _dec(c["bb"], TICK), "best_bid_quantity": _dec(c["bbq"], LOT),
+            "best_ask_price": _dec(c["ba"], TICK), "best_ask_quantity": _dec(c["baq"], LOT),
+            "book_flags": pa.array(np.zeros(k, np.int32)),
+            "drift_levels": pa.array(c["drift"].astype(np.int32), mask=~c["has_drift"]),
         }).cast(UNIFIED_EVENT)
         pq.write_table(table, udir / f"part-{j:05d}.parquet", compression="zstd")
     (udir / "_SUCCESS").write_text("")
     bdir = paths.book_states_dir(data_root, EXCHANGE, SYMBOL, DATE)
     bdir.mkdir(parents=True, exist_ok=True)
     lad = ladder_frame(m)
-    cols = {"event_time": pa.array(lad["time_ns"].to_numpy(), pa.int64()).cast(pa.timestamp("ns", tz="UTC"))}
+    book = {"event_time": _ts(lad["time_ns"].to_numpy())}
     for c in BOOK_STATE.names[1:]:
-        cols[c] = pa.array(_dec(lad[c].to_list(), TICK if c.endswith("price") else LOT), BOOK_STATE.field(c).type)
-    pq.write_table(pa.table(cols).cast(BOOK_STATE), bdir / "part-00000.parquet", compression="zstd")
+        book[c] = _dec(lad[c].to_numpy(), TICK if c.endswith("price") else LOT)
+    pq.write_table(pa.table(book).cast(BOOK_STATE), bdir / "part-00000.parquet", compression="zstd")
     return udir
 
 

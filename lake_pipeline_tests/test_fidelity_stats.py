@@ -21,9 +21,22 @@ def test_pooled_ecdf_matches_scipy_ks_and_wasserstein_with_ties():
     rng = np.random.default_rng(1)
     x = rng.integers(0, 40, 3000).astype(float)  # heavy ties, like ticks / milliseconds
     y = rng.integers(3, 45, 2500).astype(float)
-    e = stats.PooledECDF(_sample(x), _sample(y))
+    e = stats.PooledECDF(_sample(x), _sample(y), 1, 1)
     assert e.ks(_ident(), _ident()) == pytest.approx(sps.ks_2samp(x, y).statistic, abs=1e-12)
     assert e.w1(_ident(), _ident()) == pytest.approx(sps.wasserstein_distance(x, y), abs=1e-9)
+
+
+def test_pooled_ecdf_coarsening_bounds_the_ks_error():
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=40_000), rng.normal(0.05, 1.0, 30_000)  # 70k distinct values
+    exact = sps.ks_2samp(x, y).statistic
+    coarse = stats.PooledECDF(_sample(x), _sample(y), 1, 1, max_groups=500)
+    assert not coarse.exact and coarse.grid.size <= 500
+    d = coarse.ks(_ident(), _ident())
+    assert exact - 1.0 / 500 <= d <= exact + 1e-12
+    assert coarse.w1(_ident(), _ident()) == pytest.approx(sps.wasserstein_distance(x, y), rel=0.05)
+    same = stats.PooledECDF(_sample(x), _sample(x.copy()), 1, 1, max_groups=500)
+    assert same.ks(_ident(), _ident()) == 0.0
 
 
 def test_resample_counts_act_as_multiplicities():
@@ -31,7 +44,7 @@ def test_resample_counts_act_as_multiplicities():
     x = np.array([1.0, 2.0, 3.0, 10.0])
     slots = np.array([0, 0, 1, 1])
     y = np.array([1.0, 2.0, 2.5])
-    e = stats.PooledECDF(_sample(x, slots), _sample(y))
+    e = stats.PooledECDF(_sample(x, slots), _sample(y), 2, 1)
     r = stats.Resample.from_idx(np.array([0, 0]), 2)
     expected = sps.ks_2samp([1.0, 2.0, 1.0, 2.0], y).statistic
     assert e.ks(r, _ident()) == pytest.approx(expected)
@@ -42,14 +55,16 @@ def test_total_variation_known_value_and_identity():
     assert stats.total_variation(np.array([3, 1]), np.array([6, 2])) == 0.0
 
 
-def test_histogram_by_slot_sums_to_plain_histogram():
+def test_slot_histogram_equals_plain_histogram_of_the_resampled_events():
     rng = np.random.default_rng(2)
     v = rng.normal(size=1000)
     s = rng.integers(0, 17, 1000)
     edges = np.linspace(-4, 4, 9)
-    h = stats.histogram_by_slot(np.clip(v, -3.99, 3.99), s, 17, edges)
-    assert h.shape == (17, 8)
-    np.testing.assert_array_equal(h.sum(0), np.histogram(np.clip(v, -3.99, 3.99), edges)[0])
+    h = stats.SlotHistogram.binned(np.clip(v, -3.99, 3.99), s, 17, edges)
+    np.testing.assert_array_equal(h(_ident(17)), np.histogram(np.clip(v, -3.99, 3.99), edges)[0])
+    r = stats.Resample.from_idx(np.array([4, 4, 9]), 17)
+    resampled = np.concatenate([v[s == 4], v[s == 4], v[s == 9]])
+    np.testing.assert_array_equal(h(r), np.histogram(np.clip(resampled, -3.99, 3.99), edges)[0])
 
 
 def test_stationary_indices_are_runs_of_consecutive_slots():
@@ -66,7 +81,7 @@ def test_paired_bootstrap_of_identical_sides_is_exactly_zero():
     rng = np.random.default_rng(4)
     x = rng.lognormal(size=5000)
     slots = rng.integers(0, 300, 5000)
-    e = stats.PooledECDF(_sample(x, slots), _sample(x, slots))
+    e = stats.PooledECDF(_sample(x, slots), _sample(x, slots), 300, 300)
     res = stats.block_bootstrap(e.ks, 300, 300, paired=True, reps=50, block_slots=20, level=0.9, seed=1)
     assert (res.value, res.ci_low, res.ci_high) == (0.0, 0.0, 0.0)
 
@@ -96,6 +111,13 @@ def test_hill_alpha_recovers_pareto_index():
     x = rng.pareto(2.5, 200_000) + 1.0
     assert stats.hill_alpha(x, tail_fraction=0.02) == pytest.approx(2.5, rel=0.05)
     assert np.isnan(stats.hill_alpha(np.ones(5)))
+    # resampled: doubling every slot leaves α unchanged; the truncated scan agrees with a full sort
+    slots = rng.integers(0, 100, x.size)
+    h = stats.SlotHill(x, slots, 100, 0.02)
+    assert h(stats.Resample(np.arange(100), np.full(100, 2.0))) == pytest.approx(h(_ident(100)))
+    r = stats.Resample.from_idx(rng.integers(0, 100, 100), 100)
+    xs = np.repeat(x, r.counts[slots].astype(int))
+    assert h(r) == pytest.approx(stats.hill_alpha(xs, 0.02), rel=1e-9)
 
 
 def test_weighted_auc_matches_rank_formula():
@@ -106,6 +128,10 @@ def test_weighted_auc_matches_rank_formula():
     u = sps.mannwhitneyu(np.round(s, 1)[y], np.round(s, 1)[~y]).statistic
     assert ours == pytest.approx(u / (y.sum() * (~y).sum()))
     assert np.isnan(stats.weighted_auc(s, np.ones(2000, bool), np.ones(2000)))
+    w = rng.integers(0, 3, 2000).astype(float)
+    rep = np.repeat(np.arange(2000), w.astype(int))
+    u = sps.mannwhitneyu(np.round(s, 1)[rep][y[rep]], np.round(s, 1)[rep][~y[rep]]).statistic
+    assert stats.weighted_auc(np.round(s, 1), y, w) == pytest.approx(u / (y[rep].sum() * (~y[rep]).sum()))
 
 
 def test_acf_and_moments_against_numpy_scipy():
@@ -119,7 +145,7 @@ def test_acf_and_moments_against_numpy_scipy():
 
 def test_slot_quantile_slot_correlation_longest_run():
     v = np.array([0.0, 0, 0, 1, 5, 0, 0, 2])
-    q = stats.SlotQuantile(stats.Sample(v, np.arange(8)))
+    q = stats.SlotQuantile(stats.Sample(v, np.arange(8)), 8)
     assert q(_ident(8), 0.5) == 0.0 and q(_ident(8), 0.99) == 5.0
     assert stats.longest_run(np.array([0, 1, 1, 0, 1, 1, 1, 0], bool)) == 3
     assert stats.longest_run(np.zeros(4, bool)) == 0

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from loguru import logger
 
@@ -68,28 +70,45 @@ def describe_file(path: Path, rows: int | None = None) -> InputFile:
     return InputFile(str(path), sha256_of(path), rows, path.stat().st_size)
 
 
-def _to_units(df: pl.DataFrame, cols: list[str], unit: Decimal, where: str) -> pl.DataFrame:
-    """Decimal columns → int64 multiples of `unit`, exactly (decimal arithmetic, no float rounding); nulls stay
-    null; a value off the grid raises naming the file and column."""
+def units_array(arr: pa.Array | pa.ChunkedArray, unit: Decimal, where: str, column: str) -> pa.Array:
+    """decimal128 values → int64 multiples of `unit`, exactly, at Arrow speed; nulls stay null.
+
+    `unit` = m·10^e: a safe cast to scale −e makes Arrow itself reject any value with digits below the unit's
+    (a value off the grid), the low 64 bits of the rescaled int128 storage are then the integer (the high word
+    must be its sign extension), and a non-power-of-ten m is divided out with a remainder check.
+    """
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
     sign, digits, exp = unit.normalize().as_tuple()
     m = int("".join(map(str, digits)))
-    scale = 1
-    if exp < 0:
-        scale = 10**-exp
-    else:
+    scale = max(0, -exp)
+    if exp > 0:
         m *= 10**exp
-    exprs, checks = [], []
-    for c in cols:
-        y = pl.col(c).cast(pl.Decimal(38, 18)) * pl.lit(scale)
-        yi = y.cast(pl.Int64)
-        exprs.append((yi // m).alias(c))
-        checks.append(((yi.cast(pl.Decimal(38, 18)) != y) | (yi % m != 0)).fill_null(False).alias(c))
-    bad = df.select(checks)
-    for c in cols:
-        if bad[c].any():
-            value = Decimal(str(df[c].filter(bad[c])[0])).normalize()
-            raise FidelityInputError(f"{where}: column {c} value {value:f} is off the grid of {unit:f}")
-    return df.with_columns(exprs)
+    try:
+        rescaled = pc.cast(arr, pa.decimal128(38, scale))
+    except pa.ArrowInvalid:
+        raise _off_grid(arr, unit, where, column) from None
+    words = np.frombuffer(rescaled.buffers()[1], dtype=np.int64)[2 * rescaled.offset: 2 * (rescaled.offset + len(rescaled))]
+    low, high = words[0::2], words[1::2]
+    valid = ~np.asarray(rescaled.is_null(), dtype=bool) if rescaled.null_count else np.ones(len(rescaled), bool)
+    if np.any((high != (low >> 63)) & valid):
+        raise FidelityInputError(f"{where}: column {column} holds values beyond the int64 range of {unit:f} units")
+    if m != 1 and np.any((low % m != 0) & valid):
+        raise _off_grid(arr, unit, where, column)
+    return pa.array(low // m if m != 1 else low.copy(), mask=None if rescaled.null_count == 0 else ~valid)
+
+
+def _off_grid(arr: pa.Array, unit: Decimal, where: str, column: str) -> FidelityInputError:
+    """Name the first value off the grid (slow path, only on error)."""
+    for v in arr.to_pylist():
+        if v is not None and (Decimal(v) / unit) % 1 != 0:
+            return FidelityInputError(f"{where}: column {column} value {Decimal(v).normalize():f} is off the grid "
+                                      f"of {unit:f}")
+    return FidelityInputError(f"{where}: column {column} is off the grid of {unit:f}")
+
+
+def _to_units(df: pl.DataFrame, cols: list[str], unit: Decimal, where: str) -> pl.DataFrame:
+    """Decimal columns of a polars frame → int64 multiples of `unit` (see `units_array`)."""
+    return df.with_columns([pl.from_arrow(units_array(df[c].to_arrow(), unit, where, c)).alias(c) for c in cols])
 
 
 def _parts(directory: Path, what: str) -> list[Path]:
@@ -163,28 +182,46 @@ def _merge_split_messages(book: pl.DataFrame) -> pl.DataFrame:
     ).drop("msg")
 
 
-def read_book_states(directory: Path, spec: SymbolSpec) -> tuple[pl.DataFrame, list[InputFile]]:
-    """book_states parts → canonical ladder (ticks/lots; price null where a level is absent)."""
+def read_book_states(directory: Path, spec: SymbolSpec,
+                     window: tuple[int, int] | None = None) -> tuple[pl.DataFrame, list[InputFile]]:
+    """book_states parts → canonical ladder (ticks/lots; price null where a level is absent), optionally only
+    the rows in `window` [t0, t1) ns (row groups outside are skipped by the parquet reader)."""
     frames, inputs = [], []
+    filters = None
+    if window is not None:
+        lo, hi = (pa.scalar(int(t), pa.timestamp("ns", tz="UTC")) for t in window)
+        filters = [("event_time", ">=", lo), ("event_time", "<", hi)]
     for p in _parts(directory, "book_states"):
         try:
-            df = pl.read_parquet(p, columns=["event_time", *BOOK_LEVEL_COLUMNS])
-        except (pl.exceptions.PolarsError, OSError) as exc:
+            t = pq.read_table(p, columns=["event_time", *BOOK_LEVEL_COLUMNS], filters=filters)
+        except (pa.ArrowException, OSError) as exc:
             raise FidelityInputError(f"{p}: cannot read book states ({exc})") from exc
-        df = df.with_columns(pl.col("event_time").dt.epoch("ns").alias("time_ns")).drop("event_time")
-        df = _to_units(df, [c for c in BOOK_LEVEL_COLUMNS if c.endswith("_price")], spec.tick, str(p))
-        df = _to_units(df, [c for c in BOOK_LEVEL_COLUMNS if c.endswith("_size")], spec.lot, str(p))
-        frames.append(conform(df, LADDER_SCHEMA, f"{p} (book states)"))
-        inputs.append(describe_file(p, df.height))
+        cols = {"time_ns": pl.from_arrow(t.column("event_time").cast(pa.int64()))}
+        for c in BOOK_LEVEL_COLUMNS:
+            unit = spec.tick if c.endswith("_price") else spec.lot
+            cols[c] = pl.from_arrow(units_array(t.column(c), unit, str(p), c))
+        frames.append(conform(pl.DataFrame(cols), LADDER_SCHEMA, f"{p} (book states)"))
+        inputs.append(describe_file(p))
     return pl.concat(frames).sort("time_ns", maintain_order=True), inputs
 
 
-def recon_view(data_root: Path, exchange: str, symbol: str, date: str, label: str = "reconstruction") -> MarketView:
-    """The reconstruction of one partition as a MarketView (window = first to last event time)."""
+def unified_parts(data_root: Path, exchange: str, symbol: str, date: str) -> list[Path]:
+    """The published parts of a unified partition (FileNotFoundError naming the partition otherwise)."""
     udir = paths.unified_dir(data_root, exchange, symbol, date)
     parts = _parts(udir, "unified event")
     if not (udir / "_SUCCESS").exists():
         raise FileNotFoundError(f"unified partition {udir} is not published (no _SUCCESS marker)")
+    return parts
+
+
+def recon_view(data_root: Path, exchange: str, symbol: str, date: str, label: str = "reconstruction", *,
+               ladder_window: tuple[int, int] | None = None, load_ladder: bool = True) -> MarketView:
+    """The reconstruction of one partition as a MarketView (window = first to last event time).
+
+    The top-20 book states are only needed for the paired depth comparison: `load_ladder=False` skips them and
+    `ladder_window` reads only the golden capture's stretch of the day."""
+    udir = paths.unified_dir(data_root, exchange, symbol, date)
+    parts = unified_parts(data_root, exchange, symbol, date)
     spec = recon_spec(symbol, parts)
     trades, books, inputs = [], [], []
     for p in parts:
@@ -204,8 +241,10 @@ def recon_view(data_root: Path, exchange: str, symbol: str, date: str, label: st
     ladder = None
     bdir = paths.book_states_dir(data_root, exchange, symbol, date)
     notes = [f"tick {spec.tick}, lot {spec.lot} ({spec.source})"]
-    if bdir.is_dir() and any(bdir.glob("part-*.parquet")):
-        ladder, more = read_book_states(bdir, spec)
+    if not load_ladder:
+        notes.append("book states not loaded (no paired golden capture to compare depth with)")
+    elif bdir.is_dir() and any(bdir.glob("part-*.parquet")):
+        ladder, more = read_book_states(bdir, spec, ladder_window)
         inputs += more
     else:
         notes.append(f"no book states at {bdir}: per-level depth not available")

@@ -50,12 +50,13 @@ class Comparison:
         """Per-metric seed: independent streams, but identical inputs always give identical intervals."""
         return (int(self.tol.bootstrap["seed"]) + zlib.crc32(name.encode())) % (2**32)
 
-    def bootstrap(self, name: str, stat: stats.Statistic) -> stats.BootstrapResult:
+    def bootstrap(self, statistics: dict[str, stats.Statistic]) -> dict[str, stats.BootstrapResult]:
+        """One set of block-bootstrap draws for the given statistics (seeded by their names)."""
         b = self.tol.bootstrap
         block_slots = float(b["block_seconds"]) / float(self.tol.setting("slot_seconds"))
-        return stats.block_bootstrap(stat, self.axis_g.n_slots, self.axis_r.n_slots, paired=self.paired,
-                                     reps=int(b["reps"]), block_slots=block_slots, level=float(b["level"]),
-                                     seed=self.seed(name))
+        return stats.block_bootstrap_many(statistics, self.axis_g.n_slots, self.axis_r.n_slots, paired=self.paired,
+                                          reps=int(b["reps"]), block_slots=block_slots, level=float(b["level"]),
+                                          seed=self.seed("+".join(statistics)))
 
     @property
     def ci_method(self) -> str:
@@ -66,8 +67,14 @@ class Comparison:
 
     def gate(self, name: str, stat: stats.Statistic, details: dict[str, Any] | None = None) -> MetricResult:
         """Point estimate + block-bootstrap interval of `stat`, judged against the configured tolerance."""
-        res = self.bootstrap(name, stat)
-        return self.result(name, res.value, res.ci_low, res.ci_high, ci_method=self.ci_method, details=details)
+        return self.gate_many({name: stat}, {name: details or {}})[0]
+
+    def gate_many(self, statistics: dict[str, stats.Statistic],
+                  details: dict[str, dict[str, Any]] | None = None) -> list[MetricResult]:
+        """Several metrics of one feature under shared bootstrap draws (their cached work is reused)."""
+        res = self.bootstrap(statistics)
+        return [self.result(n, r.value, r.ci_low, r.ci_high, ci_method=self.ci_method,
+                            details=(details or {}).get(n)) for n, r in res.items()]
 
     def result(self, name: str, value: float | None, ci_low: float | None = None, ci_high: float | None = None, *,
                ci_method: str = "", reason: str = "", details: dict[str, Any] | None = None) -> MetricResult:

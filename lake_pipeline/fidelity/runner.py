@@ -93,7 +93,7 @@ def load_reference(path: Path, spec, label: str = "reference") -> MarketView:
     if any(path.glob("part-*.parquet")):
         part = paths.parse_partition_path(path)
         root = path.parents[3]
-        return adapters.recon_view(root, part["exchange"], part["symbol"], part["date"], label=label)
+        return adapters.recon_view(root, part["exchange"], part["symbol"], part["date"], label=label, load_ladder=False)
     return adapters.read_golden_session(adapters.golden_session_files(path), spec, label=label)
 
 
@@ -146,19 +146,20 @@ def run_fidelity(data_root: Path, exchange: str, symbol: str, date: str, *, gold
     """Compute the report for one partition (nothing written; see `report.write_report`)."""
     t0 = time.perf_counter()
     tol = tol_mod.load(tolerances_path)
-    recon = adapters.recon_view(Path(data_root), exchange, symbol, date)
-    spec = adapters.recon_spec(symbol, sorted(paths.unified_dir(data_root, exchange, symbol, date)
-                                              .glob("part-*.parquet")))
-    timings = {"load_reconstruction_s": time.perf_counter() - t0}
-    golden, is_capture, session_dir = None, True, None
-    t = time.perf_counter()
-    session_dir = adapters.find_golden_session(Path(data_root), exchange, symbol, date, golden_session)
+    root = Path(data_root)
+    spec = adapters.recon_spec(symbol, adapters.unified_parts(root, exchange, symbol, date))
+    golden, is_capture = None, True
+    session_dir = adapters.find_golden_session(root, exchange, symbol, date, golden_session)
     if session_dir is not None:
         golden = adapters.read_golden_session(adapters.golden_session_files(session_dir), spec,
                                               label=f"golden {session_dir.name}")
     elif reference is not None:
         golden, is_capture = load_reference(Path(reference), spec), False
-    timings["load_golden_s"] = time.perf_counter() - t
+    timings = {"load_golden_s": time.perf_counter() - t0}
+    t = time.perf_counter()
+    window = (golden.start_ns, golden.end_ns) if golden is not None and is_capture else None
+    recon = adapters.recon_view(root, exchange, symbol, date, ladder_window=window, load_ladder=window is not None)
+    timings["load_reconstruction_s"] = time.perf_counter() - t
     logger.info("fidelity {}/{}/{}: reconstruction {} s, golden {}", exchange, symbol, date,
                 round(recon.duration_s, 1), None if golden is None else round(golden.duration_s, 1))
     metrics, plots, info = compare_views(recon, golden, tol, golden_is_capture=is_capture)

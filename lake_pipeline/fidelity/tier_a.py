@@ -29,16 +29,10 @@ MAX_PLOT_POINTS = 2000
 MAX_EXAMPLES = 10
 
 
-def _ratio_stat(num_g: np.ndarray, den_g: np.ndarray):
-    """Statistic Σ counts·num / Σ counts·den over per-slot sums (the golden-side slot axis drives paired draws)."""
-    return lambda a, b: float(a.counts @ num_g) / max(float(a.counts @ den_g), 1e-300)
-
-
-def _slot_ratio(cmp: Comparison, name: str, hits: np.ndarray, slots: np.ndarray, details: dict | None = None,
-                weights: np.ndarray | None = None) -> MetricResult:
-    den = np.ones(hits.size) if weights is None else weights
-    num, den = stats.ratio_by_slot(hits.astype(np.float64), den, slots, cmp.axis_g.n_slots)
-    return cmp.gate(name, _ratio_stat(num, den), details)
+def _rate(cmp: Comparison, hits: np.ndarray, slots: np.ndarray, weights: np.ndarray | None = None):
+    """Statistic Σ hits / Σ weights (default: one per check) over the golden-side (paired) slot draws."""
+    ratio = stats.SlotRatio(hits, np.ones(hits.size) if weights is None else weights, slots, cmp.axis_g.n_slots)
+    return lambda a, b: ratio(a)
 
 
 def _count(cmp: Comparison, name: str, value: int, details: dict | None = None) -> MetricResult:
@@ -94,7 +88,7 @@ def paired_integrity(cmp: Comparison) -> list[MetricResult]:
                "time_offset_ms_p50": float(np.median(np.abs(dt_ms))) if dt_ms.size else None,
                "time_offset_ms_max": float(np.abs(dt_ms).max()) if dt_ms.size else None,
                "examples": bad.to_dicts()}
-    out.append(_slot_ratio(cmp, "trade_match_rate", hit, cmp.axis_g.slot_of(gt["time_ns"].to_numpy()), details))
+    out.append(cmp.gate("trade_match_rate", _rate(cmp, hit, cmp.axis_g.slot_of(gt["time_ns"].to_numpy())), details))
     return out
 
 
@@ -120,7 +114,7 @@ def bbo_update_aligned(cmp: Comparison) -> list[MetricResult]:
     bad = j.filter(~pl.Series(hit)).head(MAX_EXAMPLES)
     details = {"checkpoints": int(hit.size), "price_only_match_rate": float(price_hit.mean()),
                "golden_quotes": q.height, "update_id_range": [lo, hi], "first_mismatches": bad.to_dicts()}
-    return [_slot_ratio(cmp, "bbo_update_match_rate", hit, cmp.axis_g.slot_of(j["time_ns"].to_numpy()), details)]
+    return [cmp.gate("bbo_update_match_rate", _rate(cmp, hit, cmp.axis_g.slot_of(j["time_ns"].to_numpy())), details)]
 
 
 def bbo_grid(cmp: Comparison, plots: dict) -> list[MetricResult]:
@@ -139,9 +133,9 @@ def bbo_grid(cmp: Comparison, plots: dict) -> list[MetricResult]:
     err = np.maximum(eb, ea).astype(np.float64)
     hit = (eb == 0) & (ea == 0) & (sr.bid_sz == sg.bid_sz) & (sr.ask_sz == sg.ask_sz)
     slots = cmp.axis_g.slot_of(times)
-    sq = (eb.astype(np.float64) ** 2 + ea.astype(np.float64) ** 2) / 2.0
-    num, den = stats.ratio_by_slot(sq, np.ones(sq.size), slots, cmp.axis_g.n_slots)
-    p99 = stats.SlotQuantile(stats.Sample(err, slots))
+    mean_sq = stats.SlotRatio((eb.astype(np.float64) ** 2 + ea.astype(np.float64) ** 2) / 2.0, np.ones(eb.size),
+                              slots, cmp.axis_g.n_slots)
+    p99 = stats.SlotQuantile(stats.Sample(err, slots), cmp.axis_g.n_slots)
     run = stats.longest_run(~hit)
     lags, rates = _lag_scan(cmp, times, gb, rb)
     best = int(np.argmax(rates + 1e-12 * (-np.abs(lags))))  # ties -> smallest |lag|
@@ -150,9 +144,10 @@ def bbo_grid(cmp: Comparison, plots: dict) -> list[MetricResult]:
     plots["bbo_error"] = _error_timeline(times, err, hit)
     plots["lag_scan"] = {"lag_ms": lags.tolist(), "match_rate": rates.tolist()}
     return [
-        _slot_ratio(cmp, "bbo_grid_match_rate", hit, slots, details),
-        cmp.gate("bbo_grid_err_p99_ticks", lambda a, b: p99(a, 0.99)),
-        cmp.gate("bbo_grid_rms_ticks", lambda a, b: float(np.sqrt((a.counts @ num) / max(a.counts @ den, 1e-300)))),
+        *cmp.gate_many({"bbo_grid_match_rate": _rate(cmp, hit, slots),
+                        "bbo_grid_err_p99_ticks": lambda a, b: p99(a, 0.99),
+                        "bbo_grid_rms_ticks": lambda a, b: float(np.sqrt(mean_sq(a)))},
+                       {"bbo_grid_match_rate": details}),
         _count(cmp, "bbo_longest_mismatch_ms", int(run * step), {"grid_ms": step}),
         cmp.result("bbo_lag_ms", float(abs(lags[best])), ci_method="argmax of the lag scan",
                    details={"best_lag_ms": float(lags[best]), "match_rate_at_best": float(rates[best]),
@@ -238,21 +233,22 @@ def depth(cmp: Comparison, plots: dict) -> list[MetricResult]:
     q_r = np.concatenate([parts[s][2] for s in parts], axis=1).astype(np.float64)
     ladder_ok = np.concatenate([parts[s][3] for s in parts], axis=1) & present
     abs_err = np.abs(q_r - g_sz) * present
-    out = [
-        _slot_ratio(cmp, "depth_ladder_match_rate", ladder_ok.sum(1), slots, weights=present.sum(1).astype(float),
-                    details={"book_states": int(times.size)}),
-        _slot_ratio(cmp, "depth_rel_l1_error", abs_err.sum(1), slots, weights=(g_sz * present).sum(1)),
-    ]
-    per_level = _per_level(parts)
-    out.append(_spearman(cmp, times, slots, g_sz, q_r, present, per_level))
+    per_level = _per_level(parts, np.arange(0, times.size, max(1, times.size // 20_000)))
+    spearman, sp_details = _spearman(cmp, times, slots, g_sz, q_r, present, per_level)
+    out = cmp.gate_many(
+        {"depth_ladder_match_rate": _rate(cmp, ladder_ok.sum(1), slots, present.sum(1).astype(float)),
+         "depth_rel_l1_error": _rate(cmp, abs_err.sum(1), slots, (g_sz * present).sum(1)),
+         "depth_spearman_log1p": spearman},
+        {"depth_ladder_match_rate": {"book_states": int(times.size)}, "depth_spearman_log1p": sp_details})
     plots["depth"] = {"per_level": per_level, **_depth_heatmap(times, abs_err, g_sz * present)}
     mism = (~ladder_ok & present).sum(1)
     plots["ladder_mismatch"] = _bucket_mean(times, mism.astype(float))
     return out
 
 
-def _per_level(parts: dict) -> dict[str, list]:
-    """Per level 1..20 (bid and ask pooled): ladder match share, relative L1 error, Spearman and Pearson ρ."""
+def _per_level(parts: dict, sel: np.ndarray) -> dict[str, list]:
+    """Per level 1..20 (bid and ask pooled): ladder match share, relative L1 error, Spearman and Pearson ρ
+    (the correlations on the book states `sel`, ≤ 20k evenly spaced, so a full day stays cheap)."""
     res: dict[str, list] = {"level": list(range(1, N_LEVELS + 1)), "ladder_match": [], "rel_l1": [], "spearman": [],
                             "pearson": []}
     for k in range(N_LEVELS):
@@ -262,8 +258,9 @@ def _per_level(parts: dict) -> dict[str, list]:
         ok = np.concatenate([parts[s][3][:, k] for s in parts])[pres]
         res["ladder_match"].append(float(ok.mean()) if ok.size else None)
         res["rel_l1"].append(float(np.abs(r - g).sum() / g.sum()) if g.sum() > 0 else None)
-        res["spearman"].append(_corr_or_none(sps.spearmanr, np.log1p(g), np.log1p(r)))
-        res["pearson"].append(_corr_or_none(sps.pearsonr, g, r))
+        sub = np.concatenate([np.isin(np.arange(parts[s][0].shape[0]), sel) for s in parts])[pres]
+        res["spearman"].append(_corr_or_none(sps.spearmanr, np.log1p(g[sub]), np.log1p(r[sub])))
+        res["pearson"].append(_corr_or_none(sps.pearsonr, g[sub], r[sub]))
     return res
 
 
@@ -274,7 +271,7 @@ def _corr_or_none(fn, x: np.ndarray, y: np.ndarray) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def _spearman(cmp, times, slots, g_sz, q_r, present, per_level) -> MetricResult:
+def _spearman(cmp, times, slots, g_sz, q_r, present, per_level):
     """Pooled Spearman of log1p sizes at the golden prices: ranks once (on ≤ 50k evenly spaced book states, so a
     full day stays cheap), replicates re-weight per-slot sums."""
     sel = np.arange(0, times.size, max(1, times.size // 50_000))
@@ -287,7 +284,7 @@ def _spearman(cmp, times, slots, g_sz, q_r, present, per_level) -> MetricResult:
     corr = stats.SlotCorrelation(rg, rr, sl, cmp.axis_g.n_slots)
     details = {"pairs": int(g.size), "book_states_used": int(sel.size), "per_level_spearman": per_level["spearman"],
                "per_level_pearson": per_level["pearson"]}
-    return cmp.gate("depth_spearman_log1p", lambda a, b: corr(a), details)
+    return (lambda a, b: corr(a)), details
 
 
 def _depth_heatmap(times: np.ndarray, abs_err: np.ndarray, g_sz: np.ndarray, buckets: int = 120) -> dict[str, Any]:
@@ -336,15 +333,15 @@ def drift(cmp: Comparison, plots: dict) -> list[MetricResult]:
     slots = cmp.axis_r.slot_of(t)
     hours = (t - t[0]) / 3.6e12
     plots["drift"] = _bucket_mean(t, y)
-    num, den = stats.ratio_by_slot(y, np.ones(y.size), slots, cmp.axis_r.n_slots)
-    mean = cmp.gate("drift_levels_mean", lambda a, b: float(b.counts @ num) / max(float(b.counts @ den), 1e-300),
-                    {"snapshots": int(y.size), "snapshots_with_drift": int((y > 0).sum()), "max_levels": float(y.max())})
+    mean_levels = stats.SlotRatio(y, np.ones(y.size), slots, cmp.axis_r.n_slots)
+    info = {"snapshots": int(y.size), "snapshots_with_drift": int((y > 0).sum()), "max_levels": float(y.max())}
     if np.unique(hours).size < 2:
-        return [mean, cmp.na("drift_slope_per_hour", "fewer than two snapshot times")]
-    slope = stats.ols_slope(hours, y)
-    res = cmp.gate("drift_slope_per_hour", lambda a, b: abs(stats.ols_slope(hours, y, b.counts[slots])),
-                   {"signed_slope_per_hour": slope})
-    return [mean, res]
+        return [cmp.gate("drift_levels_mean", lambda a, b: mean_levels(b), info),
+                cmp.na("drift_slope_per_hour", "fewer than two snapshot times")]
+    return cmp.gate_many({"drift_levels_mean": lambda a, b: mean_levels(b),
+                          "drift_slope_per_hour": lambda a, b: abs(stats.ols_slope(hours, y, b.counts[slots]))},
+                         {"drift_levels_mean": info,
+                          "drift_slope_per_hour": {"signed_slope_per_hour": stats.ols_slope(hours, y)}})
 
 
 def run_paired(cmp: Comparison) -> tuple[list[MetricResult], dict[str, Any]]:

@@ -50,9 +50,22 @@ def _info(xg: np.ndarray, xr: np.ndarray, wg=None, wr=None) -> dict[str, Any]:
             **stats.ks_information(xg, xr)}
 
 
-def _slot_hist(cmp: Comparison, values_g, slots_g, values_r, slots_r, edges) -> tuple[np.ndarray, np.ndarray]:
-    return (stats.histogram_by_slot(values_g, slots_g, cmp.axis_g.n_slots, edges),
-            stats.histogram_by_slot(values_r, slots_r, cmp.axis_r.n_slots, edges))
+def _slot_hist(cmp: Comparison, values_g, slots_g, values_r, slots_r, edges):
+    return (stats.SlotHistogram.binned(values_g, slots_g, cmp.axis_g.n_slots, edges),
+            stats.SlotHistogram.binned(values_r, slots_r, cmp.axis_r.n_slots, edges))
+
+
+def _ecdf(cmp: Comparison, g: stats.Sample, r: stats.Sample) -> stats.PooledECDF:
+    return stats.PooledECDF(g, r, cmp.axis_g.n_slots, cmp.axis_r.n_slots)
+
+
+def _identity(cmp: Comparison) -> tuple[stats.Resample, stats.Resample]:
+    return stats.Resample.identity(cmp.axis_g.n_slots), stats.Resample.identity(cmp.axis_r.n_slots)
+
+
+def _shares(h: stats.SlotHistogram, r: stats.Resample) -> list[float]:
+    v = h(r)
+    return (v / max(v.sum(), 1e-300)).tolist()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -63,7 +76,7 @@ def trade_size(cmp: Comparison, plots: dict) -> list[MetricResult]:
     names = ["trade_size_ks", "trade_size_w1_iqr", "trade_size_pointmass_tv"]
 
     def run() -> list[MetricResult]:
-        ecdf = stats.PooledECDF(sg, sr)
+        ecdf = _ecdf(cmp, sg, sr)
         q75, q25 = np.percentile(sg.values, [75, 25])
         iqr = float(q75 - q25) or float(np.std(sg.values)) or 1.0
         info = _info(sg.values, sr.values)
@@ -71,17 +84,16 @@ def trade_size(cmp: Comparison, plots: dict) -> list[MetricResult]:
         cat_g, cat_r = _round_lot_category(sg.values, lots), _round_lot_category(sr.values, lots)
         edges = np.arange(len(lots) + 2, dtype=np.float64)
         hg, hr = _slot_hist(cmp, cat_g, sg.slots, cat_r, sr.slots, edges)
+        ident = _identity(cmp)
         plots["trade_size"] = {"hist": _hist(sg.values, sr.values, _common_edges(sg.values, sr.values)),
                                "qq": _qq(sg.values, sr.values), "xlabel": "log10 trade size (base units)",
                                "pointmass": {"labels": [f"{v:g}" for v in lots] + ["other"],
-                                             "golden": (hg.sum(0) / hg.sum()).tolist(),
-                                             "recon": (hr.sum(0) / hr.sum()).tolist()}}
-        return [
-            cmp.gate("trade_size_ks", ecdf.ks, info),
-            cmp.gate("trade_size_w1_iqr", lambda a, b: ecdf.w1(a, b) / iqr, {"golden_iqr": iqr}),
-            cmp.gate("trade_size_pointmass_tv", lambda a, b: stats.total_variation(a.counts @ hg, b.counts @ hr),
-                     {"round_lots": lots}),
-        ]
+                                             "golden": _shares(hg, ident[0]), "recon": _shares(hr, ident[1])}}
+        return cmp.gate_many(
+            {"trade_size_ks": ecdf.ks, "trade_size_w1_iqr": lambda a, b: ecdf.w1(a, b) / iqr,
+             "trade_size_pointmass_tv": lambda a, b: stats.total_variation(hg(a), hr(b))},
+            {"trade_size_ks": {**info, "ecdf_exact": ecdf.exact}, "trade_size_w1_iqr": {"golden_iqr": iqr},
+             "trade_size_pointmass_tv": {"round_lots": lots}})
 
     return cmp.guarded(names, run, {"golden trades": len(sg), "recon trades": len(sr)})
 
@@ -103,13 +115,12 @@ def inter_event(cmp: Comparison, plots: dict) -> list[MetricResult]:
     names = ["taker_interval_ks", "taker_zero_gap_diff"]
 
     def run() -> list[MetricResult]:
-        ecdf = stats.PooledECDF(dg, dr)
-        zg = stats.ratio_by_slot((dg.values == 0).astype(float), np.ones(len(dg)), dg.slots, cmp.axis_g.n_slots)
-        zr = stats.ratio_by_slot((dr.values == 0).astype(float), np.ones(len(dr)), dr.slots, cmp.axis_r.n_slots)
+        ecdf = _ecdf(cmp, dg, dr)
+        zg = stats.SlotRatio(dg.values == 0, np.ones(len(dg)), dg.slots, cmp.axis_g.n_slots)
+        zr = stats.SlotRatio(dr.values == 0, np.ones(len(dr)), dr.slots, cmp.axis_r.n_slots)
 
         def zero_diff(a: stats.Resample, b: stats.Resample) -> float:
-            return abs(float(a.counts @ zg[0]) / max(float(a.counts @ zg[1]), 1e-300)
-                       - float(b.counts @ zr[0]) / max(float(b.counts @ zr[1]), 1e-300))
+            return abs(zg(a) - zr(b))
 
         lg, lr = np.log10(dg.values[dg.values > 0]), np.log10(dr.values[dr.values > 0])
         info = _info(lg, lr)
@@ -118,7 +129,8 @@ def inter_event(cmp: Comparison, plots: dict) -> list[MetricResult]:
                     zero_gap_share_recon=float(np.mean(dr.values == 0)))
         plots["taker_interval"] = {"hist": _hist(lg, lr, _common_edges(lg, lr)), "qq": _qq(lg, lr),
                                    "xlabel": "log10 ms between taker orders (positive gaps)"}
-        return [cmp.gate("taker_interval_ks", ecdf.ks, info), cmp.gate("taker_zero_gap_diff", zero_diff)]
+        return cmp.gate_many({"taker_interval_ks": ecdf.ks, "taker_zero_gap_diff": zero_diff},
+                             {"taker_interval_ks": info})
 
     out = cmp.guarded(names, run, {"golden taker orders": len(dg), "recon taker orders": len(dr)})
     return out + _hawkes(cmp, fg, fr, plots)
@@ -153,7 +165,7 @@ def _hawkes(cmp: Comparison, fg: fx.TakerFlow, fr: fx.TakerFlow, plots: dict) ->
         res_r = hawkes.residuals(tr, fit_g.mu, fit_g.n, fit_g.beta)
         sg = stats.Sample(res_g, cmp.axis_g.slot_of(cmp.g.start_ns + (tg[1:] * 1e9).astype(np.int64)))
         sr = stats.Sample(res_r, cmp.axis_r.slot_of(cmp.r.start_ns + (tr[1:] * 1e9).astype(np.int64)))
-        ecdf = stats.PooledECDF(sg, sr)
+        ecdf = _ecdf(cmp, sg, sr)
         one_sample = {"golden_vs_exp1_D": float(sps.kstest(res_g, "expon").statistic),
                       "recon_vs_exp1_D": float(sps.kstest(res_r, "expon").statistic)}
         out.append(cmp.gate("hawkes_residual_ks", ecdf.ks, {"fits": fits, **one_sample}))
@@ -190,15 +202,16 @@ def _spread(cmp, bg, br, slg, slr, plots) -> list[MetricResult]:
     edges = np.arange(7, dtype=np.float64)
     hg, hr = _slot_hist(cmp, cg, slg, cr, slr, edges)
 
-    def p1(h: np.ndarray, r: stats.Resample) -> float:
-        v = r.counts @ h
+    def p1(h: stats.SlotHistogram, r: stats.Resample) -> float:
+        v = h(r)
         return float(v[1] / max(v.sum(), 1e-300))
 
-    plots["spread"] = {"labels": list(SPREAD_CATEGORIES), "golden": (hg.sum(0) / hg.sum()).tolist(),
-                       "recon": (hr.sum(0) / hr.sum()).tolist()}
+    ident = _identity(cmp)
+    plots["spread"] = {"labels": list(SPREAD_CATEGORIES), "golden": _shares(hg, ident[0]),
+                       "recon": _shares(hr, ident[1])}
     info = _info(fx.spread_ticks(bg).astype(float), fx.spread_ticks(br).astype(float))
-    return [cmp.gate("spread_tv", lambda a, b: stats.total_variation(a.counts @ hg, b.counts @ hr), info),
-            cmp.gate("spread_p1_diff", lambda a, b: abs(p1(hg, a) - p1(hr, b)))]
+    return cmp.gate_many({"spread_tv": lambda a, b: stats.total_variation(hg(a), hr(b)),
+                          "spread_p1_diff": lambda a, b: abs(p1(hg, a) - p1(hr, b))}, {"spread_tv": info})
 
 
 def _tob_depth(cmp, bg, br, slg, slr, plots) -> list[MetricResult]:
@@ -207,13 +220,13 @@ def _tob_depth(cmp, bg, br, slg, slr, plots) -> list[MetricResult]:
     for side in ("bid", "ask"):
         xg = np.log1p(getattr(bg, f"{side}_sz") * lot_g)
         xr = np.log1p(getattr(br, f"{side}_sz") * lot_r)
-        sides[side] = (stats.PooledECDF(stats.Sample(xg, slg), stats.Sample(xr, slr)), xg, xr)
+        sides[side] = (_ecdf(cmp, stats.Sample(xg, slg), stats.Sample(xr, slr)), xg, xr)
     details: dict[str, Any] = {}
     plots["tob_depth"] = {}
     for side, (ecdf, xg, xr) in sides.items():
         q75, q25 = np.percentile(xg, [75, 25])
         iqr = float(q75 - q25) or 1.0
-        ident = stats.Resample.identity(cmp.axis_g.n_slots), stats.Resample.identity(cmp.axis_r.n_slots)
+        ident = _identity(cmp)
         details[side] = {"ks": ecdf.ks(*ident), "w1_iqr": ecdf.w1(*ident) / iqr, **_info(xg, xr)}
         plots["tob_depth"][side] = {"hist": _hist(xg, xr, _common_edges(xg, xr)), "qq": _qq(xg, xr)}
     return [cmp.gate("tob_depth_ks", lambda a, b: max(e.ks(a, b) for e, _, _ in sides.values()), details)]
@@ -224,15 +237,15 @@ def _imbalance(cmp, bg, br, slg, slr, plots) -> list[MetricResult]:
     edges = IMBALANCE_EDGES.copy()
     edges[-1] += 1e-9
     hg, hr = _slot_hist(cmp, ig, slg, ir, slr, edges)
-    plots["imbalance"] = {"edges": IMBALANCE_EDGES.tolist(), "golden": (hg.sum(0) / hg.sum()).tolist(),
-                          "recon": (hr.sum(0) / hr.sum()).tolist()}
-    return [cmp.gate("imbalance_tv", lambda a, b: stats.total_variation(a.counts @ hg, b.counts @ hr),
+    ident = _identity(cmp)
+    plots["imbalance"] = {"edges": IMBALANCE_EDGES.tolist(), "golden": _shares(hg, ident[0]),
+                          "recon": _shares(hr, ident[1])}
+    return [cmp.gate("imbalance_tv", lambda a, b: stats.total_variation(hg(a), hr(b)),
                      _info(ig, ir))]
 
 
 def _imbalance_auc(cmp, mg: fx.MidMoves, mr: fx.MidMoves, plots) -> list[MetricResult]:
-    def auc(m: fx.MidMoves, r: stats.Resample) -> float:
-        return stats.weighted_auc(m.imbalance, m.up, r.counts[m.slots])
+    auc_g, auc_r = stats.SlotAUC(mg.imbalance, mg.up, mg.slots), stats.SlotAUC(mr.imbalance, mr.up, mr.slots)
 
     buckets = np.linspace(-1.0, 1.0, 6)
     buckets[-1] += 1e-9
@@ -243,16 +256,16 @@ def _imbalance_auc(cmp, mg: fx.MidMoves, mr: fx.MidMoves, plots) -> list[MetricR
         u = np.bincount(b, weights=m.up.astype(float), minlength=5)
         return [float(u[i] / n[i]) if n[i] else float("nan") for i in range(5)]
 
-    ident_g, ident_r = stats.Resample.identity(cmp.axis_g.n_slots), stats.Resample.identity(cmp.axis_r.n_slots)
+    ident_g, ident_r = _identity(cmp)
     pg, pr = p_up(mg), p_up(mr)
     diffs = [abs(a - b) for a, b in zip(pg, pr, strict=True) if np.isfinite(a) and np.isfinite(b)]
-    details = {"auc_golden": auc(mg, ident_g), "auc_recon": auc(mr, ident_r), "p_up_golden": pg, "p_up_recon": pr,
+    details = {"auc_golden": auc_g(ident_g), "auc_recon": auc_r(ident_r), "p_up_golden": pg, "p_up_recon": pr,
                "max_bucket_p_up_diff": max(diffs) if diffs else None, "mid_moves_golden": int(mg.up.size),
                "mid_moves_recon": int(mr.up.size)}
     plots["imbalance_auc"] = {"buckets": ["[-1,-.6)", "[-.6,-.2)", "[-.2,.2)", "[.2,.6)", "[.6,1]"],
                               "golden": pg, "recon": pr, "auc_golden": details["auc_golden"],
                               "auc_recon": details["auc_recon"]}
-    return [cmp.gate("imbalance_auc_diff", lambda a, b: abs(auc(mg, a) - auc(mr, b)), details)]
+    return [cmp.gate("imbalance_auc_diff", lambda a, b: abs(auc_g(a) - auc_r(b)), details)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -274,11 +287,10 @@ def volatility_and_tails(cmp: Comparison, plots: dict) -> list[MetricResult]:
 
     def size_tail() -> list[MetricResult]:
         xg, xr = 10.0**sg.values, 10.0**sr.values
-        ag = stats.hill_alpha(xg, tail_fraction=frac)
-        ar = stats.hill_alpha(xr, tail_fraction=frac)
-        stat = lambda a, b: abs(stats.hill_alpha(xg, a.counts[sg.slots], frac)  # noqa: E731
-                                - stats.hill_alpha(xr, b.counts[sr.slots], frac))
-        return [cmp.gate("trade_size_hill_diff", stat,
+        hg = stats.SlotHill(xg, sg.slots, cmp.axis_g.n_slots, frac)
+        hr = stats.SlotHill(xr, sr.slots, cmp.axis_r.n_slots, frac)
+        ag, ar = hg(_identity(cmp)[0]), hr(_identity(cmp)[1])
+        return [cmp.gate("trade_size_hill_diff", lambda a, b: abs(hg(a) - hr(b)),
                          {"hill_golden": ag, "hill_recon": ar, "tail_fraction": frac,
                           "kurtosis_golden": stats.moments(xg)["kurtosis"],
                           "kurtosis_recon": stats.moments(xr)["kurtosis"]})]
@@ -307,27 +319,32 @@ def _acf_metrics(cmp, rg, rr, lags, plots) -> list[MetricResult]:
             "moments_1s_golden": stats.moments(fin(rg)), "moments_1s_recon": stats.moments(fin(rr)),
             "kurtosis_10s_golden": stats.moments(fin(fx.aggregate_returns(rg, k10)))["kurtosis"],
             "kurtosis_10s_recon": stats.moments(fin(fx.aggregate_returns(rr, k10)))["kurtosis"]}
-    return [cmp.gate("vol_acf_abs_l2", l2(0), info), cmp.gate("vol_acf_sq_l2", l2(1))]
+    return cmp.gate_many({"vol_acf_abs_l2": l2(0), "vol_acf_sq_l2": l2(1)}, {"vol_acf_abs_l2": info})
 
 
 def _return_tails(cmp, rg, rr, nz_g, nz_r, frac) -> list[MetricResult]:
     ag_abs, ar_abs = np.abs(rg[nz_g]), np.abs(rr[nz_r])
 
-    def qratio(x: np.ndarray, w: np.ndarray) -> float:
-        q50, q99 = stats.weighted_quantile(x, w, np.array([0.5, 0.99]))
+    qg = stats.SlotQuantile(stats.Sample(ag_abs, nz_g), cmp.axis_g.n_slots)
+    qr_ = stats.SlotQuantile(stats.Sample(ar_abs, nz_r), cmp.axis_r.n_slots)
+
+    def qratio(q: stats.SlotQuantile, r: stats.Resample) -> float:
+        q50, q99 = q(r, 0.5), q(r, 0.99)
         return float(np.log(q99 / q50)) if q50 > 0 else float("nan")
 
+    hill_g = stats.SlotHill(ag_abs, nz_g, cmp.axis_g.n_slots, frac)
+    hill_r = stats.SlotHill(ar_abs, nz_r, cmp.axis_r.n_slots, frac)
+
     def hill(a, b):
-        return abs(stats.hill_alpha(ag_abs, a.counts[nz_g], frac) - stats.hill_alpha(ar_abs, b.counts[nz_r], frac))
+        return abs(hill_g(a) - hill_r(b))
 
     def qr(a, b):
-        return abs(qratio(ag_abs, a.counts[nz_g]) - qratio(ar_abs, b.counts[nz_r]))
+        return abs(qratio(qg, a) - qratio(qr_, b))
 
-    one_g, one_r = np.ones(nz_g.size), np.ones(nz_r.size)
-    details = {"hill_golden": stats.hill_alpha(ag_abs, tail_fraction=frac),
-               "hill_recon": stats.hill_alpha(ar_abs, tail_fraction=frac),
-               "log_q99_q50_golden": qratio(ag_abs, one_g), "log_q99_q50_recon": qratio(ar_abs, one_r)}
-    return [cmp.gate("return_hill_diff", hill, details), cmp.gate("return_quantile_ratio_diff", qr)]
+    ig, ir = _identity(cmp)
+    details = {"hill_golden": hill_g(ig), "hill_recon": hill_r(ir),
+               "log_q99_q50_golden": qratio(qg, ig), "log_q99_q50_recon": qratio(qr_, ir)}
+    return cmp.gate_many({"return_hill_diff": hill, "return_quantile_ratio_diff": qr}, {"return_hill_diff": details})
 
 
 FAMILY_FUNCTIONS = (trade_size, inter_event, book_shape, volatility_and_tails)

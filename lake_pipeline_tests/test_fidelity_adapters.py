@@ -80,9 +80,11 @@ def test_off_grid_value_names_file_and_column(market, data_root):
     col[7] = Decimal("0.000000015")  # half a lot
     import pyarrow as pa
 
-    t = t.set_column(t.schema.get_field_index("ask_3_size"), "ask_3_size", pa.array(col, BOOK_STATE.field("ask_3_size").type))
+    i = t.schema.get_field_index("ask_3_size")
+    t = t.set_column(i, "ask_3_size", pa.array(col, BOOK_STATE.field("ask_3_size").type))
     pq.write_table(t, part)
-    with pytest.raises(adapters.FidelityInputError, match=r"part-00000.parquet: column ask_3_size value 0.000000015 is off the grid of 0.00000001"):
+    msg = r"part-00000.parquet: column ask_3_size value 0.000000015 is off the grid of 0.00000001"
+    with pytest.raises(adapters.FidelityInputError, match=msg):
         adapters.recon_view(data_root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
 
 

@@ -88,7 +88,8 @@ CHECK_SPECS = [
     dg.AssetCheckSpec(
         _check_name(family), asset=UNIFIED_EVENTS, additional_deps=[FIDELITY_REPORT],
         partitions_def=symbol_date_partitions,
-        description=f"Fidelity metrics of family '{family}' ({'critical' if family in CRITICAL_FAMILIES else 'not critical'})"
+        description=f"Fidelity metrics of family '{family}' "
+                    f"({'critical' if family in CRITICAL_FAMILIES else 'not critical'})"
                     f": {', '.join(m.name for m in catalog.METRICS if m.family == family)}",
     )
     for family in catalog.FAMILIES

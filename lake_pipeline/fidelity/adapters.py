@@ -87,7 +87,8 @@ def units_array(arr: pa.Array | pa.ChunkedArray, unit: Decimal, where: str, colu
         rescaled = pc.cast(arr, pa.decimal128(38, scale))
     except pa.ArrowInvalid:
         raise _off_grid(arr, unit, where, column) from None
-    words = np.frombuffer(rescaled.buffers()[1], dtype=np.int64)[2 * rescaled.offset: 2 * (rescaled.offset + len(rescaled))]
+    start = 2 * rescaled.offset
+    words = np.frombuffer(rescaled.buffers()[1], dtype=np.int64)[start: start + 2 * len(rescaled)]
     low, high = words[0::2], words[1::2]
     valid = ~np.asarray(rescaled.is_null(), dtype=bool) if rescaled.null_count else np.ones(len(rescaled), bool)
     if np.any((high != (low >> 63)) & valid):
@@ -144,6 +145,11 @@ def recon_spec(symbol: str, unified_parts: list[Path]) -> SymbolSpec:
     return SymbolSpec(symbol, tick, lot, "inferred")
 
 
+def _runs_of(df: pl.DataFrame, key: pl.Expr):
+    """Group consecutive rows with the same key (one book message), keeping their order; agg drops `msg`."""
+    return df.with_columns(msg=(key != key.shift(1)).fill_null(True).cum_sum()).group_by("msg", maintain_order=True)
+
+
 def _read_unified_part(path: Path, spec: SymbolSpec) -> dict[str, pl.DataFrame]:
     """One unified part → trades, per-message book rows (last row of each message), drift rows."""
     try:
@@ -159,7 +165,7 @@ def _read_unified_part(path: Path, spec: SymbolSpec) -> dict[str, pl.DataFrame]:
     trades = _to_units(trades, ["qty"], spec.lot, str(path))
     book = df.filter(pl.col("event_type") != EVENT_TRADE)
     seq = pl.col("sequence_number")
-    book = book.with_columns(msg=(seq != seq.shift(1)).fill_null(True).cum_sum()).group_by("msg", maintain_order=True).agg(
+    book = _runs_of(book, seq).agg(
         pl.col("time_ns").last(), seq.last().alias("update_id"),
         pl.col("best_bid_price").last().alias("bid_px"), pl.col("best_bid_quantity").last().alias("bid_sz"),
         pl.col("best_ask_price").last().alias("ask_px"), pl.col("best_ask_quantity").last().alias("ask_sz"),
@@ -175,8 +181,7 @@ def _read_unified_part(path: Path, spec: SymbolSpec) -> dict[str, pl.DataFrame]:
 
 def _merge_split_messages(book: pl.DataFrame) -> pl.DataFrame:
     """A message split across two parts appears twice in a row: keep its last state, OR its gap flags."""
-    seq = pl.col("update_id")
-    return book.with_columns(msg=(seq != seq.shift(1)).fill_null(True).cum_sum()).group_by("msg", maintain_order=True).agg(
+    return _runs_of(book, pl.col("update_id")).agg(
         pl.all().exclude("gap", "snapshot", "drift_levels").last(), pl.col("gap").any(), pl.col("snapshot").any(),
         pl.col("drift_levels").drop_nulls().last(),
     ).drop("msg")

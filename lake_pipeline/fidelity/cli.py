@@ -94,5 +94,6 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     print(f"wrote {args.out} (version {new.version}, from {len(views)} session(s))")
     for name, entry in new.metrics.items():
         if entry.get("source") == "calibrated":
-            print(f"  {name:28s} tolerance {entry.get('tolerance')}  (p95 {entry.get('p95')}, {entry.get('pairs')} pairs)")
+            print(f"  {name:28s} tolerance {entry.get('tolerance')}  "
+                  f"(p95 {entry.get('p95')}, {entry.get('pairs')} pairs)")
     return 0

@@ -84,7 +84,8 @@ class Comparison:
     def na(self, name: str, reason: str) -> MetricResult:
         return not_available(catalog.get(name), self.tol.tolerance(name), self.tol.critical(name), reason)
 
-    def guarded(self, names: list[str], fn: Callable[[], list[MetricResult]], need: dict[str, int]) -> list[MetricResult]:
+    def guarded(self, names: list[str], fn: Callable[[], list[MetricResult]],
+                need: dict[str, int]) -> list[MetricResult]:
         """Run `fn` unless a side has fewer observations than `min_events` (then every name is N/A, with counts)."""
         short = {k: v for k, v in need.items() if v < self.min_events}
         if short:

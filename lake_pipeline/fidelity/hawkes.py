@@ -2,8 +2,8 @@
 
 λ(t) = μ + Σ_{t_i<t} n·β·e^{−β(t−t_i)}: n is the branching ratio (the kernel's L1 norm), 1/β the decay time.
 The log-likelihood and its analytic gradient come from one compiled pass with the recursions
-A_i = e^{−βΔ_i}(1 + A_{i−1}) and B_i = ∂A_i/∂β = e^{−βΔ_i}(B_{i−1} − Δ_i(1 + A_{i−1})); L-BFGS-B runs over
-log-parameters. Why in-repo: the maintained libraries were either slow (37 s at 1 M events) or unreliable (β stuck
+A_i = e^{−βΔ_i}(1 + A_{i−1}) and B_i = ∂A_i/∂β = e^{−βΔ_i}(B_{i−1} − Δ_i(1 + A_{i−1}));
+L-BFGS-B runs over log-parameters. Why in-repo: the maintained libraries were either slow (37 s at 1 M events) or unreliable (β stuck
 at its start), research §4.1.
 
 Events must be taker orders, not raw fills (research §4.3): `taker_orders` collapses same-millisecond same-side
@@ -91,21 +91,24 @@ def _compensator_increments(t: np.ndarray, mu: float, n: float, beta: float) -> 
     return out
 
 
-def loglik_and_grad(times_s: np.ndarray, horizon_s: float, mu: float, n: float, beta: float) -> tuple[float, np.ndarray]:
+def loglik_and_grad(times_s: np.ndarray, horizon_s: float, mu: float, n: float,
+                    beta: float) -> tuple[float, np.ndarray]:
     """Public wrapper (tests compare it with finite differences)."""
     ll, gm, gn, gb = _loglik_grad(np.ascontiguousarray(times_s, dtype=np.float64), float(horizon_s), mu, n, beta)
     return float(ll), np.array([gm, gn, gb])
 
 
 def _observed_information_se(t: np.ndarray, horizon: float, p: np.ndarray) -> tuple[float, float, float]:
-    """Standard errors of (μ, n, log β) from the numerical Hessian of ℓ (central differences of the analytic gradient)."""
+    """Standard errors of (μ, n, log β) from the numerical Hessian of ℓ (central differences of the analytic
+    gradient)."""
     h = np.empty((3, 3))
     for k in range(3):
         step = 1e-5 * p[k]
         up, dn = p.copy(), p.copy()
         up[k] += step
         dn[k] -= step
-        h[:, k] = (np.array(_loglik_grad(t, horizon, *up)[1:]) - np.array(_loglik_grad(t, horizon, *dn)[1:])) / (2 * step)
+        g_up, g_dn = np.array(_loglik_grad(t, horizon, *up)[1:]), np.array(_loglik_grad(t, horizon, *dn)[1:])
+        h[:, k] = (g_up - g_dn) / (2 * step)
     h = 0.5 * (h + h.T)
     try:
         cov = np.linalg.inv(-h)

@@ -138,7 +138,8 @@ def tier_a_plots(p: dict) -> dict[str, go.Figure]:
     if "lag_scan" in p:
         ls = p["lag_scan"]
         fig = go.Figure(go.Scatter(x=ls["lag_ms"], y=ls["match_rate"], mode="lines+markers", line={"color": GOLD}))
-        fig.update_layout(title="Lag scan: grid match rate vs reconstruction shift", xaxis_title="lag (ms; positive = reconstruction late)",
+        fig.update_layout(title="Lag scan: grid match rate vs reconstruction shift",
+                          xaxis_title="lag (ms; positive = reconstruction late)",
                           yaxis_title="match rate", **LAYOUT)
         figs["lag_scan"] = fig
     if "depth" in p:
@@ -151,8 +152,9 @@ def tier_a_plots(p: dict) -> dict[str, go.Figure]:
             figs["depth_heatmap"] = fig
         pl_ = d["per_level"]
         fig = go.Figure()
-        for key, name, color in (("ladder_match", "ladder match share", GOLD), ("spearman", "Spearman log1p", "#2ca02c"),
-                                 ("pearson", "Pearson ρ (raw sizes)", "#9467bd"), ("rel_l1", "relative L1 error", RECON)):
+        curves = (("ladder_match", "ladder match share", GOLD), ("spearman", "Spearman log1p", "#2ca02c"),
+                  ("pearson", "Pearson ρ (raw sizes)", "#9467bd"), ("rel_l1", "relative L1 error", RECON))
+        for key, name, color in curves:
             fig.add_trace(go.Scatter(x=pl_["level"], y=pl_[key], mode="lines+markers", name=name,
                                      line={"color": color}))
         fig.update_layout(title="Per-level depth agreement", xaxis_title="level", **LAYOUT)

@@ -45,7 +45,9 @@ def _num(x: Any, digits: int = 4) -> str:
         return "—"
     if isinstance(x, (int, np.integer)) or float(x).is_integer() and abs(float(x)) >= 1:
         return f"{int(x):,}"
-    return f"{float(x):.{digits}g}" if abs(float(x)) < 1e-3 and x != 0 else f"{float(x):.{digits}f}".rstrip("0").rstrip(".")
+    if abs(float(x)) < 1e-3 and x != 0:
+        return f"{float(x):.{digits}g}"
+    return f"{float(x):.{digits}f}".rstrip("0").rstrip(".")
 
 
 def _sci(x: Any) -> str:
@@ -97,14 +99,20 @@ def render_html(doc: dict[str, Any]) -> str:
         headline=[by_name[n] for n in HEADLINE_METRICS if n in by_name], info_rows=info_rows, sides=sides)
 
 
+def _tier_lines(comparison: dict[str, Any]) -> list[str]:
+    a = "available" if comparison.get("tier_a_available") else f"not available — {comparison.get('tier_a_reason')}"
+    ref = comparison.get("tier_b_reference")
+    b = "not available"
+    if ref:
+        b = f"against {ref} ({'paired' if comparison.get('tier_b_paired') else 'unpaired'})"
+    return [f"- Tier A (paired replay accuracy): {a}", f"- Tier B (distributional realism): {b}"]
+
+
 def render_markdown(doc: dict[str, Any]) -> str:
     p = doc["partition"]
     lines = [f"# Fidelity report — {p['exchange']} / {p['symbol']} / {p['date']}", "",
              f"**Status: {doc['status']}** ({doc['status_reason']}) · headline score {_num(doc['score'], 3)}", "",
-             f"- Tier A (paired replay accuracy): "
-             f"{'available' if doc['comparison'].get('tier_a_available') else 'not available — ' + str(doc['comparison'].get('tier_a_reason'))}",
-             f"- Tier B (distributional realism): "
-             f"{('against ' + doc['comparison']['tier_b_reference'] + (' (paired)' if doc['comparison'].get('tier_b_paired') else ' (unpaired)')) if doc['comparison'].get('tier_b_reference') else 'not available'}",
+             *_tier_lines(doc["comparison"]),
              f"- Tolerances: version {doc['provenance']['tolerances']['version']} "
              f"(sha256 {doc['provenance']['tolerances']['sha256'][:12]}…)", "",
              "PASS: the whole bootstrap interval is within the tolerance; WARN: only the point estimate is; FAIL: not "
@@ -112,7 +120,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
              "| metric | tier | value | interval | tolerance | status | score |", "|---|---|---|---|---|---|---|"]
     for m in doc["metrics"]:
         ci = f"[{_num(m['ci_low'])}, {_num(m['ci_high'])}]" if m["ci_low"] is not None else "—"
-        tol = ("≥ " if m["direction"] == "min" else "≤ ") + _num(m["tolerance"]) if m["tolerance"] is not None else "—"
+        bound = "≥ " if m["direction"] == "min" else "≤ "
+        tol = "—" if m["tolerance"] is None else bound + _num(m["tolerance"])
         star = " ★" if m["critical"] else ""
         status = m["status"] + (f" ({m['reason']})" if m["status"] == "N/A" else "")
         lines.append(f"| `{m['name']}`{star} | {m['tier']} | {_num(m['value'], 5)} | {ci} | {tol} | {status} | "

@@ -22,14 +22,10 @@ _RANK = {PASS: 0, WARN: 1, NA: 2, FAIL: 3}
 
 @dataclass
 class MetricResult:
-    """One row of the report. `details` holds everything shown but not gated (moments, K-S p-values, curves)."""
+    """One row of the report: the metric's definition (name, tier, family, direction, unit, description — read
+    through attribute access) and its outcome. `details` holds what is shown but not gated (moments, p-values)."""
 
-    name: str
-    tier: str
-    family: str
-    direction: str
-    unit: str
-    description: str
+    defn: MetricDef
     value: float | None
     ci_low: float | None
     ci_high: float | None
@@ -41,8 +37,14 @@ class MetricResult:
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __getattr__(self, item: str) -> Any:
+        if item == "defn":  # not yet set (e.g. during copy): avoid recursing
+            raise AttributeError(item)
+        return getattr(self.defn, item)
+
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self.defn).items() if k != "calibrated"}
+        d.update((k, v) for k, v in asdict(self).items() if k != "defn")
         for k in ("value", "ci_low", "ci_high", "tolerance", "score"):
             d[k] = _finite_or_none(d[k])
         return d
@@ -72,9 +74,8 @@ def judge(defn: MetricDef, value: float | None, ci_low: float | None, ci_high: f
           tolerance: float | None, critical: bool, *, ci_method: str = "", reason: str = "",
           details: dict[str, Any] | None = None) -> MetricResult:
     """Build the row for `defn`: N/A when the value or tolerance is missing (with the reason), else status + score."""
-    r = MetricResult(defn.name, defn.tier, defn.family, defn.direction, defn.unit, defn.description,
-                     _finite_or_none(value), _finite_or_none(ci_low), _finite_or_none(ci_high), tolerance, critical,
-                     ci_method=ci_method, reason=reason, details=details or {})
+    r = MetricResult(defn, _finite_or_none(value), _finite_or_none(ci_low), _finite_or_none(ci_high), tolerance,
+                     critical, ci_method=ci_method, reason=reason, details=details or {})
     if r.value is None:
         r.reason = reason or "not computable from these inputs"
         return r

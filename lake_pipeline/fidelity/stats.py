@@ -361,7 +361,8 @@ def moments(x: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float
 def ks_information(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Two-sample K-S statistic and its i.i.d. p-value with the sample sizes — information, never a gate (§2)."""
     if len(x) == 0 or len(y) == 0:
-        return {"ks_statistic": float("nan"), "ks_pvalue": float("nan"), "n_golden": int(len(x)), "n_recon": int(len(y))}
+        return {"ks_statistic": float("nan"), "ks_pvalue": float("nan"), "n_golden": int(len(x)),
+                "n_recon": int(len(y))}
     res = sps.ks_2samp(x, y, method="asymp")
     return {"ks_statistic": float(res.statistic), "ks_pvalue": float(res.pvalue), "n_golden": int(len(x)),
             "n_recon": int(len(y))}

@@ -139,7 +139,8 @@ def bbo_grid(cmp: Comparison, plots: dict) -> list[MetricResult]:
     run = stats.longest_run(~hit)
     lags, rates = _lag_scan(cmp, times, gb, rb)
     best = int(np.argmax(rates + 1e-12 * (-np.abs(lags))))  # ties -> smallest |lag|
-    details = {"grid_ms": step, "points": int(times.size), "price_only_match_rate": float(((eb == 0) & (ea == 0)).mean()),
+    details = {"grid_ms": step, "points": int(times.size),
+               "price_only_match_rate": float(((eb == 0) & (ea == 0)).mean()),
                "err_p50_ticks": float(np.median(err)), "err_max_ticks": float(err.max())}
     plots["bbo_error"] = _error_timeline(times, err, hit)
     plots["lag_scan"] = {"lag_ms": lags.tolist(), "match_rate": rates.tolist()}

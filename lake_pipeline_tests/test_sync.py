@@ -285,3 +285,53 @@ def test_cryptofeed_all_symbols_match_book_ticker(realdata: Path, tmp_path: Path
         assert sync.stats.gaps == 0 and sync.stats.snapshots_loaded == 1
         total += n_checks
     assert total == 26  # SOURCES.md: cryptofeed spot 26/26
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Live path: one json.loads-ed frame at a time gives exactly the recorded path's events.
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.realdata
+def test_live_payloads_equal_recorded_events(realdata: Path) -> None:
+    from lake_pipeline.capture.golden import iter_frames
+    from lake_pipeline.capture.replay import Snapshot
+    from lake_pipeline.capture.wire import diff_from_payload, snapshot_from_body
+    from lake_pipeline.config import symbol_spec
+
+    btc = symbol_spec("BTC-USDT")
+    path = realdata / "hftbacktest" / "spot" / "btcusdt_20240808.gz"
+    recorded = [e for frames in _first_block(path, btc) for e in book_events(frames)]
+    live = []
+    for _, _, frame in iter_frames([path]):
+        msg = json.loads(frame)
+        if "lastUpdateId" in msg:
+            live.append(snapshot_from_body(msg, btc))
+        elif msg["stream"].endswith("@depth@100ms"):
+            live.append(diff_from_payload(msg["data"], btc))
+        if len(live) == len(recorded):
+            break
+    assert len(recorded) > 100
+    for rec, got in zip(recorded, live):
+        if isinstance(rec, Snapshot):
+            assert got[0] == rec.last_update_id
+            arrays = zip(got[1:], (rec.bid_px, rec.bid_sz, rec.ask_px, rec.ask_sz))
+        else:
+            assert (got.first_id, got.last_id) == (rec.first_id, rec.last_id)
+            arrays = zip((got.bid_px, got.bid_sz, got.ask_px, got.ask_sz), (rec.bid_px, rec.bid_sz, rec.ask_px, rec.ask_sz))
+        for a, b in arrays:
+            assert a.dtype == np.int64 and np.array_equal(a, b)
+
+
+def _first_block(path: Path, spec: SymbolSpec) -> list:
+    from lake_pipeline.capture.golden import iter_golden
+
+    return [next(iter(iter_golden([path], spec, kinds=["depth", "snapshots"], block_bytes=1 << 20)))]
+
+
+def test_live_payload_off_grid_is_named() -> None:
+    from lake_pipeline.capture.wire import diff_from_payload
+
+    spec = SymbolSpec("BTC-USDT", Decimal("0.01"), WIRE)
+    with pytest.raises(ValueError, match=r"depthUpdate U=5 u=6 asks: '1.005' is not on the grid 0.01 of BTC-USDT"):
+        diff_from_payload({"U": 5, "u": 6, "b": [["1.00", "2"]], "a": [["1.005", "1"]]}, spec)
+    d = diff_from_payload({"U": 5, "u": 6, "b": [["1.00", "2", []]], "a": []}, spec, meta="m")
+    assert (d.bid_px.tolist(), d.bid_sz.tolist(), d.ask_px.tolist(), d.meta) == ([100], [200000000], [], "m")

@@ -145,8 +145,10 @@ def tier_a_plots(p: dict) -> dict[str, go.Figure]:
     if "depth" in p:
         d = p["depth"]
         if d.get("heat_time_ns"):
+            finite = [v for row in d["heat_rel_l1"] for v in row if v is not None]
+            zmax = max([0.05, *finite])  # a fixed floor: a perfect match stays white instead of a flat colour
             fig = go.Figure(go.Heatmap(x=_times(d["heat_time_ns"]), y=list(range(1, 21)), z=d["heat_rel_l1"],
-                                       colorscale="Reds", zmin=0, colorbar={"title": "rel. L1"}))
+                                       colorscale="Reds", zmin=0, zmax=zmax, colorbar={"title": "rel. L1"}))
             fig.update_layout(title="Per-level depth error by price (relative L1, bid+ask)",
                               yaxis_title="level", **{**LAYOUT, "height": 380})
             figs["depth_heatmap"] = fig

@@ -31,9 +31,18 @@ class SymbolSpec:
     tick: Decimal
     lot: Decimal
     source: str = "config"
+    step: Decimal | None = None
+    """Order-size step (LOT_SIZE.stepSize) when coarser than `lot`, the unit of the integer representation."""
+
+    @property
+    def order_step(self) -> Decimal:
+        return self.step if self.step is not None else self.lot
 
     def to_dict(self) -> dict[str, str]:
-        return {"symbol": self.symbol, "tick": str(self.tick), "lot": str(self.lot), "source": self.source}
+        d = {"symbol": self.symbol, "tick": str(self.tick), "lot": str(self.lot), "source": self.source}
+        if self.step is not None:
+            d["step"] = str(self.step)
+        return d
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +60,8 @@ def symbol_spec(symbol: str) -> SymbolSpec | None:
     entry = _configured().get(symbol)
     if entry is None:
         return None
-    return SymbolSpec(symbol, Decimal(str(entry["tick"])), Decimal(str(entry["lot"])), "config")
+    step = Decimal(str(entry["step"])) if "step" in entry else None
+    return SymbolSpec(symbol, Decimal(str(entry["tick"])), Decimal(str(entry["lot"])), "config", step)
 
 
 def configured_symbols() -> list[str]:

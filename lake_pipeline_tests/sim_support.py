@@ -11,9 +11,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from lake_pipeline import paths
+from lake_pipeline.config import symbol_spec
 
 EXCHANGE, SYMBOL, DATE = "BINANCE", "BTC-USDT", "2024-08-08"
-TICK, LOT = Decimal("0.01"), Decimal("0.00001")
+TICK, STEP = Decimal("0.01"), Decimal("0.00001")  # BTC-USDT tick and order step (sizes are drawn on it)
+LOT = symbol_spec("BTC-USDT").lot  # the unit of int64 sizes, as in sim_truth/bbo.parquet
 
 
 def lake_file(root: Path, table: str) -> Path:
@@ -61,9 +63,10 @@ def ticks(x: float | str) -> int:
 
 
 def lots(x: float | str) -> int:
-    q = Decimal(str(x)) / LOT
+    """Exact decimal -> config lots (asserts the size is on the 0.00001 order-step grid)."""
+    q = Decimal(str(x)) / STEP
     assert q == q.to_integral_value(), f"size {x} off the 0.00001 grid"
-    return int(q)
+    return int(Decimal(str(x)) / LOT)
 
 
 class DictBook:

@@ -12,6 +12,7 @@ import pytest
 
 from lake_pipeline.sim import simulate
 from lake_pipeline_tests.sim_support import (
+    LOT,
     DictBook,
     book_row_levels,
     delta_messages,
@@ -91,7 +92,7 @@ def test_rest_snapshot_lies_strictly_inside_a_buffered_diff_and_holds_the_book(s
     asks = [(ticks(p), lots(q)) for p, q in snap["asks"]]
     assert [p for p, _ in bids] == sorted({p for p, _ in bids}, reverse=True)
     assert [p for p, _ in asks] == sorted({p for p, _ in asks}) and bids[0][0] < asks[0][0]
-    assert all(0 < q < 10**9 for _, q in bids + asks)  # < 10,000 BTC
+    assert all(0 < q * LOT < 10_000 for _, q in bids + asks)  # < 10,000 BTC
     # every level the straddled diff does not touch is exactly the book after the diff before it
     k = next(i for i, d in enumerate(before) if d["U"] < snap["lastUpdateId"] < d["u"])
     replay = DictBook()

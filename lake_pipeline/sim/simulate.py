@@ -179,11 +179,12 @@ def _write_lake(out: _Outputs, chunk: ChunkOutput, keep: np.ndarray, lake_book: 
     })
 
 
-def _write_truth(out: _Outputs, chunk: ChunkOutput) -> None:
+def _write_truth(out: _Outputs, chunk: ChunkOutput, lots_per_step: int) -> None:
     b = chunk.book
     out.bbo.write_table(pa.Table.from_arrays(
-        [pa.array(chunk.msg_last_uid), pa.array(chunk.msg_e_ms * NS_PER_MS), pa.array(b[:, 0]), pa.array(b[:, 1]),
-         pa.array(b[:, ASK0_COL]), pa.array(b[:, ASK0_COL + 1])], schema=TRUTH_BBO_SCHEMA))
+        [pa.array(chunk.msg_last_uid), pa.array(chunk.msg_e_ms * NS_PER_MS), pa.array(b[:, 0]),
+         pa.array(b[:, 1] * lots_per_step), pa.array(b[:, ASK0_COL]), pa.array(b[:, ASK0_COL + 1] * lots_per_step)],
+        schema=TRUTH_BBO_SCHEMA))
 
 
 def simulate(data_root: Path, symbol: str, date: str, hours: float, seed: int, *, exchange: str = DEFAULT_EXCHANGE,
@@ -198,13 +199,15 @@ def simulate(data_root: Path, symbol: str, date: str, hours: float, seed: int, *
     data_root = Path(data_root)
     day_start_ms, golden_hours = _validate(symbol, date, hours, start_hour, golden_hours, lake_variant)
     spec = symbol_spec(symbol)
-    tick_e8, lot_e8 = _e8(spec.tick), _e8(spec.lot)
+    # The market draws sizes in order steps (LOT_SIZE.stepSize); truth is written in the config's lot units.
+    tick_e8, lot_e8 = _e8(spec.tick), _e8(spec.order_step)
+    truth_lots_per_step = int(spec.order_step / spec.lot)
     start_ms = day_start_ms + start_hour * HOUR_MS
     end_ms = start_ms + int(round(hours * HOUR_MS))
     golden_end_ms = start_ms + int(round(golden_hours * HOUR_MS))
     plan = FaultPlan(tuple(dict.fromkeys(faults)), start_ms, end_ms)
     price = start_price(symbol)
-    market = Market(market_params(price, spec.tick, spec.lot), size_table(price, spec.lot), seed, start_ms,
+    market = Market(market_params(price, spec.tick, spec.order_step), size_table(price, spec.order_step), seed, start_ms,
                     day_start_ms, price, spec.tick)
     streams = {name: np.random.default_rng([int(seed), k]) for k, name in enumerate(
         ("lake_trades", "lake_depth", "golden", "trade_delay", "depth_delay", "golden_snapshot"), start=10)}
@@ -244,7 +247,7 @@ def simulate(data_root: Path, symbol: str, date: str, hours: float, seed: int, *
             trade_recv = via_float_seconds(lake_trades.receive(agg_e_ms * NS_PER_MS))
             keep, lake_book = plan.lake_view(chunk, lake_ts)
             _write_lake(out, chunk, keep, lake_book, lake_ts, depth_recv, trade_recv, tick_e8, lot_e8)
-            _write_truth(out, chunk)
+            _write_truth(out, chunk, truth_lots_per_step)
             t2 = time.perf_counter()
             if golden is not None and len(chunk.bookticker):
                 snap = market.rest_snapshot()

@@ -14,6 +14,7 @@ import sys
 # `func` on its parsers (a callable taking the parsed Namespace and returning an exit code).
 COMMAND_MODULES = (
     "lake_pipeline.sim.cli",
+    "lake_pipeline.sim.server_cli",
     "lake_pipeline.lake.cli",
     "lake_pipeline.capture.cli",
     "lake_pipeline.assess.cli",

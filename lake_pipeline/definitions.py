@@ -1,6 +1,8 @@
-"""The one Dagster code location: every asset, check, job, schedule and sensor of the pipeline."""
+"""The one Dagster code location: every asset, check, job, schedule and sensor of the pipeline.
 
-from __future__ import annotations
+Each module under `defs/` exposes any of `assets`, `checks`, `jobs`, `schedules`, `sensors` (lists); this file
+only collects them, so adding a domain means adding its module to DOMAINS.
+"""
 
 import warnings
 
@@ -9,15 +11,21 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-from lake_pipeline.defs import acquisition as acquisition_defs  # noqa: E402
-from lake_pipeline.defs import assessment as assessment_defs  # noqa: E402
-from lake_pipeline.defs import lake as lake_defs  # noqa: E402
+from lake_pipeline.defs import acquisition, assessment, capture, lake  # noqa: E402
 from lake_pipeline.resources import DataRoot  # noqa: E402
 
+DOMAINS = (lake, acquisition, assessment, capture)
+
+
+def _collect(kind: str) -> list:
+    return [item for module in DOMAINS for item in getattr(module, kind, [])]
+
+
 defs = dg.Definitions(
-    assets=[*lake_defs.assets, *assessment_defs.assets],
-    asset_checks=[*lake_defs.checks],
-    jobs=[*acquisition_defs.jobs],
-    schedules=[*acquisition_defs.schedules],
+    assets=_collect("assets"),
+    asset_checks=_collect("checks"),
+    jobs=_collect("jobs"),
+    schedules=_collect("schedules"),
+    sensors=_collect("sensors"),
     resources={"data_root": DataRoot()},  # lake_source is bound on the raw assets (defs/acquisition.py)
 )

@@ -30,6 +30,8 @@ from typing import BinaryIO
 
 import polars as pl
 
+from lake_pipeline.capture.encryption import MAGIC as ENCRYPTED_MAGIC
+from lake_pipeline.capture.encryption import open_plaintext
 from lake_pipeline.capture.units import strings_to_units
 from lake_pipeline.config import SymbolSpec
 
@@ -78,12 +80,14 @@ class CaptureFormatError(ValueError):
 def open_capture(path: str | Path) -> BinaryIO:
     """Binary stream of the capture's plain text; gzip is detected by its magic bytes, not by the file name.
 
-    The encrypted container (capture issue) plugs in here: detect its magic, return a decrypting stream.
+    An encrypted capture (`capture.encryption`) is detected by its magic too and decrypted on the fly.
     """
     path = Path(path)
     with open(path, "rb") as fh:
-        magic = fh.read(len(GZIP_MAGIC))
-    if magic == GZIP_MAGIC:
+        magic = fh.read(len(ENCRYPTED_MAGIC))
+    if magic == ENCRYPTED_MAGIC:  # AES-256-GCM container; key from capture.keys.load_key (env / key file)
+        return open_plaintext(path)
+    if magic[: len(GZIP_MAGIC)] == GZIP_MAGIC:
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
 

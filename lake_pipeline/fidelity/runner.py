@@ -1,0 +1,180 @@
+"""Assemble a fidelity report for one partition: load the sides, run the tiers, judge, record provenance.
+
+Which comparisons run:
+* a golden session overlapping the partition → Tier A paired, Tier B paired (same period, same bootstrap blocks);
+* a golden session or reference from another period → Tier A "not available", Tier B unpaired;
+* nothing to compare against → Tier A (paired parts) and Tier B "not available" — never a silent PASS.
+Tier A checks the reconstruction can fail on its own (trade-id holes, sequence breaks, drift) always run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from lake_pipeline import paths
+from lake_pipeline.fidelity import adapters, catalog, tier_a, tier_b
+from lake_pipeline.fidelity import tolerances as tol_mod
+from lake_pipeline.fidelity.compare import Comparison
+from lake_pipeline.fidelity.frames import MarketView
+from lake_pipeline.fidelity.scoring import MetricResult, family_status, overall
+
+REPORT_SCHEMA_VERSION = 1
+
+
+@dataclass
+class FidelityReport:
+    partition: dict[str, str]
+    metrics: list[MetricResult]
+    plots: dict[str, Any]
+    provenance: dict[str, Any]
+    comparison: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        verdict = overall(self.metrics)
+        return {
+            "schema_version": REPORT_SCHEMA_VERSION,
+            "status": verdict.status,
+            "score": verdict.score,
+            "status_reason": verdict.reason,
+            "partition": self.partition,
+            "comparison": self.comparison,
+            "families": {f: family_status(self.metrics, f) for f in catalog.FAMILIES},
+            "metrics": [m.to_json() for m in self.metrics],
+            "plots": self.plots,
+            "provenance": self.provenance,
+            "timings": self.timings,
+            "generated_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("lake_pipeline", "numpy", "polars", "pyarrow", "scipy", "numba", "plotly", "jinja2"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _strategy(unified_dir: Path) -> str | None:
+    """The reconstruction strategy, from the reconstructor's JSON summary when it wrote one."""
+    for p in sorted(unified_dir.glob("*.json")):
+        try:
+            doc = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("strategy"):
+            return str(doc["strategy"])
+    return None
+
+
+def _view_summary(v: MarketView) -> dict[str, Any]:
+    return {"label": v.label, "start_ns": v.start_ns, "end_ns": v.end_ns, "seconds": round(v.duration_s, 3),
+            "trades": v.trades.height, "bbo_rows": v.bbo.height,
+            "ladder_rows": None if v.ladder is None else v.ladder.height, "bbo_convention": v.bbo_convention,
+            "tick": str(v.tick), "lot": str(v.lot), "notes": v.notes,
+            "inputs": [f.__dict__ for f in v.inputs]}
+
+
+def load_reference(path: Path, spec, label: str = "reference") -> MarketView:
+    """A golden session directory or a unified partition directory, as a reference view for Tier B."""
+    path = Path(path)
+    if any(path.glob("part-*.parquet")):
+        part = paths.parse_partition_path(path)
+        root = path.parents[3]
+        return adapters.recon_view(root, part["exchange"], part["symbol"], part["date"], label=label, load_ladder=False)
+    return adapters.read_golden_session(adapters.golden_session_files(path), spec, label=label)
+
+
+def compare_views(recon: MarketView, golden: MarketView | None, tol: tol_mod.Tolerances, *,
+                  golden_is_capture: bool = True) -> tuple[list[MetricResult], dict[str, Any], dict[str, Any]]:
+    """Every metric for the reconstruction against an optional golden/reference view (see module doc)."""
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    solo, plots = tier_a.run_recon_only(Comparison.build(recon, recon, tol, paired=True))
+    timings["tier_a_recon_only_s"] = time.perf_counter() - t
+    results = list(solo)
+    overlap = golden is not None and min(golden.end_ns, recon.end_ns) > max(golden.start_ns, recon.start_ns)
+    paired_names = [m.name for m in catalog.METRICS if m.tier == "A" and m.name not in {r.name for r in solo}]
+    tier_b_names = [m.name for m in catalog.METRICS if m.tier == "B"]
+    info: dict[str, Any] = {"paired": False, "tier_a_available": False}
+    base = Comparison.build(recon, recon, tol, paired=True)
+    if golden is None:
+        why = "no golden session for this partition"
+        results += [base.na(n, why) for n in paired_names]
+        results += [base.na(n, why + " and no reference given") for n in tier_b_names]
+        info.update(tier_a_reason=why, tier_b_reference=None)
+    else:
+        cmp = Comparison.build(golden, recon, tol, paired=overlap)
+        if overlap and golden_is_capture:
+            t = time.perf_counter()
+            paired, p = tier_a.run_paired(cmp)
+            timings["tier_a_paired_s"] = time.perf_counter() - t
+            results += paired
+            plots.update(p)
+            info.update(paired=True, tier_a_available=True, tier_a_reason="",
+                        window_ns=[cmp.g.start_ns, cmp.g.end_ns])
+        else:
+            why = ("the golden session does not overlap the reconstruction" if golden_is_capture
+                   else "the reference is not a golden capture of the same period")
+            results += [base.na(n, why) for n in paired_names]
+            info.update(tier_a_reason=why)
+        t = time.perf_counter()
+        b, p = tier_b.run(cmp)
+        timings["tier_b_s"] = time.perf_counter() - t
+        results += b
+        plots.update(p)
+        info.update(tier_b_reference=golden.label, tier_b_paired=cmp.paired, bootstrap=cmp.ci_method)
+    order = {m.name: i for i, m in enumerate(catalog.METRICS)}
+    results.sort(key=lambda r: order[r.name])
+    return results, plots, {**info, "timings": timings}
+
+
+def run_fidelity(data_root: Path, exchange: str, symbol: str, date: str, *, golden_session: str | None = None,
+                 reference: Path | None = None, tolerances_path: Path | None = None) -> FidelityReport:
+    """Compute the report for one partition (nothing written; see `report.write_report`)."""
+    t0 = time.perf_counter()
+    tol = tol_mod.load(tolerances_path)
+    root = Path(data_root)
+    spec = adapters.recon_spec(symbol, adapters.unified_parts(root, exchange, symbol, date))
+    golden, is_capture = None, True
+    session_dir = adapters.find_golden_session(root, exchange, symbol, date, golden_session)
+    if session_dir is not None:
+        golden = adapters.read_golden_session(adapters.golden_session_files(session_dir), spec,
+                                              label=f"golden {session_dir.name}")
+    elif reference is not None:
+        golden, is_capture = load_reference(Path(reference), spec), False
+    timings = {"load_golden_s": time.perf_counter() - t0}
+    t = time.perf_counter()
+    window = (golden.start_ns, golden.end_ns) if golden is not None and is_capture else None
+    recon = adapters.recon_view(root, exchange, symbol, date, ladder_window=window, load_ladder=window is not None)
+    timings["load_reconstruction_s"] = time.perf_counter() - t
+    logger.info("fidelity {}/{}/{}: reconstruction {} s, golden {}", exchange, symbol, date,
+                round(recon.duration_s, 1), None if golden is None else round(golden.duration_s, 1))
+    metrics, plots, info = compare_views(recon, golden, tol, golden_is_capture=is_capture)
+    timings.update(info.pop("timings"))
+    udir = paths.unified_dir(data_root, exchange, symbol, date)
+    provenance = {
+        "reconstruction": _view_summary(recon),
+        "golden": None if golden is None else _view_summary(golden),
+        "golden_session_dir": None if session_dir is None else str(session_dir),
+        "strategy": _strategy(udir),
+        "tolerances": {"path": tol.path, "version": tol.version, "sha256": tol.sha256,
+                       "calibration": tol.calibration},
+        "settings": tol.settings,
+        "versions": _versions(),
+    }
+    timings["total_s"] = time.perf_counter() - t0
+    return FidelityReport({"exchange": exchange, "symbol": symbol, "date": date}, metrics, plots, provenance, info,
+                          {k: round(v, 3) for k, v in timings.items()})

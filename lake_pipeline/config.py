@@ -39,9 +39,10 @@ class SymbolSpec:
         return self.step if self.step is not None else self.lot
 
     def to_dict(self) -> dict[str, str]:
-        d = {"symbol": self.symbol, "tick": str(self.tick), "lot": str(self.lot), "source": self.source}
+        """Fixed-point strings ("0.00000001", never "1E-8") so metadata reads like the exchange's own filters."""
+        d = {"symbol": self.symbol, "tick": f"{self.tick:f}", "lot": f"{self.lot:f}", "source": self.source}
         if self.step is not None:
-            d["step"] = str(self.step)
+            d["step"] = f"{self.step:f}"
         return d
 
 

@@ -320,7 +320,7 @@ def test_spec_from_exchange_info_for_an_unconfigured_symbol(btc_feed, data_root,
 
     monkeypatch.setattr(live, "symbol_spec", lambda symbol: None)
     server, capture, doc = _run(btc_feed.head(2000), data_root)
-    assert doc["spec"] == {"symbol": "BTC-USDT", "tick": "0.01", "lot": "1E-8", "source": "exchangeInfo"}
+    assert doc["spec"] == {"symbol": "BTC-USDT", "tick": "0.01", "lot": "0.00000001", "source": "exchangeInfo"}
     assert Decimal(doc["spec"]["lot"]) == Decimal("0.00000001")
 
 

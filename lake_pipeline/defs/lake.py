@@ -1,7 +1,5 @@
 """Raw Crypto Lake tables as partitioned assets: each validates and describes its ready-zone files."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from lake_pipeline.partitions import split_key, symbol_date_partitions
@@ -40,6 +38,7 @@ def _metadata(info: dict) -> dict:
         "schema_variant": info["variant"],
         "first_time": info.get("first_time") or "",
         "last_time": info.get("last_time") or "",
+        "symbol_spec": dg.MetadataValue.json(info["spec"]),  # tick/lot, and whether configured or inferred
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name, str(dtype)) for name, dtype in info["schema"].items()]
         ),

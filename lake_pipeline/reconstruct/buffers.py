@@ -70,14 +70,18 @@ class UnifiedBuffers:
 
 @dataclass
 class BookStateBuffers:
-    """Top-20 rows: `time[i]` and `levels[i, :]` in lake column order (price 0 = level absent)."""
+    """Top-20 rows: `time[i]` and `levels[c, i]` for column c in lake order (price 0 = level absent).
+
+    Column-major so each output column is contiguous for the decimal conversion.
+    """
 
     time: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    levels: np.ndarray = field(default_factory=lambda: np.empty((0, LEVEL_COLS), np.int64))
+    levels: np.ndarray = field(default_factory=lambda: np.empty((LEVEL_COLS, 0), np.int64))
 
     def reserve(self, rows: int) -> None:
         self.time = _grow(self.time, rows)
-        self.levels = _grow(self.levels, rows)
+        if self.levels.shape[1] < rows:
+            self.levels = np.empty((LEVEL_COLS, rows + rows // 4), np.int64)
 
 
 @dataclass

@@ -280,20 +280,25 @@ def _ring_push(ring, st, seq, is_bid, price, size) -> None:
 
 
 @njit(cache=True)
-def _reapply_after(bid, ask, meta, prov, st, ring, seq) -> None:
-    """Re-apply the ring's rows whose sequence_number is newer than `seq`, oldest first."""
+def _newer_rows(ring, st, seq) -> int:
+    """How many of the ring's newest rows have a sequence_number above `seq`; -1 when the ring holds no row at
+    or below `seq` (the snapshot is older than the history, or from another id space: nothing to re-apply)."""
     total = st[ST_RING_N]
     kept = min(total, RING_ROWS)
     back = 0
     while back < kept and ring[(total - 1 - back) % RING_ROWS, 0] > seq:
         back += 1
-    if back == kept and total > RING_ROWS:
-        st[C_RING_SHORT] += 1
+    return -1 if back == kept else back
+
+
+@njit(cache=True)
+def _reapply(bid, ask, meta, prov, st, ring, back) -> None:
+    """Re-apply the ring's `back` newest rows, oldest first."""
+    total = st[ST_RING_N]
     for k in range(total - back, total):
         r = k % RING_ROWS
-        is_bid = ring[r, 1] == 1
-        book_apply(bid, ask, meta, is_bid, ring[r, 2], ring[r, 3])
-        _prov_drop(prov, st, is_bid, ring[r, 2], ring[r, 2])
+        book_apply(bid, ask, meta, ring[r, 1] == 1, ring[r, 2], ring[r, 3])
+        _prov_drop(prov, st, ring[r, 1], ring[r, 2], ring[r, 2])
     st[C_REAPPLIED] += back
 
 
@@ -325,7 +330,13 @@ def _resync(bid, ask, meta, prov, st, ring, seq, scr, nb, na) -> int:
     Levels deeper than the snapshot's 20th are kept. When the snapshot's sequence_number is older than the last
     applied message, the newer rows are re-applied on top and drift compares the book before and after.
     """
-    reapply = seq != NULL_I64 and st[ST_LAST_SEQ] != NULL_I64 and seq < st[ST_LAST_SEQ]
+    back = 0
+    if seq != NULL_I64 and st[ST_LAST_SEQ] != NULL_I64 and seq < st[ST_LAST_SEQ]:
+        back = _newer_rows(ring, st, seq)
+        if back < 0:
+            st[C_RING_SHORT] += 1
+            back = 0
+    reapply = back > 0
     cap = scr.shape[1]
     drift = 0
     n_old = np.zeros(2, np.int64)
@@ -353,7 +364,7 @@ def _resync(bid, ask, meta, prov, st, ring, seq, scr, nb, na) -> int:
         else:
             _prov_drop(prov, st, 0, np.iinfo(np.int64).min, limit)
     if reapply:
-        _reapply_after(bid, ask, meta, prov, st, ring, seq)
+        _reapply(bid, ask, meta, prov, st, ring, back)
         for side in range(2):
             if n_old[side] > cap:
                 continue
@@ -421,10 +432,10 @@ def _state_row(bid, ask, meta, t, bs_time, bs_lv, m, top) -> None:
     book_top(bid, ask, meta, N_LEVELS, top[0], top[1], top[2], top[3])
     bs_time[m] = t
     for k in range(N_LEVELS):
-        bs_lv[m, 2 * k] = top[0, k]
-        bs_lv[m, 2 * k + 1] = top[1, k]
-        bs_lv[m, 2 * N_LEVELS + 2 * k] = top[2, k]
-        bs_lv[m, 2 * N_LEVELS + 2 * k + 1] = top[3, k]
+        bs_lv[2 * k, m] = top[0, k]
+        bs_lv[2 * k + 1, m] = top[1, k]
+        bs_lv[2 * N_LEVELS + 2 * k, m] = top[2, k]
+        bs_lv[2 * N_LEVELS + 2 * k + 1, m] = top[3, k]
 
 
 @njit(cache=True)
@@ -444,7 +455,7 @@ def _emit_grid(bid, ask, meta, st, until, bs_time, bs_lv, m, top) -> int:
             _state_row(bid, ask, meta, g, bs_time, bs_lv, m, top)
         else:  # the book does not change between grid points: copy the first row
             bs_time[m] = g
-            bs_lv[m, :] = bs_lv[first, :]
+            bs_lv[:, m] = bs_lv[:, first]
         m += 1
         g += step
     st[ST_NEXT_GRID] = g
@@ -467,7 +478,7 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
 
     trades = (time, recv, trade_id, is_buy, price, qty); deltas = (time, recv, seq, is_bid, price, size);
     snaps = (time, recv, seq, levels[n, 80]); out = the 14 unified columns (buffers.UnifiedBuffers order);
-    states = (time, levels). `grid_until`: emit grid rows for g < grid_until at the end (NULL_I64: final chunk,
+    states = (time, levels[80, rows]). `grid_until`: emit grid rows for g < grid_until at the end (NULL_I64: final chunk,
     up to and including the last event time).
     """
     t_time, t_recv, t_tid, t_buy, t_px, t_qty = trades
@@ -513,6 +524,7 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                     book_apply(bid, ask, meta, consumed_bid, t_px[it], max(cur - t_qty[it], 0))
                     _prov_add(prov, st, 1 if consumed_bid else 0, t_px[it])
                     st[C_TRADES_CONSUMED] += 1
+                    _track_cross(bid, ask, meta, st, t)  # a consumed level can only uncross the book
             o_time[o] = t
             o_recv[o] = t_recv[it]
             o_type[o] = TYPE_TRADE
@@ -608,8 +620,6 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                         st[ST_INIT] = 1
                         st[C_SEEDS] += 1
                         st[ST_SNAP_SEQ] = seq
-                        if seq != NULL_I64:
-                            st[ST_LAST_SEQ] = seq
                         st[ST_CROSSED_SINCE] = NULL_I64
                 elif not valid:
                     st[C_GAP_INVALID] += 1
@@ -625,8 +635,6 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                     else:
                         drift = _resync(bid, ask, meta, prov, st, ring, seq, scr, nb, na)
                         st[C_RESYNCS] += 1
-                    if seq != NULL_I64 and (st[ST_LAST_SEQ] == NULL_I64 or seq > st[ST_LAST_SEQ]):
-                        st[ST_LAST_SEQ] = seq
                     st[ST_SNAP_SEQ] = seq
                     if drift > 0:
                         st[C_GAP_DRIFT] += 1

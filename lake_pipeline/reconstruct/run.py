@@ -109,17 +109,24 @@ class _Timer:
 
 
 class _Writer:
-    """The writer thread: builds each chunk's tables and commits them to the WAL, in chunk order."""
+    """Background writing: one thread per output (unified, book states) plus a committer, all in chunk order.
+
+    Each writer thread owns its TableBuilder (its scratch memory), so encoding of the two outputs runs in
+    parallel with each other and with the replay; the committer waits for both segments of a chunk before it
+    writes the checkpoint and the DONE marker, which keeps the WAL's commit order.
+    """
 
     def __init__(self, wal: Wal, ctx: OutputContext, timer: _Timer) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconstruct-writer")
-        self._builder = TableBuilder(ctx)
+        self._unified = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconstruct-unified")
+        self._states = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconstruct-states")
+        self._commit = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconstruct-commit")
+        self._builders = {"unified": TableBuilder(ctx), "states": TableBuilder(ctx)}
         self._wal = wal
         self._timer = timer
-        self._pending: dict[int, Future] = {}  # buffer set id -> its last job
+        self._pending: dict[int, Future] = {}  # buffer set id -> the commit of the chunk using it
 
     def wait_for(self, slot: int) -> None:
-        """Block until the buffer set `slot` is free again; re-raises a failure of the writer thread."""
+        """Block until the buffer set `slot` is free again; re-raises a failure of a writer thread."""
         job = self._pending.pop(slot, None)
         if job is not None:
             t0 = time.perf_counter()
@@ -128,23 +135,34 @@ class _Writer:
 
     def submit(self, slot: int, chunk: int, buf: ChunkBuffers, arrays: dict[str, np.ndarray],
                info: dict[str, Any]) -> None:
-        self._pending[slot] = self._pool.submit(self._commit, chunk, buf, arrays, info)
+        unified = self._unified.submit(self._segment, "unified", chunk, buf)
+        states = self._states.submit(self._segment, "states", chunk, buf)
+        self._pending[slot] = self._commit.submit(self._finish, chunk, unified, states, arrays, info)
 
-    def _commit(self, chunk: int, buf: ChunkBuffers, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+    def _segment(self, kind: str, chunk: int, buf: ChunkBuffers) -> tuple[int, int]:
         t0 = time.perf_counter()
-        unified = self._builder.unified(buf)
-        states = self._builder.book_states(buf)
-        self._timer.add("encode_decimals", time.perf_counter() - t0)
+        builder = self._builders[kind]
+        table = builder.unified(buf) if kind == "unified" else builder.book_states(buf)
         t1 = time.perf_counter()
-        self._wal.commit_chunk(chunk, unified, states, arrays, info)
-        self._timer.add("write", time.perf_counter() - t1)
+        size = self._wal.write_segment(kind, chunk, table)
+        self._timer.add(f"encode_{kind}", t1 - t0)
+        self._timer.add(f"write_{kind}", time.perf_counter() - t1)
+        return table.num_rows, size
+
+    def _finish(self, chunk: int, unified: Future, states: Future, arrays: dict[str, np.ndarray],
+                info: dict[str, Any]) -> None:
+        rows, size = unified.result()
+        state_rows, state_size = states.result()
+        record = {"rows": rows, "bytes": size, "state_rows": state_rows, "state_bytes": state_size}
+        self._wal.commit_chunk(chunk, record, arrays, info)
 
     def drain(self) -> None:
         for slot in list(self._pending):
             self.wait_for(slot)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._unified, self._states, self._commit):
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _kernel_inputs(chunk: list[Rows]) -> tuple[tuple, tuple, tuple]:

@@ -131,28 +131,28 @@ class Wal:
             info = json.loads(bytes(npz["__info__"]).decode())
         return arrays, info
 
-    def commit_chunk(self, chunk: int, unified: pa.Table, states: pa.Table, arrays: dict[str, np.ndarray],
-                     info: dict[str, Any]) -> dict[str, Any]:
-        """Make chunk `chunk` durable: segments, then checkpoint, then the DONE marker (the commit point)."""
+    def write_segment(self, kind: str, chunk: int, table: pa.Table) -> int:
+        """Write chunk `chunk`'s `kind` ("unified" | "states") segment; returns its bytes (0: empty, no file)."""
+        if not table.num_rows:
+            return 0
+        size = write_parquet(self.dir / _name(kind, chunk, "parquet"), table)
+        crash_point(f"after-{kind}", chunk)
+        return size
+
+    def commit_chunk(self, chunk: int, record: dict[str, Any], arrays: dict[str, np.ndarray],
+                     info: dict[str, Any]) -> None:
+        """Make chunk `chunk` durable once its segments are written: checkpoint, then the DONE marker."""
         if chunk != len(self.done):
             raise RuntimeError(f"{self.dir}: chunk {chunk} committed out of order (expected {len(self.done)})")
-        record: dict[str, Any] = {"chunk": chunk, "rows": unified.num_rows, "state_rows": states.num_rows,
-                                  "bytes": 0, "state_bytes": 0}
-        if unified.num_rows:
-            record["bytes"] = write_parquet(self.dir / _name("unified", chunk, "parquet"), unified)
-        crash_point("after-unified", chunk)
-        if states.num_rows:
-            record["state_bytes"] = write_parquet(self.dir / _name("states", chunk, "parquet"), states)
-        crash_point("after-states", chunk)
         payload = {**arrays, "__info__": np.frombuffer(json.dumps(info, sort_keys=True).encode(), dtype=np.uint8)}
         with atomic_path(self.dir / _name("ckpt", chunk, "npz")) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **payload)
         crash_point("after-checkpoint", chunk)
+        record = {"chunk": chunk, **record}
         write_json_atomic(self.dir / _name("DONE", chunk, "json"), record)
         self.done.append(record)
         crash_point("after-done", chunk)
-        return record
 
     # ---- the end --------------------------------------------------------------------------------------------
 

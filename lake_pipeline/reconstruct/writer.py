@@ -100,7 +100,7 @@ class TableBuilder:
         for c, name in enumerate(BOOK_LEVEL_COLUMNS):
             price_col = c - (c % 2)  # a level is absent (price and size null) when its price is 0
             factor = ctx.tick_factor if c % 2 == 0 else ctx.lot_factor
-            columns.append(decimal_array(lv[:m, c], factor, lv[:m, price_col], EMPTY_PRICE, s, name))
+            columns.append(decimal_array(lv[c, :m], factor, lv[price_col, :m], EMPTY_PRICE, s, name))
         return pa.Table.from_arrays(columns, schema=BOOK_STATE.with_metadata(ctx.metadata))
 
 

@@ -1,0 +1,227 @@
+"""The Binance spot feed of the simulated market, written as golden capture files.
+
+Exactly the line format of the real hftbacktest recordings: `<recv_ns> <raw frame>\\n`, combined-stream envelopes
+`{"stream":"btcusdt@depth@100ms","data":{…}}` with the spot payloads of research binance.md §1.2 (`@trade` one per
+fill, `@depth@100ms` diffs with contiguous U/u, `@bookTicker` at every BBO change) and one raw REST depth body
+(limit 1000) near the start, received after the diff that contains its `lastUpdateId`. All frames travel on one
+connection, so they arrive in send order; files rotate hourly by receive time and are gzip'ed with mtime 0.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from lake_pipeline.sim.clock import NS_PER_MS, InOrderDelivery
+from lake_pipeline.sim.engine import ChunkOutput, RestSnapshot
+
+STREAM_SUFFIXES = ("@trade", "@depth@100ms", "@bookTicker")
+NS_PER_HOUR = 3_600 * 10**9
+_RANK_TRADE, _RANK_BOOKTICKER, _RANK_DEPTH = 0, 1, 2
+
+
+def decimal_strings(units: pl.Expr, unit_e8: int) -> pl.Expr:
+    """int ticks/lots -> Binance's 8-decimal strings ("61837.63000000")."""
+    v = units * unit_e8
+    return pl.concat_str([(v // 10**8).cast(pl.Utf8), pl.lit("."), (v % 10**8).cast(pl.Utf8).str.zfill(8)])
+
+
+def _levels_json(levels: np.ndarray, tick_e8: int, lot_e8: int) -> str:
+    return ",".join(f'["{_dec(int(p) * tick_e8)}","{_dec(int(q) * lot_e8)}"]' for p, q in levels)
+
+
+def _dec(e8: int) -> str:
+    return f"{e8 // 10**8}.{e8 % 10**8:08d}"
+
+
+def frame_file_name(hour_ns: int) -> str:
+    return f"frames-{datetime.fromtimestamp(hour_ns // 10**9, UTC):%Y%m%dT%H%M%SZ}.jsonl.gz"
+
+
+@dataclass
+class GoldenFeed:
+    """Accumulates the frames of consecutive chunks and writes hourly files into `directory`."""
+
+    directory: Path
+    symbol: str  # lake form, e.g. BTC-USDT
+    tick_e8: int
+    lot_e8: int
+    delivery: InOrderDelivery
+    rng: np.random.Generator
+    end_ms: int  # frames sent at or after this exchange time are not captured
+    frames: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    first_ns: int | None = None
+    last_ns: int | None = None
+    _pending: pl.DataFrame | None = None
+    _snapshot_wait: tuple[RestSnapshot, int] | None = None  # (snapshot, u of the diff holding its L)
+    _snapshot_line: tuple[int, str] | None = None
+    _out: gzip.GzipFile | None = None
+    _raw: object = None
+    _hour: int | None = None
+
+    def __post_init__(self) -> None:
+        self.wire = self.symbol.replace("-", "").upper()
+        self.prefix = self.wire.lower()
+        self.frames = {self.prefix + s: 0 for s in STREAM_SUFFIXES} | {"rest_snapshot": 0}
+
+    @property
+    def streams(self) -> list[str]:
+        return [self.prefix + s for s in STREAM_SUFFIXES]
+
+    # -- frame building --------------------------------------------------------------------------------------
+    def _trade_frames(self, chunk: ChunkOutput, fill_e_ms: np.ndarray) -> pl.DataFrame:
+        f = chunk.fills
+        df = pl.DataFrame({"T": f[:, 0], "p": f[:, 1], "q": f[:, 2], "buy": f[:, 3] == 1, "t": f[:, 4],
+                           "E": fill_e_ms})
+        line = pl.concat_str([
+            pl.lit(f'{{"stream":"{self.prefix}@trade","data":{{"e":"trade","E":'), pl.col("E").cast(pl.Utf8),
+            pl.lit(f',"s":"{self.wire}","t":'), pl.col("t").cast(pl.Utf8),
+            pl.lit(',"p":"'), decimal_strings(pl.col("p"), self.tick_e8),
+            pl.lit('","q":"'), decimal_strings(pl.col("q"), self.lot_e8),
+            pl.lit('","T":'), pl.col("T").cast(pl.Utf8),
+            pl.lit(',"m":'), pl.when(pl.col("buy")).then(pl.lit("false")).otherwise(pl.lit("true")),  # buyer is maker
+            pl.lit(',"M":true}}'),
+        ])
+        return df.select(send=pl.col("E") * NS_PER_MS, rank=pl.lit(_RANK_TRADE), seq=pl.col("t"), line=line)
+
+    def _bookticker_frames(self, chunk: ChunkOutput) -> pl.DataFrame:
+        b = chunk.bookticker
+        df = pl.DataFrame({"u": b[:, 0], "ms": b[:, 1], "bp": b[:, 2], "bq": b[:, 3], "ap": b[:, 4], "aq": b[:, 5]})
+        line = pl.concat_str([
+            pl.lit(f'{{"stream":"{self.prefix}@bookTicker","data":{{"u":'), pl.col("u").cast(pl.Utf8),
+            pl.lit(f',"s":"{self.wire}","b":"'), decimal_strings(pl.col("bp"), self.tick_e8),
+            pl.lit('","B":"'), decimal_strings(pl.col("bq"), self.lot_e8),
+            pl.lit('","a":"'), decimal_strings(pl.col("ap"), self.tick_e8),
+            pl.lit('","A":"'), decimal_strings(pl.col("aq"), self.lot_e8),
+            pl.lit('"}}'),
+        ])
+        return df.select(send=pl.col("ms") * NS_PER_MS, rank=pl.lit(_RANK_BOOKTICKER), seq=pl.col("u"), line=line)
+
+    def _depth_frames(self, chunk: ChunkOutput, send_ms: np.ndarray) -> pl.DataFrame:
+        n_rows = np.diff(np.concatenate(([0], chunk.msg_row_end)))
+        rows = pl.DataFrame({"msg": np.repeat(np.arange(chunk.n_messages), n_rows), "bid": chunk.row_is_bid,
+                             "p": chunk.row_price, "q": chunk.row_size})
+        entries = rows.select(
+            "msg", "bid",
+            entry=pl.concat_str([pl.lit('["'), decimal_strings(pl.col("p"), self.tick_e8), pl.lit('","'),
+                                 decimal_strings(pl.col("q"), self.lot_e8), pl.lit('"]')]),
+        ).group_by("msg", "bid", maintain_order=True).agg(pl.col("entry").str.join(","))
+        msgs = pl.DataFrame({"msg": np.arange(chunk.n_messages), "E": chunk.msg_e_ms, "U": chunk.msg_first_uid,
+                             "u": chunk.msg_last_uid, "send": send_ms * NS_PER_MS})
+        for side, flag in (("b", True), ("a", False)):
+            part = entries.filter(pl.col("bid") == flag).select("msg", pl.col("entry").alias(side))
+            msgs = msgs.join(part, on="msg", how="left", maintain_order="left")
+        line = pl.concat_str([
+            pl.lit(f'{{"stream":"{self.prefix}@depth@100ms","data":{{"e":"depthUpdate","E":'),
+            pl.col("E").cast(pl.Utf8), pl.lit(f',"s":"{self.wire}","U":'), pl.col("U").cast(pl.Utf8),
+            pl.lit(',"u":'), pl.col("u").cast(pl.Utf8),
+            pl.lit(',"b":['), pl.col("b").fill_null(""), pl.lit('],"a":['), pl.col("a").fill_null(""),
+            pl.lit("]}}"),
+        ])
+        return msgs.select("send", rank=pl.lit(_RANK_DEPTH), seq=pl.col("u"), line=line)
+
+    # -- public --------------------------------------------------------------------------------------------------
+    def add_chunk(self, chunk: ChunkOutput, fill_e_ms: np.ndarray, depth_send_ms: np.ndarray,
+                  snapshot: RestSnapshot | None, first_msg_index: int) -> None:
+        """Deliver this chunk's frames (those sent before the chunk's end are final; the rest wait)."""
+        parts = [self._trade_frames(chunk, fill_e_ms), self._bookticker_frames(chunk),
+                 self._depth_frames(chunk, depth_send_ms)]
+        if self._pending is not None:
+            parts.insert(0, self._pending)
+        frames = pl.concat([p.with_columns(pl.col("rank").cast(pl.Int64)) for p in parts])
+        frames = frames.filter(pl.col("send") < self.end_ms * NS_PER_MS).sort("send", "rank", "seq")
+        cut = chunk.end_ms * NS_PER_MS
+        ready = frames.filter(pl.col("send") < cut)
+        self._pending = frames.filter(pl.col("send") >= cut)
+        if snapshot is not None and self._snapshot_wait is None:
+            self._snapshot_wait = (snapshot, int(chunk.msg_last_uid[snapshot.message_index - first_msg_index]))
+        self._deliver(ready)
+
+    def _deliver(self, ready: pl.DataFrame) -> None:
+        recv = self.delivery.receive(ready["send"].to_numpy())
+        ready = ready.with_columns(recv=pl.Series(recv, dtype=pl.Int64))
+        if self._snapshot_wait is not None and self._snapshot_line is None:
+            snap, u = self._snapshot_wait
+            diff = ready.filter((pl.col("rank") == _RANK_DEPTH) & (pl.col("seq") == u))
+            if diff.height:
+                self._snapshot_line = self._snapshot_frame(snap, int(diff["recv"][0]))
+        self._write(ready)
+
+    def _snapshot_frame(self, snap: RestSnapshot, diff_recv: int) -> tuple[int, str]:
+        """The REST body arrives 30–80 ms after the diff whose [U, u] holds its lastUpdateId."""
+        recv = diff_recv + int(self.rng.integers(30, 81)) * NS_PER_MS + int(self.rng.integers(0, NS_PER_MS))
+        body = (f'{{"lastUpdateId":{snap.last_update_id},"bids":[{_levels_json(snap.bids, self.tick_e8, self.lot_e8)}],'
+                f'"asks":[{_levels_json(snap.asks, self.tick_e8, self.lot_e8)}]}}')
+        return recv, body
+
+    def _write(self, ready: pl.DataFrame) -> None:
+        if ready.height == 0:
+            return
+        counts = ready.group_by("rank").len()
+        for rank, n in zip(counts["rank"], counts["len"], strict=True):
+            self.frames[self.prefix + STREAM_SUFFIXES[{_RANK_TRADE: 0, _RANK_DEPTH: 1, _RANK_BOOKTICKER: 2}[rank]]] += n
+        recv = ready["recv"].to_numpy()
+        lines = ready["line"].to_list()
+        if self._snapshot_line is not None and self.frames["rest_snapshot"] == 0 and recv[-1] >= self._snapshot_line[0]:
+            k = int(np.searchsorted(recv, self._snapshot_line[0], side="right"))
+            recv = np.insert(recv, k, self._snapshot_line[0])
+            lines.insert(k, self._snapshot_line[1])
+            self.frames["rest_snapshot"] = 1
+        self._emit(recv, lines)
+
+    def _emit(self, recv: np.ndarray, lines: list[str]) -> None:
+        """Append `<recv_ns> <frame>` lines (already in receive order) to the hourly files."""
+        hours = recv // NS_PER_HOUR
+        bounds = np.flatnonzero(np.diff(hours)) + 1
+        for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(recv)])), strict=True):
+            self._file_for(int(hours[lo]))
+            text = "".join(f"{r} {line}\n" for r, line in zip(recv[lo:hi].tolist(), lines[lo:hi], strict=True))
+            self._out.write(text.encode())
+        self.first_ns = int(recv[0]) if self.first_ns is None else self.first_ns
+        self.last_ns = int(recv[-1])
+
+    def _file_for(self, hour: int) -> None:
+        if hour == self._hour:
+            return
+        self._close_file()
+        name = frame_file_name(hour * NS_PER_HOUR)
+        self._raw = open(self.directory / name, "wb")  # noqa: SIM115 - closed in _close_file
+        self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=6)
+        self._hour = hour
+        self.files.append(name)
+
+    def _close_file(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._raw.close()
+            self._out = None
+
+    def close(self, session: dict) -> dict:
+        """Flush the frames still waiting, close the last file and write `session.json`; returns its content."""
+        if self._pending is not None and self._pending.height:
+            pending, self._pending = self._pending, None
+            self._deliver(pending)
+        if self._snapshot_line is not None and self.frames["rest_snapshot"] == 0:  # arrived after the last frame
+            self._emit(np.array([self._snapshot_line[0]], dtype=np.int64), [self._snapshot_line[1]])
+            self.frames["rest_snapshot"] = 1
+        self._close_file()
+        meta = {
+            **session,
+            "symbol": self.symbol,
+            "streams": self.streams,
+            "start_ns": self.first_ns,
+            "end_ns": self.last_ns,
+            "frames": self.frames,
+            "files": self.files,
+            "line_format": "<recv_ns> <raw frame>",
+            "rest_snapshot_limit": 1000,
+        }
+        (self.directory / "session.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        return meta

@@ -82,7 +82,8 @@ class ReferenceReplay:
         self.last_snap_time = None
         self.crossed_since = None
         self.gap_pending = False
-        self.prov: list[tuple[bool, int]] = []
+        self.reseed_pending = False
+        self.prov: dict[tuple[bool, int], int] = {}  # level -> its size before the first trade reduced it
         self.history: list[tuple[int | None, bool, int, int]] = []
         self.next_grid = day_start
         self.out = Result()
@@ -166,8 +167,7 @@ class ReferenceReplay:
             cur = self._side(is_bid).get(e.price, 0)
             if cur > 0:
                 self._set(is_bid, e.price, max(cur - e.qty, 0))
-                if (is_bid, e.price) not in self.prov:
-                    self.prov.append((is_bid, e.price))
+                self.prov.setdefault((is_bid, e.price), cur)
                 self._track_cross(e.time)  # a consumed level can only uncross the book
         self.out.rows.append(Row(e.time, "TRADE", None, e.trade_id, "buy" if e.is_buy else "sell", e.price, e.qty,
                                  self._bbo(), self._flags(False), None))
@@ -179,14 +179,19 @@ class ReferenceReplay:
             if self.init:
                 if self.last_msg_time is not None and t - self.last_msg_time > self.hole_ns:
                     self._count("gaps_time_hole")
+                    self.reseed_pending = True
                     gap = True
                 if seq is not None and self.last_seq is not None and seq < self.last_seq:
                     self._count("gaps_sequence_backwards")
+                    self.reseed_pending = True
                     gap = True
                 for r in rows:
                     self._set(r.is_bid, r.price, r.size)
-                    self.prov = [p for p in self.prov if p != (r.is_bid, r.price)]
+                    self.prov.pop((r.is_bid, r.price), None)
                     self.history.append((seq, r.is_bid, r.price, r.size))
+                for (is_bid, p), before in self.prov.items():  # not reported by the message: not changed yet
+                    self._set(is_bid, p, before)
+                self.prov = {}
                 if seq is not None:
                     self.last_seq = seq
                 if self._track_cross(t):
@@ -224,7 +229,7 @@ class ReferenceReplay:
     def _load(self, s: Snapshot):
         self.bids = dict(s.bids)
         self.asks = dict(s.asks)
-        self.prov = []
+        self.prov = {}
 
     def _resync(self, s: Snapshot):
         lb, la = self._limits(s)
@@ -234,8 +239,8 @@ class ReferenceReplay:
             for p in [p for p, _ in self._levels(is_bid, limit)]:
                 del side[p]
             side.update(dict(levels))
-            self.prov = [(b, p) for b, p in self.prov
-                         if b != is_bid or (limit is not None and (p < limit if is_bid else p > limit))]
+            self.prov = {(b, p): v for (b, p), v in self.prov.items()
+                         if b != is_bid or (limit is not None and (p < limit if is_bid else p > limit))}
         if s.seq is not None and self.last_seq is not None and s.seq < self.last_seq:
             newer = []
             for h in reversed(self.history):
@@ -248,7 +253,7 @@ class ReferenceReplay:
             if newer:
                 for _, is_bid, p, size in reversed(newer):
                     self._set(is_bid, p, size)
-                    self.prov = [x for x in self.prov if x != (is_bid, p)]
+                    self.prov.pop((is_bid, p), None)
                 return self._diff(before[0], self._levels(True, lb)) + self._diff(before[1], self._levels(False, la))
         return self._diff(before[0], s.bids) + self._diff(before[1], s.asks)
 
@@ -273,10 +278,11 @@ class ReferenceReplay:
                 self.gap_pending = True
                 gap = True
             else:
-                if self.crossed_since is not None and t - self.crossed_since > self.reseed_ns:
+                if (self.crossed_since is not None and t - self.crossed_since > self.reseed_ns) or self.reseed_pending:
                     drift = self._drift(s)
                     self._load(s)
                     self._count("reseeds")
+                    self.reseed_pending = False
                     gap = True
                 else:
                     drift = self._resync(s)

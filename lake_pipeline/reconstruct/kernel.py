@@ -18,7 +18,9 @@ of the message carries the post-message best bid/ask.
 Strategies (DESIGN §5) share the loop and differ in what deltas, trades and snapshots do to the book:
 
 * full_event_replay: deltas are applied (absolute size, 0 deletes); trades reduce the opposite level at the trade
-  price provisionally (the next absolute update of that level overrides it, so nothing is double counted);
+  price provisionally until the next delta message: if the message reports the level, its absolute size wins (so
+  nothing is double counted); if it does not, the level had not changed as of that message (a Binance diff lists
+  every level that changed) and the reduction is undone - the trade belongs to a later message;
   the first valid snapshot seeds the book, every later one measures drift and resynchronises the price range it
   covers (deeper levels are kept). A snapshot whose sequence_number is older than the last applied message gets
   the newer messages re-applied on top (from a ring of recent rows), so a late-stamped snapshot cannot roll the
@@ -71,6 +73,7 @@ from lake_pipeline.reconstruct.state import (
     C_MSGS_APPLIED,
     C_MSGS_PRESEED,
     C_PROV_EVICTED,
+    C_PROV_REVERTED,
     C_REAPPLIED,
     C_RECOVERIES,
     C_RESEEDS,
@@ -103,6 +106,7 @@ from lake_pipeline.reconstruct.state import (
     ST_NEXT_GRID,
     ST_PROV_N,
     ST_RESEED_NS,
+    ST_RESEED_PENDING,
     ST_RING_N,
     ST_SNAP_SEQ,
     ST_STRATEGY,
@@ -124,20 +128,32 @@ def _seq_key(seq: int) -> int:
 
 
 @njit(cache=True)
-def _prov_add(prov, st, is_bid, price) -> None:
+def _prov_add(prov, st, is_bid, price, size_before) -> None:
+    """Remember a level a trade reduced, with its size before the first such trade (to revert to)."""
     n = st[ST_PROV_N]
     for k in range(n):
         if prov[k, 0] == is_bid and prov[k, 1] == price:
             return
-    if n == PROV_CAP:  # forget the oldest: its level has most likely been confirmed by now
+    if n == PROV_CAP:  # forget the oldest: keep its reduced size (counted)
         for k in range(1, n):
-            prov[k - 1, 0] = prov[k, 0]
-            prov[k - 1, 1] = prov[k, 1]
+            prov[k - 1, :] = prov[k, :]
         n -= 1
         st[C_PROV_EVICTED] += 1
     prov[n, 0] = is_bid
     prov[n, 1] = price
+    prov[n, 2] = size_before
     st[ST_PROV_N] = n + 1
+
+
+@njit(cache=True)
+def _prov_revert(bid, ask, meta, prov, st) -> None:
+    """After a delta message: levels it did not report were not changed as of that message; undo the trades'
+    reductions there (the trades belong to a later message, which will report the level's new size)."""
+    n = st[ST_PROV_N]
+    for k in range(n):
+        book_apply(bid, ask, meta, prov[k, 0] == 1, prov[k, 1], prov[k, 2])
+    st[C_PROV_REVERTED] += n
+    st[ST_PROV_N] = 0
 
 
 @njit(cache=True)
@@ -148,8 +164,7 @@ def _prov_drop(prov, st, is_bid, lo, hi) -> None:
     for k in range(n):
         if prov[k, 0] == is_bid and lo <= prov[k, 1] <= hi:
             continue
-        prov[w, 0] = prov[k, 0]
-        prov[w, 1] = prov[k, 1]
+        prov[w, :] = prov[k, :]
         w += 1
     st[ST_PROV_N] = w
 
@@ -522,7 +537,7 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                 cur = book_size_at(bid, ask, meta, consumed_bid, t_px[it])
                 if cur > 0:
                     book_apply(bid, ask, meta, consumed_bid, t_px[it], max(cur - t_qty[it], 0))
-                    _prov_add(prov, st, 1 if consumed_bid else 0, t_px[it])
+                    _prov_add(prov, st, 1 if consumed_bid else 0, t_px[it], cur)
                     st[C_TRADES_CONSUMED] += 1
                     _track_cross(bid, ask, meta, st, t)  # a consumed level can only uncross the book
             o_time[o] = t
@@ -553,9 +568,11 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                     last_t = st[ST_LAST_MSG_TIME]
                     if last_t != NULL_I64 and t - last_t > st[ST_HOLE_NS]:
                         st[C_GAP_HOLE] += 1
+                        st[ST_RESEED_PENDING] = 1  # messages are missing: deeper levels are unreliable
                         gap = True
                     if seq != NULL_I64 and st[ST_LAST_SEQ] != NULL_I64 and seq < st[ST_LAST_SEQ]:
                         st[C_GAP_SEQ] += 1
+                        st[ST_RESEED_PENDING] = 1
                         gap = True
                     for r in range(id_, j):
                         is_bid = d_bid[r]
@@ -563,6 +580,8 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                         if st[ST_PROV_N] > 0:
                             _prov_drop(prov, st, 1 if is_bid else 0, d_px[r], d_px[r])
                         _ring_push(ring, st, seq, 1 if is_bid else 0, d_px[r], d_sz[r])
+                    if st[ST_PROV_N] > 0:
+                        _prov_revert(bid, ask, meta, prov, st)
                     if seq != NULL_I64:
                         st[ST_LAST_SEQ] = seq
                     st[C_MSGS_APPLIED] += 1
@@ -627,10 +646,11 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                     gap = True
                 else:
                     crossed_for = t - st[ST_CROSSED_SINCE] if st[ST_CROSSED_SINCE] != NULL_I64 else 0
-                    if crossed_for > st[ST_RESEED_NS]:
+                    if crossed_for > st[ST_RESEED_NS] or st[ST_RESEED_PENDING] == 1:
                         drift = _measure(bid, ask, meta, scr, nb, na)
                         _load(bid, ask, meta, prov, st, s_bpx, s_bsz, nb, s_apx, s_asz, na)
                         st[C_RESEEDS] += 1
+                        st[ST_RESEED_PENDING] = 0
                         gap = True
                     else:
                         drift = _resync(bid, ask, meta, prov, st, ring, seq, scr, nb, na)

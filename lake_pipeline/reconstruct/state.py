@@ -30,6 +30,7 @@ ST_PROV_N = 13  # provisional (trade-consumed) levels outstanding
 ST_RING_N = 14  # delta rows ever pushed to the history ring
 ST_LAST_TIME = 15  # event time of the last event processed
 ST_LAST_SNAP_TIME = 16
+ST_RESEED_PENDING = 17  # messages went missing: re-seed (not just resync) from the next valid snapshot
 N_SLOTS = 20
 
 # ---- counters (summed into the run summary) ------------------------------------------------------------------
@@ -58,6 +59,7 @@ COUNTERS = (
     "history_too_short",
     "trades_consumed",
     "provisional_evicted",
+    "provisional_reverted",
     "state_rows_grid",
     "state_rows_snapshot",
     "rows_crossed",
@@ -89,6 +91,7 @@ C_BASE = N_SLOTS
     C_RING_SHORT,
     C_TRADES_CONSUMED,
     C_PROV_EVICTED,
+    C_PROV_REVERTED,
     C_GRID_ROWS,
     C_SNAP_ROWS,
     C_ROWS_CROSSED,
@@ -97,7 +100,8 @@ C_BASE = N_SLOTS
 STATE_LEN = C_BASE + len(COUNTERS)
 
 PROV_CAP = 64
-"""Provisionally consumed levels tracked at once (Binance confirms each within one 100 ms diff)."""
+"""Provisionally consumed levels tracked at once: (is_bid, price, size before the trade); the next delta message
+confirms or reverts every one of them, so only the trades of one 100 ms diff are ever outstanding."""
 RING_ROWS = 1 << 16
 """Applied delta rows kept to re-apply after a snapshot whose sequence_number is older than the book."""
 RING_FIELDS = 4  # seq, is_bid, price, size
@@ -138,7 +142,7 @@ class ReplayState:
         st[ST_GRID_NS] = params.grid_ns
         st[ST_HOLE_NS] = params.time_hole_ns
         st[ST_RESEED_NS] = params.reseed_crossed_ns
-        return cls(st, np.zeros((PROV_CAP, 2), np.int64), np.zeros((RING_ROWS, RING_FIELDS), np.int64),
+        return cls(st, np.zeros((PROV_CAP, 3), np.int64), np.zeros((RING_ROWS, RING_FIELDS), np.int64),
                    np.zeros(DRIFT_BINS, np.int64))
 
     def checkpoint(self) -> dict[str, np.ndarray]:

@@ -9,12 +9,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lake_pipeline.config import symbol_spec
 from lake_pipeline.paths import book_states_dir, lake_ready, unified_dir
 from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS, LAKE_STORED, N_LEVELS
 from lake_pipeline_tests.reference_replay import Delta, Snapshot, Trade
 
 EX, SYM, DAY = "BINANCE", "BTC-USDT", "2024-08-08"
-TICK, LOT = Decimal("0.01"), Decimal("0.00001")
+_SPEC = symbol_spec(SYM)
+TICK, LOT = _SPEC.tick, _SPEC.lot
 T0 = 1723075200 * 10**9  # 2024-08-08T00:00:00Z
 DAY_END = T0 + 86_400 * 10**9
 MS = 1_000_000

@@ -72,7 +72,7 @@ from lake_pipeline.reconstruct.state import (
     C_GRID_ROWS,
     C_MSGS_APPLIED,
     C_MSGS_PRESEED,
-    C_PROV_EVICTED,
+    C_PROV_FULL,
     C_PROV_REVERTED,
     C_REAPPLIED,
     C_RECOVERIES,
@@ -134,11 +134,6 @@ def _prov_add(prov, st, is_bid, price, size_before) -> None:
     for k in range(n):
         if prov[k, 0] == is_bid and prov[k, 1] == price:
             return
-    if n == PROV_CAP:  # forget the oldest: keep its reduced size (counted)
-        for k in range(1, n):
-            prov[k - 1, :] = prov[k, :]
-        n -= 1
-        st[C_PROV_EVICTED] += 1
     prov[n, 0] = is_bid
     prov[n, 1] = price
     prov[n, 2] = size_before
@@ -535,7 +530,9 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
             if st[ST_INIT] == 1 and strategy != ORIGIN:
                 consumed_bid = not is_buy  # a taker sell hits the bids, a taker buy lifts the asks
                 cur = book_size_at(bid, ask, meta, consumed_bid, t_px[it])
-                if cur > 0:
+                if cur > 0 and st[ST_PROV_N] == PROV_CAP:
+                    st[C_PROV_FULL] += 1  # too many levels outstanding: leave this one as reported
+                elif cur > 0:
                     book_apply(bid, ask, meta, consumed_bid, t_px[it], max(cur - t_qty[it], 0))
                     _prov_add(prov, st, 1 if consumed_bid else 0, t_px[it], cur)
                     st[C_TRADES_CONSUMED] += 1

@@ -58,7 +58,7 @@ COUNTERS = (
     "rows_reapplied",
     "history_too_short",
     "trades_consumed",
-    "provisional_evicted",
+    "trades_not_consumed_cap",
     "provisional_reverted",
     "state_rows_grid",
     "state_rows_snapshot",
@@ -90,7 +90,7 @@ C_BASE = N_SLOTS
     C_REAPPLIED,
     C_RING_SHORT,
     C_TRADES_CONSUMED,
-    C_PROV_EVICTED,
+    C_PROV_FULL,
     C_PROV_REVERTED,
     C_GRID_ROWS,
     C_SNAP_ROWS,
@@ -99,9 +99,10 @@ C_BASE = N_SLOTS
 ) = range(C_BASE, C_BASE + len(COUNTERS))
 STATE_LEN = C_BASE + len(COUNTERS)
 
-PROV_CAP = 64
+PROV_CAP = 1024
 """Provisionally consumed levels tracked at once: (is_bid, price, size before the trade); the next delta message
-confirms or reverts every one of them, so only the trades of one 100 ms diff are ever outstanding."""
+confirms or reverts every one of them, so only the trades of one 100 ms diff are outstanding (a real BTC sweep
+touched 472 levels within one diff). Past the cap a trade consumes nothing (counted), so nothing stays wrong."""
 RING_ROWS = 1 << 16
 """Applied delta rows kept to re-apply after a snapshot whose sequence_number is older than the book."""
 RING_FIELDS = 4  # seq, is_bid, price, size

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -203,3 +204,42 @@ def random_partition(seed: int, n_messages: int = 300) -> tuple[list[Trade], lis
     deltas = [deltas[i] for i in deltas_sorted]
     trades.sort(key=lambda x: x.time)
     return trades, deltas, snaps
+
+
+def _bbo_columns(spec) -> list:
+    out = []
+    for col, name, step in (("best_bid_price", "bid_price", spec.tick), ("best_bid_quantity", "bid_size", spec.lot),
+                            ("best_ask_price", "ask_price", spec.tick), ("best_ask_quantity", "ask_size", spec.lot)):
+        out.append((pl.col(col) / pl.lit(step)).cast(pl.Int64).alias(f"r_{name}"))
+    return out
+
+
+def scan_unified(root: Path, date: str = DAY) -> pl.LazyFrame:
+    return pl.scan_parquet(str(unified_dir(root, EX, SYM, date)) + "/part-*.parquet")
+
+
+def message_bbo(root: Path, date: str = DAY) -> pl.DataFrame:
+    """Per delta message (keyed by sequence_number): time, flags and the best bid/ask after it, in ticks/lots."""
+    return (
+        scan_unified(root, date).filter(pl.col("event_type") == "BOOK_DELTA")
+        .group_by("sequence_number", maintain_order=True).last()
+        .select("sequence_number", pl.col("event_time").dt.epoch("ns").alias("ns"), "book_flags", *_bbo_columns(_SPEC))
+        .collect()
+    )
+
+
+def snapshot_bbo(root: Path, date: str = DAY) -> pl.DataFrame:
+    """Per book row: sequence_number, time, flags, drift and the best bid/ask after it, in ticks/lots."""
+    return (
+        scan_unified(root, date).filter(pl.col("event_type") == "BOOK_SNAPSHOT")
+        .select("sequence_number", pl.col("event_time").dt.epoch("ns").alias("ns"), "book_flags", "drift_levels",
+                *_bbo_columns(_SPEC))
+        .collect()
+    )
+
+
+TRUTH_COLUMNS = ("bid_price", "bid_size", "ask_price", "ask_size")
+
+
+def equals_truth() -> pl.Expr:
+    return pl.all_horizontal([pl.col(c) == pl.col(f"r_{c}") for c in TRUTH_COLUMNS])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date as Date
 from datetime import datetime, timezone
 from pathlib import Path
@@ -236,13 +236,12 @@ class _Run:
 
     # ---- the chunk loop -----------------------------------------------------------------------------------
 
-    def replay(self, wal: Wal, ctx: OutputContext, progress: Callable[[int], None] | None) -> None:
+    def replay(self, wal: Wal, ctx: OutputContext, progress: Callable[[int, int], None] | None) -> None:
         writer = _Writer(wal, ctx, self.timer)
         pool = [ChunkBuffers(), ChunkBuffers()]
         scratch, top = new_scratch()
         st = self.state.st
         chunk = wal.next_chunk
-        reported = 0
         try:
             while True:
                 t0 = time.perf_counter()
@@ -266,9 +265,7 @@ class _Run:
                 arrays, info = self.checkpoint(chunk)
                 writer.submit(slot, chunk, buf, arrays, info)
                 if progress is not None:
-                    done = sum(s.read_rows for s in self.streams)
-                    progress(done - reported)
-                    reported = done
+                    progress(sum(s.loaded for s in self.streams), sum(s.source.total_rows for s in self.streams))
                 chunk += 1
                 if plan.final:
                     break
@@ -331,18 +328,17 @@ def reconstruct_partition(
     strategy: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     options: ReconstructOptions | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReconstructSummary:
     """Reconstruct one symbol-day into `unified/` and `book_states/` (published atomically with `_SUCCESS`).
 
-    Resumes from the WAL of an interrupted run with the same inputs and parameters. `progress(n)` is called with
-    the number of input rows read since the last call. Bad input raises (ValueError / FileNotFoundError naming the
-    file) and publishes nothing.
+    Resumes from the WAL of an interrupted run with the same inputs and parameters. `progress(done, total)` is
+    called after each chunk with input rows read so far and in all. Bad input raises (ValueError /
+    FileNotFoundError naming the file) and publishes nothing; `options`, when given, overrides `chunk_rows`.
     """
     t0 = time.perf_counter()
     root = Path(data_root).resolve()
-    options = replace(options or ReconstructOptions(), chunk_rows=int(chunk_rows)) if options is None or \
-        chunk_rows != DEFAULT_CHUNK_ROWS else options
+    options = options or ReconstructOptions(chunk_rows=int(chunk_rows))
     if options.chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {options.chunk_rows}")
     for table in (TRADES, BOOK):  # required by every strategy: fail early, naming the missing partition

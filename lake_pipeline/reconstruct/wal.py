@@ -7,12 +7,13 @@ Protocol (every file is written atomically: temp name, fsync, rename):
     states-NNNNN.parquet         chunk N's book-state rows (absent when none)
     ckpt-NNNNN.npz               engine state AFTER chunk N (book levels, replay state, input positions)
     DONE-NNNNN.json              commit marker, written last: chunk N is durable
-    END.json                     every chunk is done; holds the run summary
+    END.json                     every chunk is done: their count and the run summary
 
 Recovery keeps the longest run of DONE chunks 0..k and deletes everything after it (a segment or checkpoint
 without its DONE marker may be from a chunk that was killed half way). The run resumes from ckpt-k. Publication
 hard-links the segments into the final partition directories (built aside, then swapped in by
-`atomic.atomic_dir`), so a crash during publication leaves the log intact and the next run simply publishes again.
+`atomic.atomic_dir`), so a crash during publication leaves the log intact and the next run simply publishes again;
+the log itself is renamed away before it is deleted, so it never exists half deleted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,11 +34,12 @@ import numpy as np
 import pyarrow as pa
 from loguru import logger
 
-from lake_pipeline.atomic import atomic_dir, atomic_path, write_json_atomic
+from lake_pipeline.atomic import atomic_dir, atomic_path, fsync_dir, write_json_atomic
 from lake_pipeline.reconstruct.writer import write_parquet
 
 CRASH_ENV = "LAKE_RECONSTRUCT_CRASH_AT"
-"""Fault injection for the crash-recovery tests: `<point>:<chunk>` SIGKILLs this process at that point."""
+"""Fault injection for the crash-recovery tests: `<point>:<chunk>` (or `<point>` for any chunk) SIGKILLs this
+process at that point."""
 
 _DONE = re.compile(r"^DONE-(\d{5})\.json$")
 _CHUNK_FILE = re.compile(r"^(unified|states|ckpt|DONE)-(\d{5})\.(parquet|npz|json)$")
@@ -46,7 +49,7 @@ SUMMARY = "_summary.json"
 
 def crash_point(point: str, chunk: int) -> None:
     """SIGKILL ourselves when `$LAKE_RECONSTRUCT_CRASH_AT` names this point (tests only; no-op otherwise)."""
-    if os.environ.get(CRASH_ENV) == f"{point}:{chunk}":
+    if os.environ.get(CRASH_ENV) in (point, f"{point}:{chunk}"):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -83,6 +86,8 @@ class Wal:
             self._lock_fh.close()
 
     def _recover(self) -> None:
+        for trash in self.dir.parent.glob(f".{self.dir.name}.trash-*"):  # a removal that was killed half way
+            shutil.rmtree(trash, ignore_errors=True)
         meta = self.dir / "wal.json"
         stored = json.loads(meta.read_text()) if meta.exists() else None
         if stored != self.fingerprint:
@@ -97,8 +102,7 @@ class Wal:
             k += 1
         for p in self.dir.iterdir():
             m = _CHUNK_FILE.match(p.name)
-            stray = p.name.startswith(".") or (m is not None and int(m.group(2)) > k)
-            if stray or (p.name == "END.json" and k < 0):
+            if p.name.startswith(".") or (m is not None and int(m.group(2)) > k):
                 p.unlink()
         self.done = [json.loads((self.dir / _name("DONE", i, "json")).read_text()) for i in range(k + 1)]
         if k >= 0:
@@ -112,9 +116,18 @@ class Wal:
                 p.unlink()
 
     def remove(self) -> None:
-        """Delete the log (after publication, or after a run failed on bad input)."""
-        shutil.rmtree(self.dir, ignore_errors=True)
-        (self.dir.parent / f".{self.dir.name}.lock").unlink(missing_ok=True)
+        """Delete the log (after publication, or after a run failed on bad input).
+
+        Renamed away first (atomic), then deleted: a kill during the deletion must not leave a log with some DONE
+        markers gone, which a later run would take for a shorter finished log. The lock file stays: deleting it
+        would let a second process lock a fresh inode while this one still holds the old.
+        """
+        if self.dir.exists():
+            trash = self.dir.with_name(f".{self.dir.name}.trash-{uuid.uuid4().hex[:8]}")
+            os.replace(self.dir, trash)
+            fsync_dir(self.dir.parent)
+            crash_point("after-trash", len(self.done) - 1)
+            shutil.rmtree(trash, ignore_errors=True)
 
     # ---- chunks ---------------------------------------------------------------------------------------------
 
@@ -157,12 +170,18 @@ class Wal:
     # ---- the end --------------------------------------------------------------------------------------------
 
     def finished(self) -> dict[str, Any] | None:
-        """The summary stored by `finish`, when every chunk is done (a killed publication left it behind)."""
+        """The summary stored by `finish` when every chunk it counted is durable (a killed publication left it)."""
         end = self.dir / "END.json"
-        return json.loads(end.read_text()) if end.exists() else None
+        if not end.exists():
+            return None
+        record = json.loads(end.read_text())
+        if record.get("chunks") != len(self.done):
+            end.unlink()
+            return None
+        return record["summary"]
 
     def finish(self, summary: dict[str, Any]) -> None:
-        write_json_atomic(self.dir / "END.json", summary)
+        write_json_atomic(self.dir / "END.json", {"chunks": len(self.done), "summary": summary})
 
     def publish(self, unified_dir: Path, states_dir: Path, summary: dict[str, Any]) -> None:
         """Swap in the final partitions (book states first, unified with `_SUCCESS` last), then drop the log."""

@@ -13,6 +13,7 @@ import pytest
 from lake_pipeline.sim import simulate
 from lake_pipeline_tests.sim_support import (
     DictBook,
+    book_row_levels,
     delta_messages,
     golden_lines,
     golden_session,
@@ -22,7 +23,7 @@ from lake_pipeline_tests.sim_support import (
     ticks,
 )
 
-SEED = 5
+SEED = 3  # its REST snapshot is taken on a level deletion (the harder case for a consistent capture)
 LINE = re.compile(rb"^\d{19} \{")
 DEC8 = re.compile(r"^\d+\.\d{8}$")
 
@@ -54,8 +55,9 @@ def test_files_are_hftbacktest_lines_gzip_mtime_zero_and_session_counts_match(si
     assert meta["streams"] == ["btcusdt@trade", "btcusdt@depth@100ms", "btcusdt@bookTicker"]
     assert (meta["start_ns"], meta["end_ns"]) == (recv[0], recv[-1])
     counts = {s: len(_by_stream(lines, s)) for s in meta["streams"]} | {
-        "rest_snapshot": sum("lastUpdateId" in f for _, f in lines)}
-    assert meta["frames"] == counts and counts["rest_snapshot"] == 1
+        "<rest snapshot>": sum("lastUpdateId" in f for _, f in lines)}
+    assert meta["frames"] == {"total": len(lines), "per_stream": counts} and counts["<rest snapshot>"] == 1
+    assert meta["session_id"] == f"sim-{SEED}" and meta["status"] == "complete"
 
 
 def test_payloads_have_binance_spot_fields_in_order(sim) -> None:
@@ -77,19 +79,35 @@ def test_diffs_are_contiguous_and_trade_ids_consecutive(sim) -> None:
     assert {t["m"] for t in trades} == {True, False}
 
 
-def test_rest_snapshot_lies_strictly_inside_a_buffered_diff(sim) -> None:
-    _, lines = sim
+def test_rest_snapshot_lies_strictly_inside_a_buffered_diff_and_holds_the_book(sim) -> None:
+    root, lines = sim
     k = next(i for i, (_, f) in enumerate(lines) if "lastUpdateId" in f)
     snap = lines[k][1]
     before = [f["data"] for _, f in lines[:k] if f.get("stream", "").endswith("@depth@100ms")]
     assert 3 <= len(before) <= 5
     assert any(d["U"] < snap["lastUpdateId"] < d["u"] for d in before)
-    assert len(snap["bids"]) <= 1000 and len(snap["asks"]) <= 1000
+    assert 0 < len(snap["bids"]) <= 1000 and 0 < len(snap["asks"]) <= 1000
+    bids = [(ticks(p), lots(q)) for p, q in snap["bids"]]
+    asks = [(ticks(p), lots(q)) for p, q in snap["asks"]]
+    assert [p for p, _ in bids] == sorted({p for p, _ in bids}, reverse=True)
+    assert [p for p, _ in asks] == sorted({p for p, _ in asks}) and bids[0][0] < asks[0][0]
+    assert all(0 < q < 10**9 for _, q in bids + asks)  # < 10,000 BTC
+    # every level the straddled diff does not touch is exactly the book after the diff before it
+    k = next(i for i, d in enumerate(before) if d["U"] < snap["lastUpdateId"] < d["u"])
+    replay = DictBook()
+    book = read_lake(root, "book")
+    replay.resync_range(*book_row_levels(book, 0))
+    for seq, _, rows in delta_messages(read_lake(root, "book_delta_v2"))[1:k]:
+        for is_bid, p, q in rows:
+            replay.set(is_bid, p, q)
+    touched = {(True, ticks(p)) for p, _ in before[k]["b"]} | {(False, ticks(p)) for p, _ in before[k]["a"]}
+    for is_bid, got, want in ((True, dict(bids), replay.bids), (False, dict(asks), replay.asks)):
+        assert {p: q for p, q in got.items() if (is_bid, p) not in touched} == \
+               {p: q for p, q in want.items() if (is_bid, p) not in touched}
 
 
-def _rebuild(lines: list[tuple[int, dict]]):
+def _rebuild(lines: list[tuple[int, dict]], book: DictBook):
     """Official spot rule: book = REST snapshot; drop diffs with u <= lastUpdateId; apply the rest in order."""
-    book = DictBook()
     last_id = None
     buffered: list[dict] = []
     for _, f in lines:
@@ -124,7 +142,8 @@ def test_book_from_snapshot_and_diffs_equals_bookticker_and_truth(sim) -> None:
     truth = read_truth(root)
     bbo_at_u: dict[int, tuple[int, int, int, int]] = {}
     tickers = []
-    for kind, item in _rebuild(lines):
+    golden_book = DictBook()
+    for kind, item in _rebuild(lines, golden_book):
         if kind == "depth":
             d, bbo = item
             assert bbo == truth[d["u"]], f"diff u={d['u']}"
@@ -136,6 +155,15 @@ def test_book_from_snapshot_and_diffs_equals_bookticker_and_truth(sim) -> None:
     for t in aligned:
         assert (ticks(t["b"]), lots(t["B"]), ticks(t["a"]), lots(t["A"])) == bbo_at_u[t["u"]]
     assert len(bbo_at_u) == sum(1 for _, f in lines if f.get("stream", "").endswith("@depth@100ms")) - 2
+    # the snapshot held the whole book: at the end every level agrees with the lake replay (first row + deltas)
+    lake_book = DictBook()
+    book = read_lake(root, "book")
+    lake_book.resync_range(*book_row_levels(book, 0))
+    for _, _, rows in delta_messages(read_lake(root, "book_delta_v2")):
+        for is_bid, p, q in rows:
+            lake_book.set(is_bid, p, q)
+    assert golden_book.bids == lake_book.bids and golden_book.asks == lake_book.asks
+    assert len(golden_book.bids) > 100
 
 
 def test_golden_diffs_carry_the_same_ticks_as_the_lake_deltas(sim) -> None:

@@ -5,8 +5,9 @@ each event's type is drawn from the intensities at that moment:
 
 * a latent fair price jumps (self-exciting, heavy-tailed sizes) and is pulled towards the book; market makers
   quote around its anchor `floor(fair)`: adds near the touch with a heavy-tailed distance profile, refills while
-  the spread is wider than one tick, fast cancels of quotes left stale by a jump; an add that reaches the other
-  side is a marketable limit order (it trades, the rest rests);
+  the spread is wider than one tick (mostly within the same millisecond), fast cancels of quotes left stale by a
+  jump; most adds are post-only (re-priced one tick inside the other side), the others that reach the other side
+  trade first (marketable limit) and rest the remainder;
 * taker orders (two-sided Hawkes, a fast and a slow kernel) sweep levels; each level consumed gives 1..8 fills
   (Binance `@trade`) and one aggregate row (lake `trades`);
 * a deep book far from the touch: adds, and cancels with a per-level hazard.
@@ -149,7 +150,7 @@ def _capture_snapshot(st, qty, snap):
         j = st[S_BEST_BID] if side == 0 else st[S_BEST_ASK]
         n_total = st[S_NLEV_BID + side]
         k = 0
-        while k < SNAPSHOT_LEVELS and k < n_total:
+        while k < SNAPSHOT_LEVELS and k < n_total and 0 <= j < WINDOW:
             if qty[side, j] > 0:
                 snap[side, k, 0] = st[S_BASE] + j
                 snap[side, k, 1] = qty[side, j]
@@ -198,15 +199,15 @@ def _set_level(side, i, newq, st, qty, pos, lst, tmark, touch, rng_aux, snap, bt
     oldq = qty[side, i]
     if newq == oldq or i < EDGE or i >= WINDOW - EDGE:
         return False
+    if oldq == 0 and st[S_FIRST_PENDING] == 1 and st[S_NLEV_BID + side] >= N_LEVELS:
+        return False  # start-of-file scheme: the first book row must describe every level
+    # the REST snapshot is taken strictly inside the 3rd (or a later) diff: U < L < u; the book is still as of L
+    if st[S_SNAP_STATE] == 1 and st[S_MSGS] >= 2 and st[S_TICK_UPDATES] >= 2 and uniform(rng_aux) < 0.25:
+        _capture_snapshot(st, qty, snap)
     if oldq == 0:
-        if st[S_FIRST_PENDING] == 1 and st[S_NLEV_BID + side] >= N_LEVELS:
-            return False  # start-of-file scheme: the first book row must describe every level
         _insert_level(side, i, st, pos, lst)
     elif newq == 0:
         _remove_level(side, i, st, pos, lst)
-    # the REST snapshot is taken strictly inside the 3rd (or a later) diff: U < L < u
-    if st[S_SNAP_STATE] == 1 and st[S_MSGS] >= 2 and st[S_TICK_UPDATES] >= 2 and uniform(rng_aux) < 0.25:
-        _capture_snapshot(st, qty, snap)
     st[S_UID] += 1
     if st[S_TICK_UPDATES] == 0:
         st[S_TICK_FIRST_UID] = st[S_UID]
@@ -310,31 +311,26 @@ def _taker_excite(is_buy, p, fs):
 
 
 @njit(cache=True)
-def _add_limit(side, price_i, size, post_only, p, st, fs, rng, rng_aux, bk, out, record_bt):
-    """A limit order: rests, or trades first when it reaches the opposite side (marketable limit)."""
+def _order(side, price_i, size, post_only, rest, p, st, fs, rng, rng_aux, bk, out, record_bt):
+    """An order of `side` (0 buys): trades first when it reaches the other side, then rests if `rest`."""
     qty, pos, lst, tmark, touch = bk
-    bt_out, snap, counts = out[5], out[6], out[7]
-    if price_i < EDGE or price_i >= WINDOW - EDGE:
+    if rest and (price_i < EDGE or price_i >= WINDOW - EDGE):
         return
-    rem = size
     if post_only:  # market makers' post-only orders re-price one tick inside the opposite side
         if side == 0 and price_i >= st[S_BEST_ASK]:
             price_i = st[S_BEST_ASK] - 1
         elif side == 1 and price_i <= st[S_BEST_BID]:
             price_i = st[S_BEST_BID] + 1
-    if side == 0 and price_i >= st[S_BEST_ASK]:
-        rem = _sweep(True, size, price_i, p, st, rng, rng_aux, bk, out, record_bt)
-        _taker_excite(True, p, fs)
-        if price_i >= st[S_BEST_ASK]:
-            return
-    elif side == 1 and price_i <= st[S_BEST_BID]:
-        rem = _sweep(False, size, price_i, p, st, rng, rng_aux, bk, out, record_bt)
-        _taker_excite(False, p, fs)
-        if price_i <= st[S_BEST_BID]:
-            return
-    if rem > 0:
-        _set_level(side, price_i, qty[side, price_i] + rem, st, qty, pos, lst, tmark, touch, rng_aux, snap,
-                   bt_out, counts, record_bt)
+    is_buy = side == 0
+    rem = size
+    if (is_buy and price_i >= st[S_BEST_ASK]) or ((not is_buy) and price_i <= st[S_BEST_BID]):
+        rem = _sweep(is_buy, size, price_i, p, st, rng, rng_aux, bk, out, record_bt)
+        _taker_excite(is_buy, p, fs)
+        if (is_buy and price_i >= st[S_BEST_ASK]) or ((not is_buy) and price_i <= st[S_BEST_BID]):
+            return  # sweep stopped at its level limit: the rest is dropped
+    if rest and rem > 0:
+        _set_level(side, price_i, qty[side, price_i] + rem, st, qty, pos, lst, tmark, touch, rng_aux, out[6],
+                   out[5], out[7], record_bt)
 
 
 @njit(cache=True)
@@ -351,81 +347,83 @@ def _cancel(side, i, full_prob, st, rng, rng_aux, bk, out, record_bt):
 
 @njit(cache=True)
 def _event(ev, p, sizes, st, fs, rng, rng_aux, bk, out, record_bt):
-    qty, pos, lst = bk[0], bk[1], bk[2]
+    """Decide what one event does, then do it (one order and one cancel call site keep the compiled code small)."""
+    qty, lst = bk[0], bk[2]
     anchor = int(math.floor(fs[G_FAIR]))
     bb = st[S_BEST_BID]
     ba = st[S_BEST_ASK]
+    order_side = -1  # 0 buy / bid, 1 sell / ask
+    price_i = 0
+    size = 0
+    post_only = True
+    rest = True
+    cancel_side = -1
+    cancel_i = 0
+    full_prob = 1.0
     if ev == EV_TAKER_BUY or ev == EV_TAKER_SELL:
-        is_buy = ev == EV_TAKER_BUY
+        order_side = 0 if ev == EV_TAKER_BUY else 1
+        price_i = WINDOW if order_side == 0 else -1
         size = _sample_size(sizes, SIZE_TAKER, rng)
-        _sweep(is_buy, size, WINDOW if is_buy else -1, p, st, rng, rng_aux, bk, out, record_bt)
-        _taker_excite(is_buy, p, fs)
+        post_only = False
+        rest = False
     elif ev == EV_ADD_BID or ev == EV_ADD_ASK:
         d = _sample_distance(p.add_p_join, p.add_p_small, p.add_log_median, p.add_log_sd, rng)
-        side = 0 if ev == EV_ADD_BID else 1
-        price_i = anchor - d if side == 0 else anchor + 1 + d
-        _add_limit(side, price_i, _sample_size(sizes, SIZE_ADD, rng), uniform(rng) < p.post_only_prob, p, st, fs, rng, rng_aux, bk, out, record_bt)
+        order_side = 0 if ev == EV_ADD_BID else 1
+        price_i = anchor - d if order_side == 0 else anchor + 1 + d
+        size = _sample_size(sizes, SIZE_ADD, rng)
+        post_only = uniform(rng) < p.post_only_prob
     elif ev == EV_CANCEL_BID or ev == EV_CANCEL_ASK:
         side = 0 if ev == EV_CANCEL_BID else 1
         best = bb if side == 0 else ba
-        if best < 0 or best >= WINDOW:
-            return
-        d = _sample_distance(p.cancel_p_best, p.add_p_small, p.add_log_median, p.add_log_sd, rng)
-        j = best - d if side == 0 else best + d
-        for _ in range(64):
-            if j < EDGE or j >= WINDOW - EDGE:
-                return
-            if qty[side, j] > 0:
-                _cancel(side, j, p.cancel_full_prob, st, rng, rng_aux, bk, out, record_bt)
-                return
-            j = j - 1 if side == 0 else j + 1
+        if 0 <= best < WINDOW:
+            d = _sample_distance(p.cancel_p_best, p.add_p_small, p.add_log_median, p.add_log_sd, rng)
+            j = best - d if side == 0 else best + d
+            for _ in range(64):  # the nearest level at or behind the drawn distance
+                if j < EDGE or j >= WINDOW - EDGE:
+                    break
+                if qty[side, j] > 0:
+                    cancel_side, cancel_i, full_prob = side, j, p.cancel_full_prob
+                    break
+                j = j - 1 if side == 0 else j + 1
     elif ev == EV_REFILL:
         size = _sample_size(sizes, SIZE_ADD, rng)
-        if bb < 0:
-            _add_limit(0, min(anchor, ba - 1), size, True, p, st, fs, rng, rng_aux, bk, out, record_bt)
-        elif ba >= WINDOW:
-            _add_limit(1, max(anchor + 1, bb + 1), size, True, p, st, fs, rng, rng_aux, bk, out, record_bt)
-        else:
-            bid_px = min(anchor, ba - 1)
-            ask_px = max(anchor + 1, bb + 1)
-            bid_ok = bid_px > bb
-            ask_ok = ask_px < ba
-            if bid_ok and (not ask_ok or uniform(rng) < 0.5):
-                _add_limit(0, bid_px, size, True, p, st, fs, rng, rng_aux, bk, out, record_bt)
-            elif ask_ok:
-                _add_limit(1, ask_px, size, True, p, st, fs, rng, rng_aux, bk, out, record_bt)
-    elif ev == EV_STALE_ASK:
-        if ba < WINDOW:
-            _cancel(1, ba, 1.0, st, rng, rng_aux, bk, out, record_bt)
-    elif ev == EV_STALE_BID:
-        if bb >= 0:
-            _cancel(0, bb, 1.0, st, rng, rng_aux, bk, out, record_bt)
+        bid_px = min(anchor, ba - 1)
+        ask_px = max(anchor + 1, bb + 1)
+        bid_ok = bb < 0 or (bid_px > bb and ba < WINDOW)
+        ask_ok = ba >= WINDOW or (ask_px < ba and bb >= 0)
+        if bid_ok and (not ask_ok or uniform(rng) < 0.5):
+            order_side, price_i = 0, bid_px
+        elif ask_ok:
+            order_side, price_i = 1, ask_px
+    elif ev == EV_STALE_ASK or ev == EV_STALE_BID:
+        side = 1 if ev == EV_STALE_ASK else 0
+        best = ba if side == 1 else bb
+        if 0 <= best < WINDOW:
+            cancel_side, cancel_i = side, best
     elif ev == EV_DEEP_ADD_BID or ev == EV_DEEP_ADD_ASK:
-        side = 0 if ev == EV_DEEP_ADD_BID else 1
+        order_side = 0 if ev == EV_DEEP_ADD_BID else 1
         dist = int(p.deep_min_ticks + math.exp(p.deep_log_median + p.deep_log_sd * normal(rng)))
-        price_i = anchor - dist if side == 0 else anchor + 1 + dist
-        _add_limit(side, price_i, _sample_size(sizes, SIZE_DEEP, rng), True, p, st, fs, rng, rng_aux, bk, out, record_bt)
+        price_i = anchor - dist if order_side == 0 else anchor + 1 + dist
+        size = _sample_size(sizes, SIZE_DEEP, rng)
     elif ev == EV_DEEP_CANCEL_BID or ev == EV_DEEP_CANCEL_ASK:
         side = 0 if ev == EV_DEEP_CANCEL_BID else 1
         n = st[S_NLEV_BID + side]
         if n > 0:
-            i = lst[side, int(uniform(rng) * n)]
-            _cancel(side, i, p.deep_full_prob, st, rng, rng_aux, bk, out, record_bt)
+            cancel_side, cancel_i, full_prob = side, lst[side, int(uniform(rng) * n)], p.deep_full_prob
     elif ev == EV_JUMP:
         up = uniform(rng) < 0.5
-        size = math.exp(p.jump_log_median + p.jump_log_sd * normal(rng))
-        fs[G_FAIR] += size if up else -size
+        jump = math.exp(p.jump_log_median + p.jump_log_sd * normal(rng))
+        fs[G_FAIR] += jump if up else -jump
         fs[G_EXC_JUMP] += p.jump_alpha
         if up:
             fs[G_EXC_BUY] += p.jump_to_taker
         else:
             fs[G_EXC_SELL] += p.jump_to_taker
-    lo = float(EDGE + 4096)
-    hi = float(WINDOW - EDGE - 4096)
-    if fs[G_FAIR] < lo:
-        fs[G_FAIR] = lo
-    elif fs[G_FAIR] > hi:
-        fs[G_FAIR] = hi
+        fs[G_FAIR] = min(max(fs[G_FAIR], float(EDGE + 4096)), float(WINDOW - EDGE - 4096))
+    if order_side >= 0:
+        _order(order_side, price_i, size, post_only, rest, p, st, fs, rng, rng_aux, bk, out, record_bt)
+    if cancel_side >= 0:
+        _cancel(cancel_side, cancel_i, full_prob, st, rng, rng_aux, bk, out, record_bt)
 
 
 @njit(cache=True)
@@ -494,7 +492,7 @@ def _close_tick(e_ms, st, bk, out):
             n_total = st[S_NLEV_BID + side]
             col = 0 if side == 0 else 2 * N_LEVELS
             k = 0
-            while k < N_LEVELS and k < n_total:
+            while k < N_LEVELS and k < n_total and 0 <= j < WINDOW:
                 if qty[side, j] > 0:
                     book_out[m, col + 2 * k] = base + j
                     book_out[m, col + 2 * k + 1] = qty[side, j]

@@ -106,7 +106,8 @@ class FaultPlan:
             prev = chunk.book[i - 1] if i > 0 else self._previous_bbo
             lo, hi = starts[i], chunk.msg_row_end[i]
             for is_bid, price in ((False, int(prev[ASK0])), (True, int(prev[0]))):
-                deleted = (chunk.row_is_bid[lo:hi] == is_bid) & (chunk.row_price[lo:hi] == price) & (chunk.row_size[lo:hi] == 0)
+                deleted = ((chunk.row_is_bid[lo:hi] == is_bid) & (chunk.row_price[lo:hi] == price)
+                           & (chunk.row_size[lo:hi] == 0))
                 if not deleted.any():
                     continue
                 crossing = self._crossing(chunk, keep, i, is_bid, price)
@@ -167,18 +168,20 @@ _REASONS = {1: "gap", 2: "crossed"}
 def _effect(kind: str, rec: dict) -> str:
     if kind == "dropped-delta":
         lvl = rec["stranded_level"]
-        return (f"book_delta_v2 lacks the message with sequence_number {rec['sequence_number']} ({rec['rows_removed']} rows, "
-                f"among them the deletion of the best {lvl['side']} at {lvl['price_ticks']} ticks). A delta-only replay keeps "
-                f"that level (stranded): its best {lvl['side']} is wrong from the next message, and its book is crossed from "
-                f"sequence_number {rec['crossed_from_sequence_number']} until it re-syncs from a book row; a replay that "
-                f"compares every book row sees drift at the row with sequence_number {rec['sequence_number']}.")
+        return (f"book_delta_v2 lacks the message with sequence_number {rec['sequence_number']} "
+                f"({rec['rows_removed']} rows, among them the deletion of the best {lvl['side']} at "
+                f"{lvl['price_ticks']} ticks). A delta-only replay keeps that level (stranded): its best {lvl['side']} "
+                f"is wrong from the next message, and its book is crossed from sequence_number "
+                f"{rec['crossed_from_sequence_number']} until it re-syncs from a book row; a replay that compares "
+                f"every book row sees drift at the row with sequence_number {rec['sequence_number']}.")
     if kind in ("time-hole", "missing-hour"):
-        return (f"no book_delta_v2 messages between {rec['first_ns']} and {rec['last_ns']} ns ({rec['messages_removed']} "
-                "messages); book and trades are complete. The next delta message comes more than the gap threshold after "
-                "the previous one: a replay must flag a gap there and re-sync from the book row with that message's "
-                "sequence_number; until then its book is stale. Levels deeper than that row stay stale until touched.")
-    return ("these book rows are crossed (bid_0_price >= ask_0_price): a stale bid level inserted through the best ask. "
-            "They are not valid for seeding or re-sync; deltas and trades are unaffected.")
+        return (f"no book_delta_v2 messages between {rec['first_ns']} and {rec['last_ns']} ns "
+                f"({rec['messages_removed']} messages); book and trades are complete. The next delta message comes "
+                "more than the gap threshold after the previous one: a replay must flag a gap there and re-sync from "
+                "the book row with that message's sequence_number; until then its book is stale. Levels deeper than "
+                "that row stay stale until touched.")
+    return ("these book rows are crossed (bid_0_price >= ask_0_price): a stale bid level inserted through the best "
+            "ask. They are not valid for seeding or re-sync; deltas and trades are unaffected.")
 
 
 def fault_report(plan: FaultPlan, log: tuple[np.ndarray, ...]) -> list[dict]:
@@ -233,5 +236,6 @@ def unattributed(plan: FaultPlan, log: tuple[np.ndarray, ...]) -> dict:
     starts = [plan.records[k]["ns"] if k == "dropped-delta" else plan.records[k]["first_ns"]
               for k in _MISMATCH_CAUSES if k in plan.records]
     before = ns < min(starts) if starts else np.ones(len(seq), dtype=bool)
-    return {"mismatched_messages": int((before & mismatch).sum()), "resyncs": int((before & (reason != 0)).sum()),
-            "mismatch_ranges": _ranges(seq[before & mismatch], ns[before & mismatch], ordinal[before & mismatch])[:MAX_LISTED]}
+    hit = before & mismatch
+    return {"mismatched_messages": int(hit.sum()), "resyncs": int((before & (reason != 0)).sum()),
+            "mismatch_ranges": _ranges(seq[hit], ns[hit], ordinal[hit])[:MAX_LISTED]}

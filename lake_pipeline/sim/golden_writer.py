@@ -23,6 +23,8 @@ from lake_pipeline.sim.engine import ChunkOutput, RestSnapshot
 
 STREAM_SUFFIXES = ("@trade", "@depth@100ms", "@bookTicker")
 NS_PER_HOUR = 3_600 * 10**9
+REST_SNAPSHOT_KEY = "<rest snapshot>"
+"""Frame-count key of REST snapshot lines (the live capture's session.json uses the same)."""
 _RANK_TRADE, _RANK_BOOKTICKER, _RANK_DEPTH = 0, 1, 2
 
 
@@ -69,7 +71,7 @@ class GoldenFeed:
     def __post_init__(self) -> None:
         self.wire = self.symbol.replace("-", "").upper()
         self.prefix = self.wire.lower()
-        self.frames = {self.prefix + s: 0 for s in STREAM_SUFFIXES} | {"rest_snapshot": 0}
+        self.frames = {self.prefix + s: 0 for s in STREAM_SUFFIXES} | {REST_SNAPSHOT_KEY: 0}
 
     @property
     def streams(self) -> list[str]:
@@ -169,11 +171,12 @@ class GoldenFeed:
             self.frames[self.prefix + STREAM_SUFFIXES[{_RANK_TRADE: 0, _RANK_DEPTH: 1, _RANK_BOOKTICKER: 2}[rank]]] += n
         recv = ready["recv"].to_numpy()
         lines = ready["line"].to_list()
-        if self._snapshot_line is not None and self.frames["rest_snapshot"] == 0 and recv[-1] >= self._snapshot_line[0]:
+        due = self._snapshot_line is not None and self.frames[REST_SNAPSHOT_KEY] == 0
+        if due and recv[-1] >= self._snapshot_line[0]:
             k = int(np.searchsorted(recv, self._snapshot_line[0], side="right"))
             recv = np.insert(recv, k, self._snapshot_line[0])
             lines.insert(k, self._snapshot_line[1])
-            self.frames["rest_snapshot"] = 1
+            self.frames[REST_SNAPSHOT_KEY] = 1
         self._emit(recv, lines)
 
     def _emit(self, recv: np.ndarray, lines: list[str]) -> None:
@@ -193,7 +196,7 @@ class GoldenFeed:
         self._close_file()
         name = frame_file_name(hour * NS_PER_HOUR)
         self._raw = open(self.directory / name, "wb")  # noqa: SIM115 - closed in _close_file
-        self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=6)
+        self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=3)
         self._hour = hour
         self.files.append(name)
 
@@ -204,21 +207,24 @@ class GoldenFeed:
             self._out = None
 
     def close(self, session: dict) -> dict:
-        """Flush the frames still waiting, close the last file and write `session.json`; returns its content."""
+        """Flush the frames still waiting, close the last file and write `session.json` (the live capture's keys)."""
         if self._pending is not None and self._pending.height:
             pending, self._pending = self._pending, None
             self._deliver(pending)
-        if self._snapshot_line is not None and self.frames["rest_snapshot"] == 0:  # arrived after the last frame
+        if self._snapshot_line is not None and self.frames[REST_SNAPSHOT_KEY] == 0:  # arrived after the last frame
             self._emit(np.array([self._snapshot_line[0]], dtype=np.int64), [self._snapshot_line[1]])
-            self.frames["rest_snapshot"] = 1
+            self.frames[REST_SNAPSHOT_KEY] = 1
         self._close_file()
         meta = {
+            "format": 1,
             **session,
             "symbol": self.symbol,
             "streams": self.streams,
             "start_ns": self.first_ns,
             "end_ns": self.last_ns,
-            "frames": self.frames,
+            "duration_s": round((self.last_ns - self.first_ns) / 1e9, 3) if self.first_ns is not None else 0.0,
+            "status": "complete",
+            "frames": {"total": sum(self.frames.values()), "per_stream": dict(sorted(self.frames.items()))},
             "files": self.files,
             "line_format": "<recv_ns> <raw frame>",
             "rest_snapshot_limit": 1000,

@@ -32,7 +32,7 @@ class MarketParams(NamedTuple):
     jump_log_sd: float = 1.2
     fair_pull_per_s: float = 0.5
     # taker orders: two-sided Hawkes, a fast (tens of ms) and a slow (seconds) kernel
-    taker_mu: float = 1.0
+    taker_mu: float = 0.8
     taker_beta_fast: float = 60.0
     taker_alpha_self: float = 21.0
     taker_alpha_cross: float = 6.0
@@ -42,8 +42,8 @@ class MarketParams(NamedTuple):
     sweep_max_levels: float = 200.0
     fill_more_prob: float = 0.45
     # limit orders near the top: distance from the fair anchor (0 = at the touch), heavy-tailed profile
-    add_mu: float = 45.0
-    add_p_join: float = 0.35
+    add_mu: float = 40.0
+    add_p_join: float = 0.5
     post_only_prob: float = 0.85
     add_p_small: float = 0.30
     add_log_median: float = math.log(40.0)
@@ -51,15 +51,15 @@ class MarketParams(NamedTuple):
     act_beta: float = 20.0
     act_alpha: float = 10.0
     add_act_gain: float = 1.0
-    cancel_mu: float = 35.0
+    cancel_mu: float = 30.0
     cancel_act_gain: float = 0.8
     cancel_full_prob: float = 0.45
     cancel_p_best: float = 0.2
     refill_rate: float = 3000.0
-    refill_same_ms_prob: float = 0.6
+    refill_same_ms_prob: float = 0.85
     stale_rate: float = 150.0
     # deep book: adds far from the touch, cancels with a per-level hazard (steady depth = add / hazard)
-    deep_add_mu: float = 85.0
+    deep_add_mu: float = 60.0
     deep_min_ticks: float = 20.0
     deep_log_median: float = math.log(1500.0)
     deep_log_sd: float = 1.0

@@ -31,7 +31,7 @@ def new_state(seed: int, stream: int = 0) -> np.ndarray:
     return state
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def next_u64(state):
     z = state[0] + _GOLDEN
     state[0] = z
@@ -40,19 +40,19 @@ def next_u64(state):
     return z ^ (z >> _S31)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def uniform(state) -> float:
     """Uniform in (0, 1): never exactly 0, so `log(uniform)` is always finite."""
     return (float(next_u64(state) >> _S11) + 0.5) * _INV53
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def normal(state) -> float:
     """Standard normal (Box-Muller, one of the pair)."""
     return math.sqrt(-2.0 * math.log(uniform(state))) * math.cos(6.283185307179586 * uniform(state))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def exponential(state) -> float:
     return -math.log(uniform(state))
 

@@ -50,8 +50,8 @@ REPLAY_RULES = [
     "seed from the first book row",
     "apply each book_delta_v2 message (absolute sizes; 0 deletes; deleting an absent level is a no-op)",
     "compare best bid/ask price and size with sim_truth bbo at the same update_id (before any re-sync): a mismatch",
-    f"after a message more than {GAP_MS} ms after the previous one, or when the book is crossed, re-sync the price range "
-    "of the book row with the same sequence_number if it is two-sided and uncrossed",
+    f"after a message more than {GAP_MS} ms after the previous one, or when the book is crossed, re-sync the price "
+    "range of the book row with the same sequence_number if it is two-sided and uncrossed",
 ]
 
 
@@ -109,7 +109,8 @@ def _validate(symbol: str, date: str, hours: float, start_hour: int, golden_hour
     if not 0 <= start_hour < 24:
         raise SimulationError(f"start_hour must be in 0..23, got {start_hour}")
     if not 0 < hours <= 24 - start_hour:
-        raise SimulationError(f"hours must be > 0 and end within the date (start_hour {start_hour} + hours {hours} <= 24)")
+        raise SimulationError(f"hours must be > 0 and end within the date "
+                              f"(start_hour {start_hour} + hours {hours} <= 24)")
     lake_schema("trades", lake_variant)  # raises for an unknown variant
     if golden_hours is None:
         golden_hours = hours if hours <= 2 else 1.0
@@ -222,8 +223,9 @@ def simulate(data_root: Path, symbol: str, date: str, hours: float, seed: int, *
         out = _Outputs(stack, data_root, exchange, symbol, date, seed, lake_variant, golden_hours > 0)
         golden = None
         if out.golden_tmp is not None:
-            golden = GoldenFeed(out.golden_tmp, symbol, tick_e8, lot_e8, InOrderDelivery(golden_latency(streams["golden"])),
-                                streams["golden_snapshot"], golden_end_ms)
+            delivery = InOrderDelivery(golden_latency(streams["golden"]))
+            golden = GoldenFeed(out.golden_tmp, symbol, tick_e8, lot_e8, delivery, streams["golden_snapshot"],
+                                golden_end_ms)
         stop_ms = end_ms - 101  # the last depth tick closes before the period ends
         msg_index = 0
         last_trade_e_ms = 0
@@ -275,9 +277,9 @@ def simulate(data_root: Path, symbol: str, date: str, hours: float, seed: int, *
         (out.truth_tmp / "faults.json").write_text(json.dumps(report, indent=2) + "\n")
         summary.reference_mismatches = int(log_arrays[3].sum())
         if golden is not None:
-            session = {"exchange": exchange, "source": "simulator", "seed": int(seed), "session": f"sim-{seed}",
-                       "simulated_period_ms": [start_ms, end_ms]}
-            summary.frames = golden.close(session)["frames"]
+            golden.close({"exchange": exchange, "source": "simulator", "seed": int(seed), "session_id": f"sim-{seed}",
+                          "simulated_period_ms": [start_ms, end_ms]})
+            summary.frames = dict(golden.frames)
         summary.rows = {t: w.rows for t, w in out.lake.items()} | {"truth_bbo": summary.messages}
         summary.paths = {k: str(v) for k, v in out.dirs.items()}
     timings["total_s"] = time.perf_counter() - t_start

@@ -95,6 +95,7 @@ from lake_pipeline.reconstruct.state import (
     ST_CROSSED_SINCE,
     ST_DAY_END,
     ST_DAY_START,
+    ST_DIRTY,
     ST_GAP_PENDING,
     ST_GRID_NS,
     ST_HOLE_NS,
@@ -115,6 +116,8 @@ from lake_pipeline.schemas import FLAG_CROSSED, FLAG_GAP, FLAG_TRADE_CONSUMED, F
 
 FULL, ANCHORED, ORIGIN = 0, 1, 2  # == strategies.STRATEGIES order
 SEQ_LAST = np.iinfo(np.int64).max
+DIRTY_IS_SNAPSHOT = 2
+"""ST_DIRTY value: the book's top 20 is exactly the snapshot just loaded or resynced (copy it, no scan)."""
 SCRATCH_LEVELS = 4096
 """Levels one resync can compare per side before the rest are only counted (a sane book has ~20 in range)."""
 
@@ -138,6 +141,17 @@ def _prov_add(prov, st, is_bid, price, size_before) -> None:
     prov[n, 1] = price
     prov[n, 2] = size_before
     st[ST_PROV_N] = n + 1
+
+
+@njit(cache=True)
+def _prov_forget(prov, st, is_bid, price) -> None:
+    """An absolute update of this level arrived: its provisional reduction is settled (order is irrelevant)."""
+    n = st[ST_PROV_N]
+    for k in range(n):
+        if prov[k, 1] == price and prov[k, 0] == is_bid:
+            prov[k, :] = prov[n - 1, :]
+            st[ST_PROV_N] = n - 1
+            return
 
 
 @njit(cache=True)
@@ -258,6 +272,7 @@ def _load(bid, ask, meta, prov, st, s_px, s_sz, nb, a_px, a_sz, na) -> None:
     for k in range(na):
         book_apply(bid, ask, meta, False, a_px[k], a_sz[k])
     st[ST_PROV_N] = 0
+    st[ST_DIRTY] = DIRTY_IS_SNAPSHOT
 
 
 @njit(cache=True)
@@ -308,7 +323,8 @@ def _reapply(bid, ask, meta, prov, st, ring, back) -> None:
     for k in range(total - back, total):
         r = k % RING_ROWS
         book_apply(bid, ask, meta, ring[r, 1] == 1, ring[r, 2], ring[r, 3])
-        _prov_drop(prov, st, ring[r, 1], ring[r, 2], ring[r, 2])
+        if st[ST_PROV_N] > 0:
+            _prov_forget(prov, st, ring[r, 1], ring[r, 2])
     st[C_REAPPLIED] += back
 
 
@@ -334,6 +350,37 @@ def _wipe_range(bid, ask, meta, is_bid, limit) -> None:
 
 
 @njit(cache=True)
+def _resync_side(bid, ask, meta, prov, st, is_bid, s_px, s_sz, ns, o_px, o_sz) -> int:
+    """Replace one side's levels over the snapshot's range by the snapshot's (the old ones land in o_px/o_sz);
+    returns how many old levels were in range."""
+    limit = _side_limit(s_px, ns)
+    n = _collect(bid, ask, meta, is_bid, limit, o_px, o_sz)
+    if n <= o_px.shape[0]:
+        _replace_side(bid, ask, meta, is_bid, o_px, o_sz, n, s_px, s_sz, ns)
+    else:  # absurdly many levels in range: replace wholesale
+        _wipe_range(bid, ask, meta, is_bid, limit)
+        for k in range(ns):
+            book_apply(bid, ask, meta, is_bid, s_px[k], s_sz[k])
+    if st[ST_PROV_N] > 0:
+        side = 1 if is_bid else 0
+        if limit == NULL_I64:
+            _prov_drop(prov, st, side, np.iinfo(np.int64).min, np.iinfo(np.int64).max)
+        elif is_bid:
+            _prov_drop(prov, st, side, limit, np.iinfo(np.int64).max)
+        else:
+            _prov_drop(prov, st, side, np.iinfo(np.int64).min, limit)
+    return n
+
+
+@njit(cache=True)
+def _side_drift(is_bid, o_px, o_sz, n_old, s_px, s_sz, ns, cap) -> int:
+    """Levels where the old book side (n_old levels in range) and the snapshot side disagree."""
+    if n_old > cap:  # every one of them counts (the scratch could not hold them)
+        return n_old + ns
+    return _count_diff(is_bid, o_px, o_sz, n_old, s_px, s_sz, ns)
+
+
+@njit(cache=True)
 def _resync(bid, ask, meta, prov, st, ring, seq, scr, nb, na) -> int:
     """Synchronise the book to the snapshot held in scratch over the price range it covers; return the drift.
 
@@ -349,41 +396,27 @@ def _resync(bid, ask, meta, prov, st, ring, seq, scr, nb, na) -> int:
     reapply = back > 0
     cap = scr.shape[1]
     drift = 0
-    n_old = np.zeros(2, np.int64)
+    n_bid = _resync_side(bid, ask, meta, prov, st, True, scr[R_SB_PX], scr[R_SB_SZ], nb, scr[R_OB_PX], scr[R_OB_SZ])
+    n_ask = _resync_side(bid, ask, meta, prov, st, False, scr[R_SA_PX], scr[R_SA_SZ], na, scr[R_OA_PX], scr[R_OA_SZ])
+    st[ST_DIRTY] = DIRTY_IS_SNAPSHOT
+    if not reapply:
+        drift += _side_drift(True, scr[R_OB_PX], scr[R_OB_SZ], n_bid, scr[R_SB_PX], scr[R_SB_SZ], nb, cap)
+        drift += _side_drift(False, scr[R_OA_PX], scr[R_OA_SZ], n_ask, scr[R_SA_PX], scr[R_SA_SZ], na, cap)
+        return drift
+    st[ST_DIRTY] = 1
+    _reapply(bid, ask, meta, prov, st, ring, back)
+    # drift: how the snapshot brought forward to the book's sequence disagrees with the replayed book
     for side in range(2):
         is_bid = side == 0
-        s_px, s_sz = (scr[R_SB_PX], scr[R_SB_SZ]) if is_bid else (scr[R_SA_PX], scr[R_SA_SZ])
+        n_old = n_bid if is_bid else n_ask
+        if n_old > cap:
+            drift += n_old + (nb if is_bid else na)
+            continue
+        s_px = scr[R_SB_PX] if is_bid else scr[R_SA_PX]
         o_px, o_sz = (scr[R_OB_PX], scr[R_OB_SZ]) if is_bid else (scr[R_OA_PX], scr[R_OA_SZ])
-        ns = nb if is_bid else na
-        limit = _side_limit(s_px, ns)
-        n = _collect(bid, ask, meta, is_bid, limit, o_px, o_sz)
-        n_old[side] = n
-        if n <= cap:
-            _replace_side(bid, ask, meta, is_bid, o_px, o_sz, n, s_px, s_sz, ns)
-            if not reapply:
-                drift += _count_diff(is_bid, o_px, o_sz, n, s_px, s_sz, ns)
-        else:  # absurdly many levels in range: replace wholesale, count every one as drift
-            _wipe_range(bid, ask, meta, is_bid, limit)
-            for k in range(ns):
-                book_apply(bid, ask, meta, is_bid, s_px[k], s_sz[k])
-            drift += n + ns
-        if limit == NULL_I64:
-            _prov_drop(prov, st, 1 if is_bid else 0, np.iinfo(np.int64).min, np.iinfo(np.int64).max)
-        elif is_bid:
-            _prov_drop(prov, st, 1, limit, np.iinfo(np.int64).max)
-        else:
-            _prov_drop(prov, st, 0, np.iinfo(np.int64).min, limit)
-    if reapply:
-        _reapply(bid, ask, meta, prov, st, ring, back)
-        for side in range(2):
-            if n_old[side] > cap:
-                continue
-            is_bid = side == 0
-            s_px = scr[R_SB_PX] if is_bid else scr[R_SA_PX]
-            o_px, o_sz = (scr[R_OB_PX], scr[R_OB_SZ]) if is_bid else (scr[R_OA_PX], scr[R_OA_SZ])
-            limit = _side_limit(s_px, nb if is_bid else na)
-            n_new = min(_collect(bid, ask, meta, is_bid, limit, scr[R_N_PX], scr[R_N_SZ]), cap)
-            drift += _count_diff(is_bid, o_px, o_sz, n_old[side], scr[R_N_PX], scr[R_N_SZ], n_new)
+        limit = _side_limit(s_px, nb if is_bid else na)
+        n_new = min(_collect(bid, ask, meta, is_bid, limit, scr[R_N_PX], scr[R_N_SZ]), cap)
+        drift += _count_diff(is_bid, o_px, o_sz, n_old, scr[R_N_PX], scr[R_N_SZ], n_new)
     return drift
 
 
@@ -438,18 +471,40 @@ def _track_cross(bid, ask, meta, st, t) -> bool:
 
 
 @njit(cache=True)
-def _state_row(bid, ask, meta, t, bs_time, bs_lv, m, top) -> None:
+def _walk_top(bid, ask, meta, top, last) -> None:
+    """The book's top 20 per side, in lake column order, into `last` (a scan of the price window)."""
     book_top(bid, ask, meta, N_LEVELS, top[0], top[1], top[2], top[3])
-    bs_time[m] = t
     for k in range(N_LEVELS):
-        bs_lv[2 * k, m] = top[0, k]
-        bs_lv[2 * k + 1, m] = top[1, k]
-        bs_lv[2 * N_LEVELS + 2 * k, m] = top[2, k]
-        bs_lv[2 * N_LEVELS + 2 * k + 1, m] = top[3, k]
+        last[2 * k] = top[0, k]
+        last[2 * k + 1] = top[1, k]
+        last[2 * N_LEVELS + 2 * k] = top[2, k]
+        last[2 * N_LEVELS + 2 * k + 1] = top[3, k]
 
 
 @njit(cache=True)
-def _emit_grid(bid, ask, meta, st, until, bs_time, bs_lv, m, top) -> int:
+def _snapshot_top(scr, nb, na, last) -> None:
+    """`last` = the snapshot's levels (what the book's top 20 is right after loading or resyncing it): no scan."""
+    for k in range(N_LEVELS):
+        present = k < nb
+        last[2 * k] = scr[R_SB_PX, k] if present else 0
+        last[2 * k + 1] = scr[R_SB_SZ, k] if present else 0
+        present = k < na
+        last[2 * N_LEVELS + 2 * k] = scr[R_SA_PX, k] if present else 0
+        last[2 * N_LEVELS + 2 * k + 1] = scr[R_SA_SZ, k] if present else 0
+
+
+@njit(cache=True)
+def _state_row(bid, ask, meta, st, t, bs_time, bs_lv, m, top, last) -> None:
+    """Book-state row m at time t: the top 20, rescanned only when the book changed since the last row."""
+    if st[ST_DIRTY] != 0:
+        _walk_top(bid, ask, meta, top, last)
+        st[ST_DIRTY] = 0
+    bs_time[m] = t
+    bs_lv[:, m] = last
+
+
+@njit(cache=True)
+def _emit_grid(bid, ask, meta, st, until, bs_time, bs_lv, m, top, last) -> int:
     """Book-state rows for grid times g < `until` (state after every event with time <= g); returns new m."""
     step = st[ST_GRID_NS]
     g = st[ST_NEXT_GRID]
@@ -461,11 +516,7 @@ def _emit_grid(bid, ask, meta, st, until, bs_time, bs_lv, m, top) -> int:
         return m
     first = m
     while g < end:
-        if m == first:
-            _state_row(bid, ask, meta, g, bs_time, bs_lv, m, top)
-        else:  # the book does not change between grid points: copy the first row
-            bs_time[m] = g
-            bs_lv[:, m] = bs_lv[:, first]
+        _state_row(bid, ask, meta, st, g, bs_time, bs_lv, m, top, last)
         m += 1
         g += step
     st[ST_NEXT_GRID] = g
@@ -482,8 +533,9 @@ def _bbo(bid, ask, meta, o, o_bbp, o_bbq, o_bap, o_baq) -> None:
 # ---- the loop ----------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
-def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ring, hist, scr, top, out, states):
+@njit(cache=True, nogil=True)
+def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ring, hist, last, scr, top, out,
+                 states):
     """Replay one chunk; returns (unified rows written, book-state rows written).
 
     trades = (time, recv, trade_id, is_buy, price, qty); deltas = (time, recv, seq, is_bid, price, size);
@@ -521,7 +573,8 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                 t = ts
         if k == -1:
             break
-        m = _emit_grid(bid, ask, meta, st, t, bs_time, bs_lv, m, top)
+        if t > st[ST_NEXT_GRID]:
+            m = _emit_grid(bid, ask, meta, st, t, bs_time, bs_lv, m, top, last)
         st[ST_LAST_TIME] = t
         if k == 0:
             # ---- trade ----
@@ -535,6 +588,7 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                 elif cur > 0:
                     book_apply(bid, ask, meta, consumed_bid, t_px[it], max(cur - t_qty[it], 0))
                     _prov_add(prov, st, 1 if consumed_bid else 0, t_px[it], cur)
+                    st[ST_DIRTY] = 1
                     st[C_TRADES_CONSUMED] += 1
                     _track_cross(bid, ask, meta, st, t)  # a consumed level can only uncross the book
             o_time[o] = t
@@ -575,8 +629,9 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                         is_bid = d_bid[r]
                         book_apply(bid, ask, meta, is_bid, d_px[r], d_sz[r])
                         if st[ST_PROV_N] > 0:
-                            _prov_drop(prov, st, 1 if is_bid else 0, d_px[r], d_px[r])
+                            _prov_forget(prov, st, 1 if is_bid else 0, d_px[r])
                         _ring_push(ring, st, seq, 1 if is_bid else 0, d_px[r], d_sz[r])
+                    st[ST_DIRTY] = 1
                     if st[ST_PROV_N] > 0:
                         _prov_revert(bid, ask, meta, prov, st)
                     if seq != NULL_I64:
@@ -701,14 +756,17 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
             o_drift[o] = drift
             o += 1
             if st[ST_INIT] == 1:
-                _state_row(bid, ask, meta, t, bs_time, bs_lv, m, top)
+                if st[ST_DIRTY] == DIRTY_IS_SNAPSHOT:
+                    _snapshot_top(scr, nb, na, last)
+                    st[ST_DIRTY] = 0
+                _state_row(bid, ask, meta, st, t, bs_time, bs_lv, m, top, last)
                 m += 1
                 st[C_SNAP_ROWS] += 1
             is_ += 1
     until = grid_until
     if until == NULL_I64:
         until = st[ST_LAST_TIME] + 1 if st[ST_LAST_TIME] != NULL_I64 else st[ST_DAY_START]
-    m = _emit_grid(bid, ask, meta, st, until, bs_time, bs_lv, m, top)
+    m = _emit_grid(bid, ask, meta, st, until, bs_time, bs_lv, m, top, last)
     return o, m
 
 

@@ -257,7 +257,7 @@ class _Run:
                 grid_until = np.iinfo(np.int64).min if plan.final else plan.horizon
                 buf.n, buf.m = replay_chunk(trades, deltas, snaps, grid_until, self.book.bid, self.book.ask,
                                             self.book.meta, st, self.state.prov, self.state.ring, self.state.hist,
-                                            scratch, top, buf.unified.arrays(), (buf.states.time, buf.states.levels))
+                                            self.state.last, scratch, top, buf.unified.arrays(), (buf.states.time, buf.states.levels))
                 self.timer.add("replay", time.perf_counter() - t1)
                 if buf.n != plan.rows:
                     raise RuntimeError(f"replay wrote {buf.n} rows for a chunk of {plan.rows}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lake_pipeline.reconstruct.buffers import NULL_I64
+from lake_pipeline.schemas import N_LEVELS
 
 # ---- scalar slots ------------------------------------------------------------------------------------------------
 ST_STRATEGY = 0  # index into strategies.STRATEGIES
@@ -31,6 +32,7 @@ ST_RING_N = 14  # delta rows ever pushed to the history ring
 ST_LAST_TIME = 15  # event time of the last event processed
 ST_LAST_SNAP_TIME = 16
 ST_RESEED_PENDING = 17  # messages went missing: re-seed (not just resync) from the next valid snapshot
+ST_DIRTY = 18  # the book changed since `last` (the latest book-state row) was taken
 N_SLOTS = 20
 
 # ---- counters (summed into the run summary) ------------------------------------------------------------------
@@ -103,8 +105,9 @@ PROV_CAP = 1024
 """Provisionally consumed levels tracked at once: (is_bid, price, size before the trade); the next delta message
 confirms or reverts every one of them, so only the trades of one 100 ms diff are outstanding (a real BTC sweep
 touched 472 levels within one diff). Past the cap a trade consumes nothing (counted), so nothing stays wrong."""
-RING_ROWS = 1 << 16
-"""Applied delta rows kept to re-apply after a snapshot whose sequence_number is older than the book."""
+RING_ROWS = 1 << 14
+"""Applied delta rows kept to re-apply after a snapshot whose sequence_number is older than the book (~45 s of
+BTC-USDT; a late-stamped snapshot lags by milliseconds). 512 KiB: small enough to stay in cache."""
 RING_FIELDS = 4  # seq, is_bid, price, size
 DRIFT_BINS = 4 * 20 + 2  # 0..80 levels, then "more"
 
@@ -130,6 +133,7 @@ class ReplayState:
     prov: np.ndarray
     ring: np.ndarray
     hist: np.ndarray
+    last: np.ndarray  # the latest book-state row (lake column order), reused while the book is unchanged
 
     @classmethod
     def new(cls, strategy_code: int, day_start: int, day_end: int, params: ReplayParams) -> ReplayState:
@@ -143,20 +147,23 @@ class ReplayState:
         st[ST_GRID_NS] = params.grid_ns
         st[ST_HOLE_NS] = params.time_hole_ns
         st[ST_RESEED_NS] = params.reseed_crossed_ns
+        st[ST_DIRTY] = 1
         return cls(st, np.zeros((PROV_CAP, 3), np.int64), np.zeros((RING_ROWS, RING_FIELDS), np.int64),
-                   np.zeros(DRIFT_BINS, np.int64))
+                   np.zeros(DRIFT_BINS, np.int64), np.zeros(4 * N_LEVELS, np.int64))
 
     def checkpoint(self) -> dict[str, np.ndarray]:
         """Compact copy: the ring keeps only its filled rows."""
         filled = min(int(self.st[ST_RING_N]), RING_ROWS)
-        return {"st": self.st.copy(), "prov": self.prov.copy(), "ring": self.ring[:filled].copy(),
-                "hist": self.hist.copy()}
+        return {"st": self.st.copy(), "prov": self.prov[: int(self.st[ST_PROV_N])].copy(),
+                "ring": self.ring[:filled].copy(), "hist": self.hist.copy(), "last": self.last.copy()}
 
     @classmethod
     def restore(cls, arrays: dict[str, np.ndarray]) -> ReplayState:
         ring = np.zeros((RING_ROWS, RING_FIELDS), np.int64)
         ring[: arrays["ring"].shape[0]] = arrays["ring"]
-        return cls(arrays["st"].copy(), arrays["prov"].copy(), ring, arrays["hist"].copy())
+        prov = np.zeros((PROV_CAP, 3), np.int64)
+        prov[: arrays["prov"].shape[0]] = arrays["prov"]
+        return cls(arrays["st"].copy(), prov, ring, arrays["hist"].copy(), arrays["last"].copy())
 
     def counters(self) -> dict[str, int]:
         return {name: int(self.st[C_BASE + i]) for i, name in enumerate(COUNTERS)}

@@ -1,0 +1,130 @@
+"""Bad input stops the run with an error naming the file, and publishes nothing (an earlier good partition stays)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lake_pipeline.lake.read import CorruptFileError, LakeSchemaError, OffGridError
+from lake_pipeline.paths import book_states_dir, lake_ready, unified_dir
+from lake_pipeline.reconstruct.order import DisorderError
+from lake_pipeline.reconstruct.run import reconstruct_partition, work_dir
+from lake_pipeline_tests.recon_support import (
+    DAY,
+    EX,
+    S,
+    SYM,
+    deltas_columns,
+    random_partition,
+    unified,
+    write_partition,
+    write_table,
+)
+
+
+@pytest.fixture
+def good(data_root):
+    """A partition reconstructed once (so we can check a failed re-run leaves it untouched)."""
+    trades, deltas, snaps = random_partition(9, n_messages=80)
+    write_partition(data_root, trades, deltas, snaps)
+    reconstruct_partition(data_root, EX, SYM, DAY, chunk_rows=40)
+    return data_root, deltas, unified(data_root)
+
+
+def _assert_nothing_published(root, before) -> None:
+    assert unified(root).equals(before)  # the previous publication is intact
+    assert not work_dir(root, EX, SYM, DAY).exists()
+    siblings = [p.name for p in unified_dir(root, EX, SYM, DAY).parent.iterdir()]
+    assert siblings == [f"dt={DAY}"]  # no half-built temp directory left beside it
+
+
+def _only(root, table: str):
+    path = lake_ready(root, table, EX, SYM, DAY) / "1.snappy.parquet"
+    assert path.exists()
+    return path
+
+
+def test_missing_table(data_root) -> None:
+    trades, deltas, snaps = random_partition(9, n_messages=20)
+    write_partition(data_root, trades, deltas, snaps)
+    _only(data_root, "trades").unlink()
+    with pytest.raises(FileNotFoundError, match=r"lake/ready/trades/exchange=BINANCE/symbol=BTC-USDT/dt=2024-08-08"):
+        reconstruct_partition(data_root, EX, SYM, DAY)
+    assert not unified_dir(data_root, EX, SYM, DAY).exists() and not book_states_dir(data_root, EX, SYM, DAY).exists()
+
+
+def test_full_event_replay_without_deltas(data_root) -> None:
+    trades, _, snaps = random_partition(9, n_messages=20)
+    write_partition(data_root, trades, None, snaps)
+    with pytest.raises(FileNotFoundError, match="needs book_delta_v2"):
+        reconstruct_partition(data_root, EX, SYM, DAY, strategy="full_event_replay")
+    summary = reconstruct_partition(data_root, EX, SYM, DAY)  # default: anchored on the book rows
+    assert summary.strategy["name"] == "snapshot_anchored" and summary.rows["book_deltas"] == 0
+
+
+def test_corrupt_parquet(good) -> None:
+    root, _, before = good
+    path = _only(root, "book")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64  # garbage inside a data page, footer intact
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match=str(path)):
+        reconstruct_partition(root, EX, SYM, DAY)
+    _assert_nothing_published(root, before)
+
+
+def test_truncated_parquet(good) -> None:
+    root, _, before = good
+    path = _only(root, "trades")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CorruptFileError, match=str(path)):
+        reconstruct_partition(root, EX, SYM, DAY)
+    _assert_nothing_published(root, before)
+
+
+def test_schema_mismatch(good) -> None:
+    root, deltas, before = good
+    columns = deltas_columns(deltas)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(columns).rename_columns(["timestamp", "receipt_timestamp", "sequence_number", "side_is_bid",
+                                              "price", "new_quantity"])  # `size` renamed: must fail loudly
+    path = _only(root, "book_delta_v2")
+    pq.write_table(table, path)
+    with pytest.raises(LakeSchemaError, match=str(path)):
+        reconstruct_partition(root, EX, SYM, DAY)
+    _assert_nothing_published(root, before)
+
+
+def test_off_grid_price(good) -> None:
+    root, deltas, before = good
+    columns = deltas_columns(deltas)
+    columns["price"][len(deltas) // 2] += 0.005  # half a tick
+    path = write_table(root, "book_delta_v2", columns)
+    with pytest.raises(OffGridError, match=str(path)):
+        reconstruct_partition(root, EX, SYM, DAY, chunk_rows=40)
+    _assert_nothing_published(root, before)
+
+
+def test_event_times_going_backwards_inside_a_file(good) -> None:
+    root, deltas, before = good
+    columns = deltas_columns(deltas)
+    k = 2 * len(deltas) // 3
+    columns["timestamp"][k] -= 3600 * S  # an hour back: far beyond what the merge absorbs
+    path = write_table(root, "book_delta_v2", columns)
+    with pytest.raises(DisorderError, match=rf"{path}: event times go backwards at row {k} "):
+        reconstruct_partition(root, EX, SYM, DAY, chunk_rows=40)
+    _assert_nothing_published(root, before)
+
+
+def test_small_disorder_is_absorbed_in_event_time_order(data_root) -> None:
+    trades, deltas, snaps = random_partition(10, n_messages=60)
+    write_partition(data_root, trades, deltas, snaps)
+    reconstruct_partition(data_root, EX, SYM, DAY)
+    in_order = unified(data_root)
+    # swap two trades 1 ms apart in the file: within the tolerance, the output is the same sorted stream
+    i = next(i for i in range(len(trades) - 1) if trades[i + 1].time > trades[i].time)
+    trades[i], trades[i + 1] = trades[i + 1], trades[i]
+    write_partition(data_root, trades, deltas, snaps)
+    reconstruct_partition(data_root, EX, SYM, DAY, chunk_rows=20)
+    assert unified(data_root).equals(in_order)

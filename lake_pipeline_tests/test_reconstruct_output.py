@@ -1,0 +1,119 @@
+"""Output contract: exact Arrow schemas, decimal values that round-trip to the lake floats, Parquet settings,
+publication markers, the summary, the CLI and the Dagster asset."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from lake_pipeline.cli import main
+from lake_pipeline.paths import book_states_dir, unified_dir
+from lake_pipeline.reconstruct.run import reconstruct_partition, work_dir
+from lake_pipeline.schemas import BOOK_STATE, UNIFIED_EVENT
+from lake_pipeline_tests.recon_support import (
+    DAY,
+    EX,
+    MS,
+    SYM,
+    T0,
+    book_states,
+    random_partition,
+    trades_columns,
+    unified,
+    write_partition,
+    write_table,
+)
+from lake_pipeline_tests.reference_replay import Snapshot, Trade
+
+# Prices and sizes whose float64 is not exact; a truncating conversion would get some of them wrong
+# (int(0.29 * 1e8) == 28999999, research peer_lessons.md trap 1).
+AWKWARD = [(61234.56, 0.29), (0.01, 0.00000001), (99999.99, 1234.56789012), (30000.07, 0.1), (12345.67, 0.3)]
+
+
+def _awkward_partition(root) -> None:
+    trades = [Trade(T0 + (i + 1) * MS, T0 + (i + 2) * MS, i + 1, i % 2 == 0, 0, 0) for i in range(len(AWKWARD))]
+    columns = trades_columns(trades)
+    columns["price"] = [p for p, _ in AWKWARD]
+    columns["amount"] = [q for _, q in AWKWARD]
+    write_partition(root, [], [], [Snapshot(T0, T0 + MS, 1, [(6000000, 100)], [(6000001, 100)])])
+    write_table(root, "trades", columns)  # replaces the empty trades file
+
+
+def test_exact_schemas_parquet_settings_and_markers(data_root) -> None:
+    trades, deltas, snaps = random_partition(5, n_messages=60)
+    write_partition(data_root, trades, deltas, snaps)
+    summary = reconstruct_partition(data_root, EX, SYM, DAY, chunk_rows=50)
+    udir, bdir = unified_dir(data_root, EX, SYM, DAY), book_states_dir(data_root, EX, SYM, DAY)
+    for directory, schema in ((udir, UNIFIED_EVENT), (bdir, BOOK_STATE)):
+        parts = sorted(directory.glob("part-*.parquet"))
+        assert [p.name for p in parts] == [f"part-{i:05d}.parquet" for i in range(len(parts))] and len(parts) > 1
+        for part in parts:
+            read = pq.read_schema(part)
+            assert read.equals(schema)  # names, types, nullability
+            meta = {k.decode(): v.decode() for k, v in read.metadata.items() if k.startswith(b"lake_pipeline.")}
+            assert json.loads(meta["lake_pipeline.spec"]) == {"symbol": SYM, "tick": "0.01", "lot": "1E-8",
+                                                              "source": "config"}
+            assert meta["lake_pipeline.strategy"] == "full_event_replay"
+            md = pq.ParquetFile(part).metadata
+            assert md.row_group(0).column(0).compression == "ZSTD"
+        assert (directory / "_SUCCESS").exists()
+        assert json.loads((directory / "_summary.json").read_text())["rows"] == summary.rows
+    table = unified(data_root)
+    assert table.num_rows == len(trades) + len(deltas) + len(snaps) == summary.total_rows
+    times = table["event_time"].cast("int64").to_pylist()
+    assert times == sorted(times)
+    assert book_states(data_root).num_rows == summary.book_state_rows
+    assert not work_dir(data_root, EX, SYM, DAY).exists()  # the WAL is gone once published
+
+
+def test_decimals_round_trip_to_the_lake_floats(data_root) -> None:
+    _awkward_partition(data_root)
+    reconstruct_partition(data_root, EX, SYM, DAY)
+    rows = [r for r in unified(data_root).to_pylist() if r["event_type"] == "TRADE"]
+    assert [(r["price"], r["quantity"]) for r in rows] == [
+        (Decimal(repr(p)).quantize(Decimal(10) ** -18), Decimal(repr(q)).quantize(Decimal(10) ** -18))
+        for p, q in AWKWARD
+    ]
+    assert [(float(r["price"]), float(r["quantity"])) for r in rows] == AWKWARD
+    assert rows[0]["quantity"] == Decimal("0.29")  # 29,000,000 lots, not 28,999,999
+
+
+def test_rerun_replaces_the_partition(data_root) -> None:
+    write_partition(data_root, *random_partition(6, n_messages=40))
+    reconstruct_partition(data_root, EX, SYM, DAY, chunk_rows=30)
+    first = unified(data_root)
+    reconstruct_partition(data_root, EX, SYM, DAY, chunk_rows=1000)  # fewer, larger parts replace the old ones
+    assert unified(data_root).equals(first)
+    assert len(list(unified_dir(data_root, EX, SYM, DAY).glob("part-*.parquet"))) == 1
+
+
+def test_cli_reconstruct(data_root, capsys) -> None:
+    write_partition(data_root, *random_partition(7, n_messages=40))
+    code = main(["reconstruct", "--data-root", str(data_root), "--symbol", SYM, "--date", DAY,
+                 "--strategy", "snapshot_anchored", "--chunk-rows", "25", "--quiet"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["strategy"]["name"] == "snapshot_anchored" and out["rows"]["total"] == unified(
+        data_root).num_rows
+    assert main(["reconstruct", "--data-root", str(data_root), "--symbol", "ETH-USDT", "--date", DAY, "--quiet"]) == 2
+    assert "lake partition" in capsys.readouterr().err  # names the missing partition
+
+
+def test_dagster_asset_materialises_a_partition(data_root) -> None:
+    from lake_pipeline.defs.reconstruct import unified_events
+    from lake_pipeline.partitions import SYMBOLS, partition_key
+    from lake_pipeline.resources import DataRoot
+
+    if SYM not in SYMBOLS:
+        pytest.skip(f"{SYM} is not among the configured partition symbols")
+    write_partition(data_root, *random_partition(8, n_messages=40))
+    result = dg.materialize([unified_events], partition_key=partition_key(DAY, SYM),
+                            resources={"data_root": DataRoot(path=str(data_root))})
+    assert result.success
+    md = result.asset_materializations_for_node("unified_events")[0].metadata
+    assert md["dagster/row_count"].value == unified(data_root).num_rows
+    assert md["path"].value == str(unified_dir(data_root, EX, SYM, DAY))
+    assert md["events_per_s"].value > 0 and md["gaps_total"].value >= 0 and "drift_mean_levels" in md

@@ -97,8 +97,6 @@ def test_shipped_tolerances_were_calibrated_on_this_recording(golden):
     assert {f.sha256 for f in golden.inputs} == shas
 
 
-@pytest.mark.skip(reason="needs reconstructor: capture → lake-from-capture → reconstruct → fidelity "
-                         "(the lead enables it)")
 def test_real_recording_end_to_end_bbo_update_match_at_least_999(btc_recording, data_root):
     from lake_pipeline import paths
     from lake_pipeline.cli import main

@@ -59,7 +59,24 @@ def _run_demo(args: argparse.Namespace) -> int:
             if files:
                 print(f"  {sub:<12} {len(files):>3} files  {p}")
     print(f"  dagster home {home}  (make ui to browse runs)")
+    _print_fidelity(data_root, args.symbol, args.date)
     return 0
+
+
+def _print_fidelity(data_root: Path, symbol: str, date: str) -> None:
+    import json
+
+    from lake_pipeline.config import DEFAULT_EXCHANGE
+    from lake_pipeline.paths import fidelity_dir
+
+    out = fidelity_dir(data_root, DEFAULT_EXCHANGE, symbol, date)
+    report = out / "fidelity.json"
+    if not report.exists():
+        print("  fidelity     no report was written")
+        return
+    doc = json.loads(report.read_text())
+    print(f"\nFidelity: {doc['status']} (headline score {doc['score']:.3f})")
+    print(f"  report       {out / 'fidelity.html'}")
 
 
 def _run_home(args: argparse.Namespace) -> int:

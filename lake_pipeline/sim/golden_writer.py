@@ -225,7 +225,9 @@ class GoldenFeed:
             "duration_s": round((self.last_ns - self.first_ns) / 1e9, 3) if self.first_ns is not None else 0.0,
             "status": "complete",
             "frames": {"total": sum(self.frames.values()), "per_stream": dict(sorted(self.frames.items()))},
-            "files": self.files,
+            # same shape as the live capture's file entries (capture/storage.FileInfo)
+            "files": [{"path": name, "bytes": (self.directory / name).stat().st_size, "encrypted": False}
+                      for name in self.files],
             "line_format": "<recv_ns> <raw frame>",
             "rest_snapshot_limit": 1000,
         }

@@ -1,0 +1,60 @@
+"""Snapshot of the asset graph: keys, lineage, partitioning, checks, jobs, schedules and sensors.
+
+A refactor that silently renames an asset, drops a dependency or changes a partition key format fails here.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from lake_pipeline.definitions import defs
+
+EXPECTED_ASSETS = {
+    "lake/trades": [],
+    "lake/book": [],
+    "lake/book_delta_v2": [],
+    "data_assessment": ["lake/book", "lake/book_delta_v2", "lake/trades"],
+    "unified_events": ["data_assessment", "lake/book", "lake/book_delta_v2", "lake/trades"],
+    "fidelity_report": ["unified_events"],
+    "golden_samples": [],
+}
+EXPECTED_CHECKS = {
+    ("unified_events", f"fidelity_{family}")
+    for family in ("bbo", "depth", "drift", "imbalance", "integrity", "inter_event", "spread", "tails", "tob_depth",
+                   "trade_size", "volatility")
+}
+
+
+def test_asset_keys_and_lineage() -> None:
+    graph = defs.get_repository_def().asset_graph
+    actual = {
+        key.to_user_string(): sorted(p.to_user_string() for p in graph.get(key).parent_keys)
+        for key in graph.get_all_asset_keys()
+    }
+    assert actual == EXPECTED_ASSETS
+
+
+def test_every_asset_is_symbol_by_date_with_one_backfill_policy() -> None:
+    graph = defs.get_repository_def().asset_graph
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        pdef = node.partitions_def
+        assert isinstance(pdef, dg.MultiPartitionsDefinition), key
+        assert [d.name for d in pdef.partitions_defs] == ["date", "symbol"], key
+        assert "2024-08-08|BTC-USDT" in pdef.get_partition_keys(), key
+    policies = {
+        str(graph.get(k).backfill_policy) for k in graph.get_all_asset_keys() if k.to_user_string() != "golden_samples"
+    }
+    assert len(policies) == 1, policies  # mixed policies split a backfill into separate runs (research dagster.md)
+
+
+def test_checks_jobs_schedules_sensors() -> None:
+    repo = defs.get_repository_def()
+    checks = {(c.asset_key.to_user_string(), c.name) for c in repo.asset_graph.asset_check_keys}
+    assert checks == EXPECTED_CHECKS
+    assert sorted(j.name for j in repo.get_all_jobs()) == [
+        "__ASSET_JOB", "fidelity_checks_job", "golden_capture_job", "lake_acquisition_job"]
+    assert sorted(s.name for s in repo.schedule_defs) == ["daily_lake_acquisition", "fidelity_checks_schedule"]
+    (sensor,) = repo.sensor_defs
+    assert sensor.name == "golden_capture_sensor"
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED  # a deploy must not start captures by accident

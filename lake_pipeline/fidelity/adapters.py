@@ -277,6 +277,16 @@ def golden_trades(frames) -> pl.DataFrame:
     return conform(t, TRADES_SCHEMA, "golden trades").sort("time_ns", "trade_id", maintain_order=True)
 
 
+def golden_agg_trades(frames) -> pl.DataFrame | None:
+    """`@aggTrade` rows (trade_id = aggregate id `a`, time = `T`), or None when the capture has none."""
+    a = frames.agg_trades
+    if a.height == 0:
+        return None
+    t = a.select((pl.col("T") * MS).alias("time_ns"), pl.col("a").alias("trade_id"), "price", "qty",
+                 (~pl.col("is_buyer_maker")).alias("is_buy"))
+    return conform(t, TRADES_SCHEMA, "golden aggTrades").sort("time_ns", "trade_id", maintain_order=True)
+
+
 def golden_quotes(frames) -> pl.DataFrame:
     q = frames.book_ticker.select(pl.col("u").alias("update_id"), "bid_px", pl.col("bid_qty").alias("bid_sz"),
                                   "ask_px", pl.col("ask_qty").alias("ask_sz"))
@@ -366,7 +376,8 @@ def golden_view(frames, spec: SymbolSpec, *, label: str = "golden", inputs: list
     start = int(min(s.min() for s in times))
     end = int(max(s.max() for s in times)) + 1
     return MarketView(label, spec.tick, spec.lot, bbo, trades, start, end, ladder=ladder, drift=None,
-                      messages=messages, quotes=quotes, bbo_convention=convention, inputs=inputs or [], notes=notes)
+                      messages=messages, quotes=quotes, agg_trades=golden_agg_trades(frames),
+                      bbo_convention=convention, inputs=inputs or [], notes=notes)
 
 
 def golden_session_files(session_dir: Path) -> list[Path]:

@@ -8,7 +8,9 @@ Everything is int64: times in ns since the epoch (UTC, exchange time), prices in
 |----------|-----------------------------------------------------------------------------|----------------------------------|
 | bbo      | time_ns, update_id, bid_px, bid_sz, ask_px, ask_sz                          | state after each book message    |
 | quotes   | update_id, bid_px, bid_sz, ask_px, ask_sz                                   | golden bookTicker (real time)    |
-| trades   | time_ns, trade_id, price, qty, is_buy (taker buy)                           | one row per fill                 |
+| trades   | time_ns, trade_id, price, qty, is_buy (taker buy)                           | one row per source row (golden:  |
+|          |                                                                             | fill; lake: aggTrade or fill)    |
+| agg_trades | same as trades, trade_id = aggregate id `a`                               | golden `@aggTrade`, if recorded  |
 | ladder   | time_ns, bid_{k}_price, bid_{k}_size, ask_…  (k = 0..19; null = no level)   | top-20 on a time grid            |
 | drift    | time_ns, drift_levels                                                       | reconstruction's snapshots       |
 | messages | time_ns, first_id, last_id, gap                                             | one row per book message         |
@@ -75,6 +77,7 @@ class MarketView:
     drift: pl.DataFrame | None = None
     messages: pl.DataFrame | None = None
     quotes: pl.DataFrame | None = None
+    agg_trades: pl.DataFrame | None = None
     bbo_convention: str = "after each book message"
     inputs: list[InputFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -87,7 +90,8 @@ class MarketView:
                 return None
             return df.filter((pl.col("time_ns") >= t0_ns) & (pl.col("time_ns") < t1_ns))
 
-        return replace(self, bbo=cut(self.bbo), trades=cut(self.trades), ladder=cut(self.ladder),
+        return replace(self, bbo=cut(self.bbo), trades=cut(self.trades), agg_trades=cut(self.agg_trades),
+                       ladder=cut(self.ladder),
                        drift=cut(self.drift), messages=cut(self.messages),
                        start_ns=max(self.start_ns, int(t0_ns)), end_ns=min(self.end_ns, int(t1_ns)))
 

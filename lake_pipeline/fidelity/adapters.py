@@ -2,7 +2,8 @@
 
 Reconstruction side: `unified/…/part-*.parquet` (schemas.UNIFIED_EVENT) and `book_states/…` (schemas.BOOK_STATE),
 read part by part with only the needed columns; decimal128 prices/sizes become int64 ticks/lots (a value off the
-grid is an error naming the file and column). The BBO is the state after the last row of each book message.
+grid is an error naming the file and column). The BBO is the state after the last row of each book message,
+stamped on the exchange millisecond its float-seconds lake time stands for (`frames.snap_ms`), like the golden E.
 
 Golden side: `capture.golden.read_golden` frames. The BBO follows the SAME convention as the reconstruction —
 the golden bookTicker with the largest u' ≤ u of each depth diff, stamped with the diff's exchange time E — so a
@@ -36,6 +37,7 @@ from lake_pipeline.fidelity.frames import (
     MarketView,
     conform,
     empty,
+    snap_ms,
 )
 from lake_pipeline.fidelity.hawkes import MS
 from lake_pipeline.schemas import (
@@ -255,7 +257,7 @@ def recon_view(data_root: Path, exchange: str, symbol: str, date: str, label: st
         notes.append(f"no book states at {bdir}: per-level depth not available")
     return MarketView(
         label=label, tick=spec.tick, lot=spec.lot,
-        bbo=conform(valid, BBO_SCHEMA, f"{udir} (bbo)"),
+        bbo=conform(valid.with_columns(snap_ms(pl.col("time_ns"))), BBO_SCHEMA, f"{udir} (bbo)"),
         trades=trade_df, start_ns=start, end_ns=end, ladder=ladder,
         drift=conform(book.filter(pl.col("snapshot") & pl.col("drift_levels").is_not_null()), DRIFT_SCHEMA,
                       f"{udir} (drift)"),

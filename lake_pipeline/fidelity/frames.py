@@ -34,6 +34,15 @@ DRIFT_SCHEMA = {"time_ns": pl.Int64, "drift_levels": pl.Int32}
 MESSAGES_SCHEMA = {"time_ns": pl.Int64, "first_id": pl.Int64, "last_id": pl.Int64, "gap": pl.Boolean}
 
 BBO_COLS = ("bid_px", "bid_sz", "ask_px", "ask_sz")
+NS_PER_MS = 1_000_000
+FLOAT_NOISE_NS = 1_000
+"""Lake times are float seconds of millisecond exchange times (…141999872 for …142 ms): within 1 µs of a ms = that ms."""
+
+
+def snap_ms(t: pl.Expr) -> pl.Expr:
+    """Times within FLOAT_NOISE_NS of a millisecond → that millisecond; others unchanged."""
+    near = (t + NS_PER_MS // 2) // NS_PER_MS * NS_PER_MS
+    return pl.when((t - near).abs() <= FLOAT_NOISE_NS).then(near).otherwise(t)
 
 
 def empty(schema: dict) -> pl.DataFrame:

@@ -20,7 +20,7 @@ from scipy import stats as sps
 from lake_pipeline.fidelity import features as fx
 from lake_pipeline.fidelity import stats
 from lake_pipeline.fidelity.compare import Comparison
-from lake_pipeline.fidelity.frames import BBO_COLS, ladder_arrays
+from lake_pipeline.fidelity.frames import BBO_COLS, ladder_arrays, snap_ms
 from lake_pipeline.fidelity.hawkes import MS
 from lake_pipeline.fidelity.scoring import MetricResult
 from lake_pipeline.fidelity.trade_conventions import match_trades
@@ -253,13 +253,11 @@ def depth(cmp: Comparison, plots: dict) -> list[MetricResult]:
 
 LADDER_ALIGNMENT = ("each book-state row vs the golden book after the last diff with E <= the row's time, both on "
                     "the exchange's millisecond; rows between a trade and the next book message are not gated")
-FLOAT_NOISE_NS = 1_000
 
 
 def _snap_ms(t: np.ndarray) -> np.ndarray:
-    """Times within 1 µs of a millisecond → that millisecond (lake times are float seconds of ms exchange times)."""
-    near = (t + MS // 2) // MS * MS
-    return np.where(np.abs(t - near) <= FLOAT_NOISE_NS, near, t)
+    """`frames.snap_ms` on a numpy array."""
+    return pl.DataFrame({"t": t}).select(snap_ms(pl.col("t")))["t"].to_numpy()
 
 
 def _ladder_alignment(r, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from lake_pipeline.fidelity import catalog, tier_a, tier_b, tolerances
 from lake_pipeline.fidelity.compare import Comparison
 from lake_pipeline.fidelity.runner import compare_views
 from lake_pipeline.fidelity.scoring import FAIL, NA, PASS, WARN, overall, score_of, status_of
+from lake_pipeline.fidelity.trade_conventions import AGGREGATES_BY_ID, FILLS_BY_ID, taker_price_runs
 from lake_pipeline_tests import fidelity_fixtures as fxt
 
 
@@ -248,3 +249,24 @@ def test_unpaired_reference_from_another_period_gives_tier_b_only(golden, tol):
     # same generator, different seed: realistic sampling noise, within the real-data tolerances
     assert rows["spread_tv"].status in (PASS, WARN) and rows["trade_size_ks"].status in (PASS, WARN)
     assert rows["trade_size_ks"].value > 0
+
+
+def test_trade_match_uses_the_aggregate_ids_of_a_recorded_agg_trade_stream(golden, tol):
+    """Lake-style aggregate trades vs a golden capture with @aggTrade: matched by aggregate id; fills → by fill id;
+    a wrong aggregate size is a miss under every convention."""
+    runs = taker_price_runs(golden.trades)
+    aggs = runs.with_columns(trade_id=pl.int_range(pl.len(), dtype=pl.Int64) + 500_000)
+    g = replace(golden, agg_trades=aggs)
+
+    def match(recon_trades):
+        cmp = Comparison.build(g, replace(golden, label="recon", trades=recon_trades), tol, paired=True)
+        return _by_name(tier_a.paired_integrity(cmp))["trade_match_rate"]
+
+    exact = match(aggs)
+    assert exact.details["convention"] == AGGREGATES_BY_ID and exact.value == 1.0
+    assert exact.details["golden_rows_compared"] == aggs.height < golden.trades.height
+    assert match(golden.trades).details["convention"] == FILLS_BY_ID
+    bad_rows = np.arange(aggs.height) % 10 == 0
+    broken = match(aggs.with_columns(qty=pl.when(pl.Series(bad_rows)).then(pl.col("qty") + 1).otherwise("qty")))
+    assert broken.value == pytest.approx(1 - bad_rows.mean()) and broken.status == FAIL
+    assert broken.details["different_in_recon"] == bad_rows.sum()

@@ -15,6 +15,7 @@ from lake_pipeline.fidelity import catalog, tier_a, tier_b, tolerances
 from lake_pipeline.fidelity.compare import Comparison
 from lake_pipeline.fidelity.runner import compare_views
 from lake_pipeline.fidelity.scoring import FAIL, NA, PASS, WARN, overall, score_of, status_of
+from lake_pipeline.fidelity.trade_conventions import AGGREGATES_BY_ID, FILLS_BY_ID, taker_price_runs
 from lake_pipeline_tests import fidelity_fixtures as fxt
 
 
@@ -90,17 +91,33 @@ def test_identical_inputs_give_zero_distance_and_pass_everywhere(golden, tol):
     assert overall(list(res.values())).status == PASS
 
 
+def _run_sizes(trades: pl.DataFrame) -> np.ndarray:
+    """Independent reference: sizes of consecutive same-(ms, price, side) runs, in plain Python."""
+    sizes: list[int] = []
+    last = None
+    for t, p, b, q in trades.select("time_ns", "price", "is_buy", "qty").iter_rows():
+        key = ((t + 500_000) // 1_000_000, p, b)
+        if key == last:
+            sizes[-1] += q
+        else:
+            sizes.append(q)
+        last = key
+    return np.asarray(sizes, dtype=np.float64)
+
+
 def test_trade_size_ks_equals_scipy_on_a_known_size_shift(golden, tol):
-    """Trade sizes ×10 → the metric is exactly scipy's two-sample D of log10 sizes, and FAILs."""
+    """Trade sizes ×10 → the metric is exactly scipy's two-sample D of log10 taker-order×price run sizes, and
+    FAILs."""
     recon = replace(golden, label="recon", trades=golden.trades.with_columns(pl.col("qty") * 10))
     cmp = Comparison.build(golden, recon, tol, paired=True)
     res = _by_name(tier_b.trade_size(cmp, {}))
-    expected = sps.ks_2samp(np.log10(golden.trades["qty"].to_numpy()),
-                            np.log10(recon.trades["qty"].to_numpy())).statistic
+    g_sizes, r_sizes = _run_sizes(golden.trades), _run_sizes(recon.trades)
+    assert g_sizes.size < golden.trades.height  # the fixture has fills of one order at one price to merge
+    expected = sps.ks_2samp(np.log10(g_sizes), np.log10(r_sizes)).statistic
     assert res["trade_size_ks"].value == pytest.approx(expected, abs=1e-12)
     assert res["trade_size_ks"].status == FAIL
     # W1 of a pure location shift by exactly 1 decade, divided by the golden IQR
-    iqr = np.subtract(*np.percentile(np.log10(golden.trades["qty"].to_numpy() * float(golden.lot)), [75, 25]))
+    iqr = np.subtract(*np.percentile(np.log10(g_sizes * float(golden.lot)), [75, 25]))
     assert res["trade_size_w1_iqr"].value == pytest.approx(1.0 / iqr, rel=1e-9)
 
 
@@ -232,3 +249,24 @@ def test_unpaired_reference_from_another_period_gives_tier_b_only(golden, tol):
     # same generator, different seed: realistic sampling noise, within the real-data tolerances
     assert rows["spread_tv"].status in (PASS, WARN) and rows["trade_size_ks"].status in (PASS, WARN)
     assert rows["trade_size_ks"].value > 0
+
+
+def test_trade_match_uses_the_aggregate_ids_of_a_recorded_agg_trade_stream(golden, tol):
+    """Lake-style aggregate trades vs a golden capture with @aggTrade: matched by aggregate id; fills → by fill id;
+    a wrong aggregate size is a miss under every convention."""
+    runs = taker_price_runs(golden.trades)
+    aggs = runs.with_columns(trade_id=pl.int_range(pl.len(), dtype=pl.Int64) + 500_000)
+    g = replace(golden, agg_trades=aggs)
+
+    def match(recon_trades):
+        cmp = Comparison.build(g, replace(golden, label="recon", trades=recon_trades), tol, paired=True)
+        return _by_name(tier_a.paired_integrity(cmp))["trade_match_rate"]
+
+    exact = match(aggs)
+    assert exact.details["convention"] == AGGREGATES_BY_ID and exact.value == 1.0
+    assert exact.details["golden_rows_compared"] == aggs.height < golden.trades.height
+    assert match(golden.trades).details["convention"] == FILLS_BY_ID
+    bad_rows = np.arange(aggs.height) % 10 == 0
+    broken = match(aggs.with_columns(qty=pl.when(pl.Series(bad_rows)).then(pl.col("qty") + 1).otherwise("qty")))
+    assert broken.value == pytest.approx(1 - bad_rows.mean()) and broken.status == FAIL
+    assert broken.details["different_in_recon"] == bad_rows.sum()

@@ -2,7 +2,8 @@
 
 Reconstruction side: `unified/…/part-*.parquet` (schemas.UNIFIED_EVENT) and `book_states/…` (schemas.BOOK_STATE),
 read part by part with only the needed columns; decimal128 prices/sizes become int64 ticks/lots (a value off the
-grid is an error naming the file and column). The BBO is the state after the last row of each book message.
+grid is an error naming the file and column). The BBO is the state after the last row of each book message,
+stamped on the exchange millisecond its float-seconds lake time stands for (`frames.snap_ms`), like the golden E.
 
 Golden side: `capture.golden.read_golden` frames. The BBO follows the SAME convention as the reconstruction —
 the golden bookTicker with the largest u' ≤ u of each depth diff, stamped with the diff's exchange time E — so a
@@ -36,6 +37,7 @@ from lake_pipeline.fidelity.frames import (
     MarketView,
     conform,
     empty,
+    snap_ms,
 )
 from lake_pipeline.fidelity.hawkes import MS
 from lake_pipeline.schemas import (
@@ -255,7 +257,7 @@ def recon_view(data_root: Path, exchange: str, symbol: str, date: str, label: st
         notes.append(f"no book states at {bdir}: per-level depth not available")
     return MarketView(
         label=label, tick=spec.tick, lot=spec.lot,
-        bbo=conform(valid, BBO_SCHEMA, f"{udir} (bbo)"),
+        bbo=conform(valid.with_columns(snap_ms(pl.col("time_ns"))), BBO_SCHEMA, f"{udir} (bbo)"),
         trades=trade_df, start_ns=start, end_ns=end, ladder=ladder,
         drift=conform(book.filter(pl.col("snapshot") & pl.col("drift_levels").is_not_null()), DRIFT_SCHEMA,
                       f"{udir} (drift)"),
@@ -275,6 +277,16 @@ def golden_trades(frames) -> pl.DataFrame:
         (pl.col("T") * MS).alias("time_ns"), pl.col("t").alias("trade_id"), "price", "qty",
         (~pl.col("is_buyer_maker")).alias("is_buy"))
     return conform(t, TRADES_SCHEMA, "golden trades").sort("time_ns", "trade_id", maintain_order=True)
+
+
+def golden_agg_trades(frames) -> pl.DataFrame | None:
+    """`@aggTrade` rows (trade_id = aggregate id `a`, time = `T`), or None when the capture has none."""
+    a = frames.agg_trades
+    if a.height == 0:
+        return None
+    t = a.select((pl.col("T") * MS).alias("time_ns"), pl.col("a").alias("trade_id"), "price", "qty",
+                 (~pl.col("is_buyer_maker")).alias("is_buy"))
+    return conform(t, TRADES_SCHEMA, "golden aggTrades").sort("time_ns", "trade_id", maintain_order=True)
 
 
 def golden_quotes(frames) -> pl.DataFrame:
@@ -366,7 +378,8 @@ def golden_view(frames, spec: SymbolSpec, *, label: str = "golden", inputs: list
     start = int(min(s.min() for s in times))
     end = int(max(s.max() for s in times)) + 1
     return MarketView(label, spec.tick, spec.lot, bbo, trades, start, end, ladder=ladder, drift=None,
-                      messages=messages, quotes=quotes, bbo_convention=convention, inputs=inputs or [], notes=notes)
+                      messages=messages, quotes=quotes, agg_trades=golden_agg_trades(frames),
+                      bbo_convention=convention, inputs=inputs or [], notes=notes)
 
 
 def golden_session_files(session_dir: Path) -> list[Path]:

@@ -30,7 +30,8 @@ def _m(name, tier, family, direction, unit, description, calibrated=False) -> Me
 METRICS: tuple[MetricDef, ...] = (
     # ---- Tier A: paired replay accuracy -------------------------------------------------------------------------
     _m("trade_match_rate", "A", "integrity", "min", "share",
-       "Golden trades reproduced with the same trade id, price, quantity and taker side"),
+       "Golden trades reproduced (same price, quantity, side) under the reconstruction's convention: fills by "
+       "trade id, aggTrades by aggregate id, else taker-order x price runs by (ms, price, side, qty)"),
     _m("trade_id_gaps", "A", "integrity", "max", "count",
        "Trade ids missing from the reconstruction inside its own id range"),
     _m("recon_sequence_breaks", "A", "integrity", "max", "count",
@@ -48,7 +49,8 @@ METRICS: tuple[MetricDef, ...] = (
     _m("bbo_lag_ms", "A", "bbo", "max", "ms",
        "|lag| that maximises the grid match rate in a ±500 ms scan (a clock offset shows here)"),
     _m("depth_ladder_match_rate", "A", "depth", "min", "share",
-       "Price ladder of levels 1-20 identical (per level, pooled over levels, sides and grid times)"),
+       "Price ladder of levels 1-20 identical (per level, pooled over levels, sides and message-aligned "
+       "book states)"),
     _m("depth_rel_l1_error", "A", "depth", "max", "share",
        "Σ|size_recon(p) − size_golden(p)| / Σ size_golden(p) over the golden top-20 prices"),
     _m("depth_spearman_log1p", "A", "depth", "min", "rho",
@@ -57,7 +59,8 @@ METRICS: tuple[MetricDef, ...] = (
        "Mean number of top-20 price levels where the replayed book disagreed with a snapshot"),
     _m("drift_slope_per_hour", "A", "drift", "max", "levels/h", "|trend| of drift levels at snapshots over time"),
     # ---- Tier B: distributional realism -------------------------------------------------------------------------
-    _m("trade_size_ks", "B", "trade_size", "max", "D", "K-S distance of log10 trade size", True),
+    _m("trade_size_ks", "B", "trade_size", "max", "D", "K-S distance of log10 trade size (taker-order x price runs)",
+       True),
     _m("trade_size_w1_iqr", "B", "trade_size", "max", "W1/IQR",
        "Wasserstein-1 of log10 trade size divided by the golden IQR", True),
     _m("trade_size_pointmass_tv", "B", "trade_size", "max", "TV",

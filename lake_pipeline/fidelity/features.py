@@ -14,6 +14,7 @@ import polars as pl
 from lake_pipeline.fidelity.frames import MarketView
 from lake_pipeline.fidelity.hawkes import MS, taker_orders
 from lake_pipeline.fidelity.stats import Sample, SlotAxis
+from lake_pipeline.fidelity.trade_conventions import taker_price_runs
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,11 @@ def grid_bbo(view: MarketView, step_ms: float) -> BboSamples:
 
 
 def trade_log_sizes(view: MarketView, axis: SlotAxis) -> Sample:
-    q = view.trades["qty"].to_numpy()
+    """log10 size of each taker-order×price run: fills and aggregates compare like with like (trade_conventions)."""
+    runs = taker_price_runs(view.trades)
+    q = runs["qty"].to_numpy()
     keep = q > 0
-    return Sample(np.log10(q[keep] * float(view.lot)), axis.slot_of(view.trades["time_ns"].to_numpy()[keep]))
+    return Sample(np.log10(q[keep] * float(view.lot)), axis.slot_of(runs["time_ns"].to_numpy()[keep]))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ Everything is int64: times in ns since the epoch (UTC, exchange time), prices in
 |----------|-----------------------------------------------------------------------------|----------------------------------|
 | bbo      | time_ns, update_id, bid_px, bid_sz, ask_px, ask_sz                          | state after each book message    |
 | quotes   | update_id, bid_px, bid_sz, ask_px, ask_sz                                   | golden bookTicker (real time)    |
-| trades   | time_ns, trade_id, price, qty, is_buy (taker buy)                           | one row per fill                 |
+| trades   | time_ns, trade_id, price, qty, is_buy (taker buy)                           | one row per source row (golden:  |
+|          |                                                                             | fill; lake: aggTrade or fill)    |
+| agg_trades | same as trades, trade_id = aggregate id `a`                               | golden `@aggTrade`, if recorded  |
 | ladder   | time_ns, bid_{k}_price, bid_{k}_size, ask_…  (k = 0..19; null = no level)   | top-20 on a time grid            |
 | drift    | time_ns, drift_levels                                                       | reconstruction's snapshots       |
 | messages | time_ns, first_id, last_id, gap                                             | one row per book message         |
@@ -32,6 +34,15 @@ DRIFT_SCHEMA = {"time_ns": pl.Int64, "drift_levels": pl.Int32}
 MESSAGES_SCHEMA = {"time_ns": pl.Int64, "first_id": pl.Int64, "last_id": pl.Int64, "gap": pl.Boolean}
 
 BBO_COLS = ("bid_px", "bid_sz", "ask_px", "ask_sz")
+NS_PER_MS = 1_000_000
+FLOAT_NOISE_NS = 1_000
+"""Lake times are float seconds of millisecond exchange times (…141999872 for …142 ms): within 1 µs of a ms = that ms."""
+
+
+def snap_ms(t: pl.Expr) -> pl.Expr:
+    """Times within FLOAT_NOISE_NS of a millisecond → that millisecond; others unchanged."""
+    near = (t + NS_PER_MS // 2) // NS_PER_MS * NS_PER_MS
+    return pl.when((t - near).abs() <= FLOAT_NOISE_NS).then(near).otherwise(t)
 
 
 def empty(schema: dict) -> pl.DataFrame:
@@ -75,6 +86,7 @@ class MarketView:
     drift: pl.DataFrame | None = None
     messages: pl.DataFrame | None = None
     quotes: pl.DataFrame | None = None
+    agg_trades: pl.DataFrame | None = None
     bbo_convention: str = "after each book message"
     inputs: list[InputFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -87,7 +99,8 @@ class MarketView:
                 return None
             return df.filter((pl.col("time_ns") >= t0_ns) & (pl.col("time_ns") < t1_ns))
 
-        return replace(self, bbo=cut(self.bbo), trades=cut(self.trades), ladder=cut(self.ladder),
+        return replace(self, bbo=cut(self.bbo), trades=cut(self.trades), agg_trades=cut(self.agg_trades),
+                       ladder=cut(self.ladder),
                        drift=cut(self.drift), messages=cut(self.messages),
                        start_ns=max(self.start_ns, int(t0_ns)), end_ns=min(self.end_ns, int(t1_ns)))
 

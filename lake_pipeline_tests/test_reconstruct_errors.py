@@ -61,21 +61,16 @@ def test_full_event_replay_without_deltas(data_root) -> None:
     assert summary.strategy["name"] == "snapshot_anchored" and summary.rows["book_deltas"] == 0
 
 
-def test_corrupt_parquet(good) -> None:
-    root, _, before = good
-    path = _only(root, "book")
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64  # garbage inside a data page, footer intact
-    path.write_bytes(bytes(data))
-    with pytest.raises(CorruptFileError, match=str(path)):
-        reconstruct_partition(root, EX, SYM, DAY)
-    _assert_nothing_published(root, before)
+def _garbage_in_a_page(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + b"\xff" * 64 + data[middle + 64:]  # footer intact
 
 
-def test_truncated_parquet(good) -> None:
+@pytest.mark.parametrize(("table", "damage"), [("book", _garbage_in_a_page), ("trades", lambda data: data[:100])])
+def test_corrupt_parquet(good, table, damage) -> None:
     root, _, before = good
-    path = _only(root, "trades")
-    path.write_bytes(path.read_bytes()[:100])
+    path = _only(root, table)
+    path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(CorruptFileError, match=str(path)):
         reconstruct_partition(root, EX, SYM, DAY)
     _assert_nothing_published(root, before)

@@ -10,6 +10,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from lake_pipeline.config import symbol_spec
+
 from lake_pipeline.cli import main
 from lake_pipeline.paths import book_states_dir, unified_dir
 from lake_pipeline.reconstruct.run import reconstruct_partition, work_dir
@@ -55,8 +57,7 @@ def test_exact_schemas_parquet_settings_and_markers(data_root) -> None:
             read = pq.read_schema(part)
             assert read.equals(schema)  # names, types, nullability
             meta = {k.decode(): v.decode() for k, v in read.metadata.items() if k.startswith(b"lake_pipeline.")}
-            assert json.loads(meta["lake_pipeline.spec"]) == {"symbol": SYM, "tick": "0.01", "lot": "1E-8",
-                                                              "source": "config"}
+            assert json.loads(meta["lake_pipeline.spec"]) == symbol_spec(SYM).to_dict()
             assert meta["lake_pipeline.strategy"] == "full_event_replay"
             md = pq.ParquetFile(part).metadata
             assert md.row_group(0).column(0).compression == "ZSTD"

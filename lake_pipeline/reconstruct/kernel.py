@@ -496,6 +496,8 @@ def _snapshot_top(scr, nb, na, last) -> None:
 @njit(cache=True)
 def _state_row(bid, ask, meta, st, t, bs_time, bs_lv, m, top, last) -> None:
     """Book-state row m at time t: the top 20, rescanned only when the book changed since the last row."""
+    if m >= bs_time.shape[0]:
+        raise IndexError("book-state buffer too small for this chunk")  # the driver sizes it; never expected
     if st[ST_DIRTY] != 0:
         _walk_top(bid, ask, meta, top, last)
         st[ST_DIRTY] = 0

@@ -136,3 +136,17 @@ def test_strategy_from_the_assessment_report_unless_overridden(data_root) -> Non
     report.write_text(json.dumps({"recommended_strategy": "magic"}))
     with pytest.raises(ValueError, match=rf"{report}: unknown reconstruction strategy 'magic'"):
         reconstruct_partition(data_root, EX, SYM, DAY)
+
+
+def test_missing_origin_time_falls_back_to_received_time(data_root) -> None:
+    trades, deltas, snaps = random_partition(12, n_messages=40)
+    columns = trades_columns(trades)
+    columns["timestamp"][3] = 0  # missing in the lake (<= 0): the row's event time is its received time
+    write_partition(data_root, trades, deltas, snaps)
+    write_table(data_root, "trades", columns)
+    summary = reconstruct_partition(data_root, EX, SYM, DAY)
+    assert summary.origin_time_fallback == {"trades": 1, "book_delta_v2": 0, "book": 0}
+    table = unified(data_root)
+    times = table["event_time"].cast("int64").to_pylist()
+    at = table["trade_id"].to_pylist().index(trades[3].trade_id)
+    assert times[at] == trades[3].recv and times == sorted(times)  # placed by its received time

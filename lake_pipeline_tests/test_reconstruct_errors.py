@@ -85,8 +85,8 @@ def test_corrupt_parquet(good, table, damage) -> None:
 
 def test_schema_mismatch(good) -> None:
     root, deltas, before = good
-    table = pa.table(deltas_columns(deltas)).rename_columns(["timestamp", "receipt_timestamp", "sequence_number", "side_is_bid",
-                                              "price", "new_quantity"])  # `size` renamed: must fail loudly
+    renamed = ["timestamp", "receipt_timestamp", "sequence_number", "side_is_bid", "price", "new_quantity"]
+    table = pa.table(deltas_columns(deltas)).rename_columns(renamed)  # `size` renamed: must fail loudly
     path = _only(root, "book_delta_v2")
     pq.write_table(table, path)
     _expect_failure(root, before, LakeSchemaError, str(path))

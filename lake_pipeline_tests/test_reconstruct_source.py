@@ -17,8 +17,8 @@ from lake_pipeline_tests.recon_support import DAY, EX, SYM, T0
 
 def _book_file(root, n: int = 500, mutate=None):
     rng = np.random.default_rng(3)
-    cols: dict = {"timestamp": T0 + np.arange(n) * 100_000_000, "receipt_timestamp": T0 + np.arange(n) * 100_000_000 + 7,
-                  "sequence_number": np.arange(n) + 10}
+    times = T0 + np.arange(n) * 100_000_000
+    cols: dict = {"timestamp": times, "receipt_timestamp": times + 7, "sequence_number": np.arange(n) + 10}
     for c in BOOK_LEVEL_COLUMNS:
         side, level, kind = c.split("_")
         if kind == "price":

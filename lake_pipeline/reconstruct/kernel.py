@@ -562,8 +562,8 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
 
     trades = (time, recv, trade_id, is_buy, price, qty); deltas = (time, recv, seq, is_bid, price, size);
     snaps = (time, recv, seq, levels[n, 80]); out = the 14 unified columns (buffers.UnifiedBuffers order);
-    states = (time, levels[80, rows]). `grid_until`: emit grid rows for g < grid_until at the end (NULL_I64: final chunk,
-    up to and including the last event time).
+    states = (time, levels[80, rows]). `grid_until`: emit grid rows for g < grid_until at the end (NULL_I64: final
+    chunk, up to and including the last event time).
     """
     t_time, t_recv, t_tid, t_buy, t_px, t_qty = trades
     d_time, d_recv, d_seq, d_bid, d_px, d_sz = deltas

@@ -4,7 +4,8 @@ Run with `make bench` (or `pytest lake_pipeline_tests/bench/test_reconstruct_ben
 (~30 M delta rows, ~1 M trades, ~860 k book rows) is simulated once into `$LAKE_BENCH_DIR/reconstruct`
 (default `data/bench/reconstruct`, git-ignored) and reused. Reported in one run, with the machine's load:
 
-* end to end: `lake-pipeline reconstruct` as a subprocess (numba cache warmed first): wall time, peak RSS;
+* end to end: `lake-pipeline reconstruct` as a subprocess (numba cache warmed first): wall time, peak RSS; and
+  once more with 4x smaller chunks, to show memory follows the chunk size, not the day;
 * the replay loop alone (the numba kernel over the day's chunks, inputs already in memory): events/s;
 * the I/O floor: reading the same inputs (polars) plus writing the same outputs (pyarrow, same settings);
 * a naive pure-Python dict-book replay of 1 M delta rows, extrapolated to the day.
@@ -39,6 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 EX, SYM, DAY, SEED = "BINANCE", "BTC-USDT", "2024-08-08", 7
 HOURS = float(os.environ.get("LAKE_BENCH_HOURS", "24"))
 NAIVE_ROWS = 1_000_000
+SMALL_CHUNK = 500_000
 TARGETS = {"wall_s": 60.0, "stretch_wall_s": 30.0, "peak_rss_gib": 3.0, "replay_mev_s": 10.0, "floor_ratio": 2.0,
            "naive_speedup": 100.0}
 
@@ -71,10 +73,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _cli(root: Path, date: str = DAY, timed: bool = False) -> tuple[dict, float, float | None]:
+def _cli(root: Path, date: str = DAY, timed: bool = False, chunk_rows: int | None = None
+         ) -> tuple[dict, float, float | None]:
     """Run `lake-pipeline reconstruct`; (its JSON summary, wall seconds, peak RSS GiB from /usr/bin/time)."""
     cmd = [sys.executable, "-m", "lake_pipeline.cli", "reconstruct", "--data-root", str(root), "--symbol", SYM,
            "--date", date, "--quiet"]
+    if chunk_rows:
+        cmd += ["--chunk-rows", str(chunk_rows)]
     gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
     if timed and gnu_time:
         cmd = [gnu_time, "-v", *cmd]
@@ -184,6 +189,7 @@ def test_bench_reconstruct_full_day(tmp_path: Path) -> None:
     load_before = os.getloadavg()
     summary, wall, rss = _cli(root, timed=True)
     load_after = os.getloadavg()
+    small = _cli(root, timed=True, chunk_rows=SMALL_CHUNK)  # memory follows the chunk size, not the day
     loop = _replay_loop(root)
     floor = _io_floor(root)
     naive = _naive_replay(root, NAIVE_ROWS)
@@ -194,6 +200,7 @@ def test_bench_reconstruct_full_day(tmp_path: Path) -> None:
         "rows": summary["rows"], "book_state_rows": summary["book_state_rows"],
         "end_to_end": {"wall_s": wall, "peak_rss_gib": rss, "events_per_s": total / wall,
                        "phases_wall_s": summary["timings_s"], "phases_cpu_s": summary["cpu_s"]},
+        "small_chunks": {"chunk_rows": SMALL_CHUNK, "wall_s": small[1], "peak_rss_gib": small[2]},
         "replay_loop": loop, "io_floor": floor,
         "naive": {**naive, "extrapolated_day_s": naive_day_s},
         "ratios": {"vs_io_floor": wall / floor["floor_s"], "speedup_vs_naive": naive_day_s / wall,
@@ -209,9 +216,11 @@ def test_bench_reconstruct_full_day(tmp_path: Path) -> None:
          wall <= TARGETS["wall_s"], True),
         ("peak RSS", f"{rss:.2f} GiB" if rss else "n/a", f"<= {TARGETS['peak_rss_gib']:g} GiB",
          rss is None or rss <= TARGETS["peak_rss_gib"], True),
+        ("  small chunks", f"{small[2] or 0:.2f} GiB, {small[1]:.1f} s with --chunk-rows {SMALL_CHUNK:,}",
+         "memory follows the chunk size", True, False),
         ("vs I/O floor", f"{ratios['vs_io_floor']:.2f}x ({floor['floor_s']:.1f} s: read {floor['read_s']:.1f} + "
-         f"write {floor['write_s']:.1f})", f"<= {TARGETS['floor_ratio']:g}x", ratios["vs_io_floor"] <= TARGETS["floor_ratio"],
-         True),
+         f"write {floor['write_s']:.1f})", f"<= {TARGETS['floor_ratio']:g}x",
+         ratios["vs_io_floor"] <= TARGETS["floor_ratio"], True),
         ("replay loop", f"{loop['mev_s']:.1f} M events/s (CPU)", f">= {TARGETS['replay_mev_s']:g} M/s",
          loop["mev_s"] >= TARGETS["replay_mev_s"], False),
         ("vs naive Python", f"end to end {ratios['speedup_vs_naive']:.0f}x, replay loop "

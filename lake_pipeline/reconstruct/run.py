@@ -45,7 +45,9 @@ from lake_pipeline.reconstruct.wal import Wal
 from lake_pipeline.reconstruct.writer import OutputContext, TableBuilder
 
 WAL_VERSION = 1
-DEFAULT_CHUNK_ROWS = 2_000_000
+DEFAULT_CHUNK_ROWS = 1_000_000
+"""~1.4 GiB peak for a BTC-USDT day; a chunk becomes one ~1 M-row row group per output part. Smaller chunks use
+less memory at about the same speed (0.9 GiB at 500 k)."""
 GRID_ROWS_PER_CHUNK = 1 << 16
 """A chunk spans at most this many book-state grid steps (~1.8 h at 100 ms), bounding its state rows."""
 DEFAULT_MAX_DISORDER_NS = 1_000_000_000

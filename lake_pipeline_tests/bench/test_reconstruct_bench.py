@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 EX, SYM, DAY, SEED = "BINANCE", "BTC-USDT", "2024-08-08", 7
 HOURS = float(os.environ.get("LAKE_BENCH_HOURS", "24"))
 NAIVE_ROWS = 1_000_000
-SMALL_CHUNK = 500_000
+SMALL_CHUNK = 250_000
 TARGETS = {"wall_s": 60.0, "stretch_wall_s": 30.0, "peak_rss_gib": 3.0, "replay_mev_s": 10.0, "floor_ratio": 2.0,
            "naive_speedup": 100.0}
 

@@ -22,6 +22,7 @@ from lake_pipeline.book import (
     book_best_ask,
     book_best_bid,
     book_is_crossed,
+    book_levels,
     book_new,
     book_top,
 )
@@ -249,6 +250,18 @@ def test_size_at_and_levels() -> None:
     assert [a.tolist() for a in book.levels(True)] == [[100, 99], [1, 3]]
     assert [a.tolist() for a in book.levels(False)] == [[101, 103], [5, 4]]
     assert book.n_dropped == 0
+
+
+def test_kernels_refuse_out_arrays_too_short_instead_of_writing_past_them() -> None:
+    bid, ask, meta = book_new(64)
+    for price in (100, 99, 98):
+        book_apply(bid, ask, meta, True, price, 1)
+    short, ok = np.zeros(2, dtype=np.int64), np.zeros(3, dtype=np.int64)
+    with pytest.raises(ValueError, match="book_top: every out array must hold at least n levels"):
+        book_top(bid, ask, meta, 3, ok, ok.copy(), ok.copy(), short)
+    with pytest.raises(ValueError, match="book_levels: the out arrays are shorter"):
+        book_levels(bid, ask, meta, True, ok, short)
+    assert book_levels(bid, ask, meta, True, ok, ok.copy()) == 3 and ok.tolist() == [100, 99, 98]
 
 
 def test_negative_sizes_and_mismatched_arrays_are_rejected_with_the_field() -> None:

@@ -1,62 +1,11 @@
 """The order-book engine: an L2 book over int64 ticks/lots with numba kernels over flat arrays.
 
-`engine` holds the njit primitives other kernels call on `(bid, ask, meta)`; `OrderBook` is the Python handle.
+`engine` holds the njit primitives other kernels call on `(bid, ask, meta)` (and re-exports the meta slots of
+`layout`); `OrderBook` is the Python handle.
 """
 
-from lake_pipeline.book.engine import (
-    DEFAULT_WINDOW,
-    M_BASE,
-    M_BEST_ASK,
-    M_BEST_BID,
-    M_DROPPED,
-    M_N_ASK,
-    M_N_BID,
-    M_RECENTRES,
-    M_WINDOW,
-    META_LEN,
-    META_NAMES,
-    apply_batch,
-    apply_side,
-    book_apply,
-    book_apply_rows,
-    book_best_ask,
-    book_best_bid,
-    book_clear,
-    book_is_crossed,
-    book_levels,
-    book_load_snapshot,
-    book_new,
-    book_size_at,
-    book_top,
-)
+from lake_pipeline.book import engine
+from lake_pipeline.book.engine import *  # noqa: F403 - every primitive and meta slot listed in engine.__all__
 from lake_pipeline.book.handle import CHECKPOINT_VERSION, BookStateError, OrderBook
 
-__all__ = [
-    "CHECKPOINT_VERSION",
-    "DEFAULT_WINDOW",
-    "M_BASE",
-    "M_BEST_ASK",
-    "M_BEST_BID",
-    "M_DROPPED",
-    "M_N_ASK",
-    "M_N_BID",
-    "M_RECENTRES",
-    "M_WINDOW",
-    "META_LEN",
-    "META_NAMES",
-    "BookStateError",
-    "OrderBook",
-    "apply_batch",
-    "apply_side",
-    "book_apply",
-    "book_apply_rows",
-    "book_best_ask",
-    "book_best_bid",
-    "book_clear",
-    "book_is_crossed",
-    "book_levels",
-    "book_load_snapshot",
-    "book_new",
-    "book_size_at",
-    "book_top",
-]
+__all__ = [*engine.__all__, "CHECKPOINT_VERSION", "BookStateError", "OrderBook"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from lake_pipeline.book import layout
+from lake_pipeline.book.layout import *  # noqa: F403 - the meta slots are part of this module's API
 from lake_pipeline.book.layout import (
     DEFAULT_WINDOW,
     M_BASE,
@@ -18,25 +20,13 @@ from lake_pipeline.book.layout import (
     M_DROPPED,
     M_N_ASK,
     M_N_BID,
-    M_RECENTRES,
     M_WINDOW,
     META_LEN,
-    META_NAMES,
 )
 from lake_pipeline.book.window import next_occupied, recentre
 
 __all__ = [
-    "DEFAULT_WINDOW",
-    "M_BASE",
-    "M_BEST_ASK",
-    "M_BEST_BID",
-    "M_DROPPED",
-    "M_N_ASK",
-    "M_N_BID",
-    "M_RECENTRES",
-    "M_WINDOW",
-    "META_LEN",
-    "META_NAMES",
+    *layout.__all__,
     "apply_batch",
     "apply_side",
     "book_apply",
@@ -68,38 +58,23 @@ def book_new(window: int = DEFAULT_WINDOW) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 @njit(cache=True, inline="always")
-def _set_bid(bid: np.ndarray, i: int, size: int, best: int, count: int) -> tuple[int, int]:
-    """Set bid index `i` to `size` (<= 0 deletes); return the side's new (best index, level count)."""
-    old = bid[i]
+def _set_level(side: np.ndarray, i: int, size: int, best: int, count: int, step: int, empty: int) -> tuple[int, int]:
+    """Set index `i` of one side to `size` (<= 0 deletes); return the side's new (best index, level count).
+
+    `step` points away from the top (-1 bids, +1 asks); `empty` is the side's best index when it has no level.
+    """
+    old = side[i]
     if size > 0:
-        bid[i] = size
+        side[i] = size
         if old == 0:
             count += 1
-            if i > best:
+            if (best - i) * step > 0:  # i is nearer the top than the best (or the side was empty)
                 best = i
     elif old != 0:
-        bid[i] = 0
+        side[i] = 0
         count -= 1
         if i == best:
-            best = -1 if count == 0 else next_occupied(bid, i - 1, -1)
-    return best, count
-
-
-@njit(cache=True, inline="always")
-def _set_ask(ask: np.ndarray, i: int, size: int, best: int, count: int) -> tuple[int, int]:
-    """Set ask index `i` to `size` (<= 0 deletes); return the side's new (best index, level count)."""
-    old = ask[i]
-    if size > 0:
-        ask[i] = size
-        if old == 0:
-            count += 1
-            if i < best:
-                best = i
-    elif old != 0:
-        ask[i] = 0
-        count -= 1
-        if i == best:
-            best = ask.shape[0] if count == 0 else next_occupied(ask, i + 1, 1)
+            best = empty if count == 0 else next_occupied(side, i + step, step)
     return best, count
 
 
@@ -107,9 +82,10 @@ def _set_ask(ask: np.ndarray, i: int, size: int, best: int, count: int) -> tuple
 def book_apply(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: bool, price: int, size: int) -> None:
     """Set the level at `price` on one side to `size` (<= 0 deletes).
 
-    A positive size at a price outside the window re-centres it; if the price still does not fit (or is not a
-    positive tick) the update is dropped and counted in `meta[M_DROPPED]`. A delete outside the window is a no-op:
-    no level can rest there.
+    A positive size at a price outside the window moves the window to centre on the mid (levels left outside are
+    dropped); when even that window could not hold the price, or the price is not a positive tick, nothing moves
+    and the update is dropped. Both kinds count in `meta[M_DROPPED]`. A delete outside the window is a no-op: no
+    level can rest there.
     """
     i = price - meta[M_BASE]
     if i < 0 or i >= bid.shape[0]:  # also every price <= 0: the base is at least 1
@@ -120,9 +96,9 @@ def book_apply(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: bool,
             return
         i = price - meta[M_BASE]
     if is_bid:
-        meta[M_BEST_BID], meta[M_N_BID] = _set_bid(bid, i, size, meta[M_BEST_BID], meta[M_N_BID])
+        meta[M_BEST_BID], meta[M_N_BID] = _set_level(bid, i, size, meta[M_BEST_BID], meta[M_N_BID], -1, -1)
     else:
-        meta[M_BEST_ASK], meta[M_N_ASK] = _set_ask(ask, i, size, meta[M_BEST_ASK], meta[M_N_ASK])
+        meta[M_BEST_ASK], meta[M_N_ASK] = _set_level(ask, i, size, meta[M_BEST_ASK], meta[M_N_ASK], 1, ask.shape[0])
 
 
 # Loops over many rows keep (base, best bid, best ask, n bid, n ask) in locals: the compiler must assume `meta` may
@@ -143,10 +119,18 @@ def _store(meta: np.ndarray, bb: int, ba: int, nb: int, na: int) -> None:
 @njit(cache=True)
 def _apply_outside(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: bool, price: int, size: int, bb: int,
                    ba: int, nb: int, na: int) -> tuple[int, int, int, int, int]:
-    """The rare path of `_apply_local` (window move or drop), kept out of line so the hot loop stays small."""
+    """The rare path of the row loop (window move or drop), kept out of line so the hot loop stays small."""
     _store(meta, bb, ba, nb, na)
     book_apply(bid, ask, meta, is_bid, price, size)
     return _load(meta)
+
+
+@njit(cache=True, inline="always")
+def _best(side: np.ndarray, i: int, base: int) -> tuple[int, int]:
+    """(price, size) at index `i`, or (0, 0) when `i` is an empty side's sentinel (-1 or W)."""
+    if i < 0 or i >= side.shape[0]:
+        return 0, 0
+    return base + i, side[i]
 
 
 @njit(cache=True)
@@ -161,9 +145,9 @@ def _apply_range(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: np.
         if i < 0 or i >= w:  # also every price <= 0: the base is at least 1
             base, bb, ba, nb, na = _apply_outside(bid, ask, meta, is_bid[r], price[r], size[r], bb, ba, nb, na)
         elif is_bid[r]:
-            bb, nb = _set_bid(bid, i, size[r], bb, nb)
+            bb, nb = _set_level(bid, i, size[r], bb, nb, -1, -1)
         else:
-            ba, na = _set_ask(ask, i, size[r], ba, na)
+            ba, na = _set_level(ask, i, size[r], ba, na, 1, w)
         if emit:
             out_bb_px[r - lo], out_bb_sz[r - lo] = _best(bid, bb, base)
             out_ba_px[r - lo], out_ba_sz[r - lo] = _best(ask, ba, base)
@@ -180,14 +164,6 @@ def book_apply_rows(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: 
     if not 0 <= lo <= hi <= min(is_bid.shape[0], price.shape[0], size.shape[0]):
         raise ValueError("book_apply_rows: need 0 <= lo <= hi <= the length of is_bid, price and size")
     _apply_range(bid, ask, meta, is_bid, price, size, lo, hi, False, price[:0], price[:0], price[:0], price[:0])
-
-
-@njit(cache=True, inline="always")
-def _best(side: np.ndarray, i: int, base: int) -> tuple[int, int]:
-    """(price, size) at index `i`, or (0, 0) when `i` is an empty side's sentinel (-1 or W)."""
-    if i < 0 or i >= side.shape[0]:
-        return 0, 0
-    return base + i, side[i]
 
 
 @njit(cache=True)
@@ -249,6 +225,8 @@ def _clear_levels(side: np.ndarray, start: int, step: int, count: int) -> None:
 def book_top(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, n: int, out_bid_px: np.ndarray,
              out_bid_sz: np.ndarray, out_ask_px: np.ndarray, out_ask_sz: np.ndarray) -> None:
     """Top `n` levels per side, best first, into the out arrays (length >= n); missing levels are zero."""
+    if min(out_bid_px.shape[0], out_bid_sz.shape[0], out_ask_px.shape[0], out_ask_sz.shape[0]) < n:
+        raise ValueError("book_top: every out array must hold at least n levels")
     base = meta[M_BASE]
     nb = min(n, meta[M_N_BID])
     na = min(n, meta[M_N_ASK])
@@ -264,11 +242,12 @@ def book_top(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, n: int, out_bid
 def book_levels(bid: np.ndarray, ask: np.ndarray, meta: np.ndarray, is_bid: bool, out_px: np.ndarray,
                 out_sz: np.ndarray) -> int:
     """Every level of one side, best first, into the out arrays (length >= level count); returns the count."""
+    n = meta[M_N_BID] if is_bid else meta[M_N_ASK]
+    if min(out_px.shape[0], out_sz.shape[0]) < n:
+        raise ValueError("book_levels: the out arrays are shorter than the side's level count")
     if is_bid:
-        n = meta[M_N_BID]
         _copy_levels(bid, meta[M_BEST_BID], -1, n, meta[M_BASE], out_px, out_sz)
     else:
-        n = meta[M_N_ASK]
         _copy_levels(ask, meta[M_BEST_ASK], 1, n, meta[M_BASE], out_px, out_sz)
     return n
 

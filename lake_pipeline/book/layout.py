@@ -6,6 +6,20 @@ one base so comparing best indices compares prices. `meta` carries the scalars t
 
 from __future__ import annotations
 
+__all__ = [
+    "DEFAULT_WINDOW",
+    "M_BASE",
+    "M_BEST_ASK",
+    "M_BEST_BID",
+    "M_DROPPED",
+    "M_N_ASK",
+    "M_N_BID",
+    "M_RECENTRES",
+    "M_WINDOW",
+    "META_LEN",
+    "META_NAMES",
+]
+
 DEFAULT_WINDOW = 1 << 21  # ticks per side: +-1 M ticks around the centre ($10,000 either side of BTC at 0.01)
 
 M_BASE = 0  # price tick at index 0; always >= 1, so a price <= 0 never falls inside the window

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lake_pipeline.lake.read import CorruptFileError, LakeSchemaError, OffGridError
@@ -28,6 +30,13 @@ def good(data_root):
     write_partition(data_root, trades, deltas, snaps)
     reconstruct_partition(data_root, EX, SYM, DAY, chunk_rows=40)
     return data_root, deltas, unified(data_root)
+
+
+def _expect_failure(root, before, error: type, match: str, **kwargs) -> None:
+    """The run raises `error` naming the file, and the earlier good publication is untouched."""
+    with pytest.raises(error, match=match):
+        reconstruct_partition(root, EX, SYM, DAY, **kwargs)
+    _assert_nothing_published(root, before)
 
 
 def _assert_nothing_published(root, before) -> None:
@@ -61,39 +70,26 @@ def test_full_event_replay_without_deltas(data_root) -> None:
     assert summary.strategy["name"] == "snapshot_anchored" and summary.rows["book_deltas"] == 0
 
 
-def test_corrupt_parquet(good) -> None:
-    root, _, before = good
-    path = _only(root, "book")
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64  # garbage inside a data page, footer intact
-    path.write_bytes(bytes(data))
-    with pytest.raises(CorruptFileError, match=str(path)):
-        reconstruct_partition(root, EX, SYM, DAY)
-    _assert_nothing_published(root, before)
+def _garbage_in_a_page(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + b"\xff" * 64 + data[middle + 64:]  # footer intact
 
 
-def test_truncated_parquet(good) -> None:
+@pytest.mark.parametrize(("table", "damage"), [("book", _garbage_in_a_page), ("trades", lambda data: data[:100])])
+def test_corrupt_parquet(good, table, damage) -> None:
     root, _, before = good
-    path = _only(root, "trades")
-    path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(CorruptFileError, match=str(path)):
-        reconstruct_partition(root, EX, SYM, DAY)
-    _assert_nothing_published(root, before)
+    path = _only(root, table)
+    path.write_bytes(damage(path.read_bytes()))
+    _expect_failure(root, before, CorruptFileError, str(path))
 
 
 def test_schema_mismatch(good) -> None:
     root, deltas, before = good
-    columns = deltas_columns(deltas)
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.table(columns).rename_columns(["timestamp", "receipt_timestamp", "sequence_number", "side_is_bid",
-                                              "price", "new_quantity"])  # `size` renamed: must fail loudly
+    renamed = ["timestamp", "receipt_timestamp", "sequence_number", "side_is_bid", "price", "new_quantity"]
+    table = pa.table(deltas_columns(deltas)).rename_columns(renamed)  # `size` renamed: must fail loudly
     path = _only(root, "book_delta_v2")
     pq.write_table(table, path)
-    with pytest.raises(LakeSchemaError, match=str(path)):
-        reconstruct_partition(root, EX, SYM, DAY)
-    _assert_nothing_published(root, before)
+    _expect_failure(root, before, LakeSchemaError, str(path))
 
 
 def test_off_grid_price(good) -> None:
@@ -101,9 +97,7 @@ def test_off_grid_price(good) -> None:
     columns = deltas_columns(deltas)
     columns["price"][len(deltas) // 2] += 0.005  # half a tick
     path = write_table(root, "book_delta_v2", columns)
-    with pytest.raises(OffGridError, match=str(path)):
-        reconstruct_partition(root, EX, SYM, DAY, chunk_rows=40)
-    _assert_nothing_published(root, before)
+    _expect_failure(root, before, OffGridError, str(path), chunk_rows=40)
 
 
 def test_event_times_going_backwards_inside_a_file(good) -> None:
@@ -112,9 +106,7 @@ def test_event_times_going_backwards_inside_a_file(good) -> None:
     k = 2 * len(deltas) // 3
     columns["timestamp"][k] -= 3600 * S  # an hour back: far beyond what the merge absorbs
     path = write_table(root, "book_delta_v2", columns)
-    with pytest.raises(DisorderError, match=rf"{path}: event times go backwards at row {k} "):
-        reconstruct_partition(root, EX, SYM, DAY, chunk_rows=40)
-    _assert_nothing_published(root, before)
+    _expect_failure(root, before, DisorderError, rf"{path}: event times go backwards at row {k} ", chunk_rows=40)
 
 
 def test_small_disorder_is_absorbed_in_event_time_order(data_root) -> None:

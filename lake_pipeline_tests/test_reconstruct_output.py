@@ -118,3 +118,35 @@ def test_dagster_asset_materialises_a_partition(data_root) -> None:
     assert md["dagster/row_count"].value == unified(data_root).num_rows
     assert md["path"].value == str(unified_dir(data_root, EX, SYM, DAY))
     assert md["events_per_s"].value > 0 and md["gaps_total"].value >= 0 and "drift_mean_levels" in md
+
+
+def test_strategy_from_the_assessment_report_unless_overridden(data_root) -> None:
+    from lake_pipeline.paths import assessment_dir
+
+    write_partition(data_root, *random_partition(11, n_messages=30))
+    report = assessment_dir(data_root, EX, SYM, DAY) / "assessment.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"recommended_strategy": "origin_time_sort",
+                                  "strategy_reasons": ["origin_time is missing on 40 % of book rows"]}))
+    summary = reconstruct_partition(data_root, EX, SYM, DAY)
+    assert summary.strategy == {"name": "origin_time_sort", "source": "assessment",
+                                "reasons": ["origin_time is missing on 40 % of book rows"]}
+    summary = reconstruct_partition(data_root, EX, SYM, DAY, strategy="snapshot_anchored")
+    assert summary.strategy["name"] == "snapshot_anchored" and summary.strategy["source"] == "caller"
+    report.write_text(json.dumps({"recommended_strategy": "magic"}))
+    with pytest.raises(ValueError, match=rf"{report}: unknown reconstruction strategy 'magic'"):
+        reconstruct_partition(data_root, EX, SYM, DAY)
+
+
+def test_missing_origin_time_falls_back_to_received_time(data_root) -> None:
+    trades, deltas, snaps = random_partition(12, n_messages=40)
+    columns = trades_columns(trades)
+    columns["timestamp"][3] = 0  # missing in the lake (<= 0): the row's event time is its received time
+    write_partition(data_root, trades, deltas, snaps)
+    write_table(data_root, "trades", columns)
+    summary = reconstruct_partition(data_root, EX, SYM, DAY)
+    assert summary.origin_time_fallback == {"trades": 1, "book_delta_v2": 0, "book": 0}
+    table = unified(data_root)
+    times = table["event_time"].cast("int64").to_pylist()
+    at = table["trade_id"].to_pylist().index(trades[3].trade_id)
+    assert times[at] == trades[3].recv and times == sorted(times)  # placed by its received time

@@ -47,7 +47,7 @@ def summary_metadata(s: dict) -> dict:
         "strategy": s["strategy"]["name"],
         "strategy_reasons": dg.MetadataValue.json(s["strategy"]),
         "events_per_s": float(s["throughput"]["events_per_s"]),
-        "replay_events_per_s": float(s["throughput"]["replay_events_per_s"]),
+        "replay_events_per_cpu_s": float(s["throughput"]["replay_events_per_cpu_s"]),
         "wall_s": float(s["timings_s"]["total"]),
         "drift_snapshots_compared": int(drift.get("snapshots_compared") or 0),
         "drift_share_with_drift": float(drift.get("share_with_drift") or 0.0),
@@ -59,6 +59,7 @@ def summary_metadata(s: dict) -> dict:
         "reseeds": int(s["replay"]["reseeds"]),
         "tick_lot": dg.MetadataValue.json(s["spec"]),
         "timings_s": dg.MetadataValue.json(s["timings_s"]),
+        "cpu_s": dg.MetadataValue.json(s["cpu_s"]),
     }
 
 

@@ -61,33 +61,8 @@ def _mul_128(v: int, factor: np.uint64) -> tuple[np.int64, np.int64]:
 
 
 @njit(nogil=True, cache=True)
-def fill_decimal(values: np.ndarray, factor: int, presence: np.ndarray, sentinel: int, words: np.ndarray,
-                 validity: np.ndarray) -> int:
-    """Write `values[i] * factor` as 128-bit words (`words[2i]` low, `words[2i+1]` high) and the validity bitmap.
-
-    Row i is null where `presence[i] == sentinel`. Returns the null count. `validity` needs (n + 7) // 8 bytes.
-    """
-    n = values.shape[0]
-    f = np.uint64(factor)
-    nulls = 0
-    for b in range((n + 7) // 8):
-        validity[b] = 0
-    for i in range(n):
-        if presence[i] == sentinel:
-            nulls += 1
-            words[2 * i] = 0
-            words[2 * i + 1] = 0
-        else:
-            lo, hi = _mul_128(values[i], f)
-            words[2 * i] = lo
-            words[2 * i + 1] = hi
-            validity[i >> 3] |= np.uint8(1 << (i & 7))
-    return nulls
-
-
-@njit(nogil=True, cache=True)
 def fill_validity(presence: np.ndarray, sentinel: int, validity: np.ndarray) -> int:
-    """Validity bitmap of `presence != sentinel`; returns the null count."""
+    """Validity bitmap of `presence != sentinel` (`validity` needs (n + 7) // 8 bytes); returns the null count."""
     n = presence.shape[0]
     nulls = 0
     for b in range((n + 7) // 8):
@@ -98,6 +73,21 @@ def fill_validity(presence: np.ndarray, sentinel: int, validity: np.ndarray) -> 
         else:
             validity[i >> 3] |= np.uint8(1 << (i & 7))
     return nulls
+
+
+@njit(nogil=True, cache=True)
+def fill_decimal(values: np.ndarray, factor: int, presence: np.ndarray, sentinel: int, words: np.ndarray,
+                 validity: np.ndarray) -> int:
+    """Write `values[i] * factor` as 128-bit words (`words[2i]` low, `words[2i+1]` high) and the validity bitmap.
+
+    Row i is null (words 0) where `presence[i] == sentinel`. Returns the null count.
+    """
+    f = np.uint64(factor)
+    for i in range(values.shape[0]):
+        lo, hi = _mul_128(values[i], f) if presence[i] != sentinel else (np.int64(0), np.int64(0))
+        words[2 * i] = lo
+        words[2 * i + 1] = hi
+    return fill_validity(presence, sentinel, validity)
 
 
 class Scratch:

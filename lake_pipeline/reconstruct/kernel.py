@@ -496,6 +496,8 @@ def _snapshot_top(scr, nb, na, last) -> None:
 @njit(cache=True)
 def _state_row(bid, ask, meta, st, t, bs_time, bs_lv, m, top, last) -> None:
     """Book-state row m at time t: the top 20, rescanned only when the book changed since the last row."""
+    if m >= bs_time.shape[0]:
+        raise IndexError("book-state buffer too small for this chunk")  # the driver sizes it; never expected
     if st[ST_DIRTY] != 0:
         _walk_top(bid, ask, meta, top, last)
         st[ST_DIRTY] = 0
@@ -524,10 +526,30 @@ def _emit_grid(bid, ask, meta, st, until, bs_time, bs_lv, m, top, last) -> int:
     return m
 
 
-@njit(cache=True)
-def _bbo(bid, ask, meta, o, o_bbp, o_bbq, o_bap, o_baq) -> None:
-    o_bbp[o], o_bbq[o] = book_best_bid(bid, ask, meta)
-    o_bap[o], o_baq[o] = book_best_ask(bid, ask, meta)
+@njit(cache=True, inline="always")
+def _write_row(out, o, t, recv, etype, seq, tid, side, px, qty, bbo, flags, drift) -> None:
+    """Unified row o: the event's own fields, the book state after it (bbo = bid px, bid qty, ask px, ask qty)."""
+    out[0][o] = t
+    out[1][o] = recv
+    out[2][o] = etype
+    out[3][o] = seq
+    out[4][o] = tid
+    out[5][o] = side
+    out[6][o] = px
+    out[7][o] = qty
+    out[8][o] = bbo[0]
+    out[9][o] = bbo[1]
+    out[10][o] = bbo[2]
+    out[11][o] = bbo[3]
+    out[12][o] = flags
+    out[13][o] = drift
+
+
+@njit(cache=True, inline="always")
+def _bbo(bid, ask, meta) -> tuple[int, int, int, int]:
+    bbp, bbq = book_best_bid(bid, ask, meta)
+    bap, baq = book_best_ask(bid, ask, meta)
+    return bbp, bbq, bap, baq
 
 
 # ---- the loop ----------------------------------------------------------------------------------------------------
@@ -540,13 +562,12 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
 
     trades = (time, recv, trade_id, is_buy, price, qty); deltas = (time, recv, seq, is_bid, price, size);
     snaps = (time, recv, seq, levels[n, 80]); out = the 14 unified columns (buffers.UnifiedBuffers order);
-    states = (time, levels[80, rows]). `grid_until`: emit grid rows for g < grid_until at the end (NULL_I64: final chunk,
-    up to and including the last event time).
+    states = (time, levels[80, rows]). `grid_until`: emit grid rows for g < grid_until at the end (NULL_I64: final
+    chunk, up to and including the last event time).
     """
     t_time, t_recv, t_tid, t_buy, t_px, t_qty = trades
     d_time, d_recv, d_seq, d_bid, d_px, d_sz = deltas
     s_time, s_recv, s_seq, s_lv = snaps
-    o_time, o_recv, o_type, o_seq, o_tid, o_side, o_px, o_qty, o_bbp, o_bbq, o_bap, o_baq, o_flags, o_drift = out
     bs_time, bs_lv = states
     nt = t_time.shape[0]
     nd = d_time.shape[0]
@@ -591,17 +612,8 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                     st[ST_DIRTY] = 1
                     st[C_TRADES_CONSUMED] += 1
                     _track_cross(bid, ask, meta, st, t)  # a consumed level can only uncross the book
-            o_time[o] = t
-            o_recv[o] = t_recv[it]
-            o_type[o] = TYPE_TRADE
-            o_seq[o] = NULL_I64
-            o_tid[o] = t_tid[it]
-            o_side[o] = SIDE_BUY if is_buy else SIDE_SELL
-            o_px[o] = t_px[it]
-            o_qty[o] = t_qty[it]
-            _bbo(bid, ask, meta, o, o_bbp, o_bbq, o_bap, o_baq)
-            o_flags[o] = _flags(bid, ask, meta, st, False)
-            o_drift[o] = NULL_I32
+            _write_row(out, o, t, t_recv[it], TYPE_TRADE, NULL_I64, t_tid[it], SIDE_BUY if is_buy else SIDE_SELL,
+                       t_px[it], t_qty[it], _bbo(bid, ask, meta), _flags(bid, ask, meta, st, False), NULL_I32)
             o += 1
             it += 1
         elif k == 1:
@@ -644,26 +656,13 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                 else:
                     st[C_MSGS_PRESEED] += 1
                 st[ST_LAST_MSG_TIME] = t
-            bbp, bbq = book_best_bid(bid, ask, meta)
-            bap, baq = book_best_ask(bid, ask, meta)
+            bbo = _bbo(bid, ask, meta)
             flags = _flags(bid, ask, meta, st, gap)
             if gap:
                 st[C_ROWS_GAP] += 1
             for r in range(id_, j):
-                o_time[o] = t
-                o_recv[o] = recv
-                o_type[o] = TYPE_DELTA
-                o_seq[o] = seq
-                o_tid[o] = NULL_I64
-                o_side[o] = SIDE_BID if d_bid[r] else SIDE_ASK
-                o_px[o] = d_px[r]
-                o_qty[o] = d_sz[r]
-                o_bbp[o] = bbp
-                o_bbq[o] = bbq
-                o_bap[o] = bap
-                o_baq[o] = baq
-                o_flags[o] = flags
-                o_drift[o] = NULL_I32
+                _write_row(out, o, t, recv, TYPE_DELTA, seq, NULL_I64, SIDE_BID if d_bid[r] else SIDE_ASK, d_px[r],
+                           d_sz[r], bbo, flags, NULL_I32)
                 o += 1
             id_ = j
         else:
@@ -743,17 +742,8 @@ def replay_chunk(trades, deltas, snaps, grid_until, bid, ask, meta, st, prov, ri
                 gap = True
             if gap:
                 st[C_ROWS_GAP] += 1
-            o_time[o] = t
-            o_recv[o] = s_recv[is_]
-            o_type[o] = TYPE_SNAPSHOT
-            o_seq[o] = seq
-            o_tid[o] = NULL_I64
-            o_side[o] = NULL_I32
-            o_px[o] = NULL_I64
-            o_qty[o] = NULL_I64
-            _bbo(bid, ask, meta, o, o_bbp, o_bbq, o_bap, o_baq)
-            o_flags[o] = _flags(bid, ask, meta, st, gap)
-            o_drift[o] = drift
+            _write_row(out, o, t, s_recv[is_], TYPE_SNAPSHOT, seq, NULL_I64, NULL_I32, NULL_I64, NULL_I64,
+                       _bbo(bid, ask, meta), _flags(bid, ask, meta, st, gap), drift)
             o += 1
             if st[ST_INIT] == 1:
                 if st[ST_DIRTY] == DIRTY_IS_SNAPSHOT:

@@ -52,11 +52,15 @@ def _sorted_by_key(time: np.ndarray, seq: np.ndarray) -> bool:
     return True
 
 
+def _seq(rows: Rows) -> np.ndarray:
+    """sequence_number, or zeros for trades (which order by time and input order only)."""
+    seq = rows.cols.get("sequence_number")
+    return np.zeros(len(rows), np.int64) if seq is None else seq
+
+
 def _order(rows: Rows) -> Rows:
     """Sort by (event time, sequence_number null last, input row)."""
-    seq = rows.cols.get("sequence_number")
-    if seq is None:
-        seq = np.zeros(len(rows), np.int64)
+    seq = _seq(rows)
     if _sorted_by_key(rows.cols["time"], seq):
         return rows
     key = np.where(seq == NULL_I64, SEQ_NULL_KEY, seq)
@@ -76,24 +80,67 @@ class StreamPosition:
         return {"loaded": self.loaded, "runmax": self.runmax, "low": self.low, "origin_missing": self.origin_missing}
 
 
-def _last_key(rows: Rows) -> tuple[int, int]:
-    seq = rows.cols.get("sequence_number")
-    s = int(seq[-1]) if seq is not None else 0
-    return int(rows.cols["time"][-1]), SEQ_NULL_KEY if s == NULL_I64 else s
+class _Pending:
+    """A stream's pending rows in reusable arrays: rows [head, tail) are pending, sorted by key.
+
+    Why reusable: each chunk's rows used to be concatenated into fresh arrays, and first-touching fresh memory
+    (page faults) cost as much as the copy itself on this VM class. Views handed out by `take` stay valid until
+    the next `append` (the kernel consumes them before the next batch is read).
+    """
+
+    def __init__(self, empty: Rows) -> None:
+        self.cols = {k: v.copy() for k, v in empty.cols.items()}
+        self.head = 0
+        self.tail = 0
+
+    def __len__(self) -> int:
+        return self.tail - self.head
+
+    @property
+    def capacity(self) -> int:
+        return self.cols["time"].shape[0]
+
+    def rows(self) -> Rows:
+        return Rows({k: v[self.head:self.tail] for k, v in self.cols.items()})
+
+    def append(self, batch: Rows) -> None:
+        n, pending = len(batch), len(self)
+        if self.tail + n > self.capacity:
+            if pending + n <= self.capacity:  # room once the pending rows move to the front
+                for v in self.cols.values():
+                    v[:pending] = v[self.head:self.tail]
+            else:
+                size = (pending + n) * 3 // 2
+                grown = {}
+                for k, v in self.cols.items():
+                    grown[k] = np.empty((size,) + v.shape[1:], v.dtype)
+                    grown[k][:pending] = v[self.head:self.tail]
+                self.cols = grown
+            self.head, self.tail = 0, pending
+        for k, v in self.cols.items():
+            v[self.tail:self.tail + n] = batch.cols[k]
+        self.tail += n
+
+    def sort(self) -> None:
+        """Re-establish (time, sequence_number, row) order over the pending rows (only after allowed disorder)."""
+        ordered = _order(self.rows())
+        for k, v in self.cols.items():
+            v[self.head:self.tail] = ordered.cols[k]
+
+    def take(self, n: int) -> Rows:
+        out = Rows({k: v[self.head:self.head + n] for k, v in self.cols.items()})
+        self.head += n
+        return out
 
 
-def _first_key(rows: Rows) -> tuple[int, int]:
+def _key(rows: Rows, i: int) -> tuple[int, int]:
     seq = rows.cols.get("sequence_number")
-    s = int(seq[0]) if seq is not None else 0
-    return int(rows.cols["time"][0]), SEQ_NULL_KEY if s == NULL_I64 else s
+    s = int(seq[i]) if seq is not None else 0
+    return int(rows.cols["time"][i]), SEQ_NULL_KEY if s == NULL_I64 else s
 
 
 class Stream:
-    """One table's pending rows (a list of sorted parts, in order) plus its read position.
-
-    Parts avoid re-copying the buffer on every batch: a batch that continues the order is appended as is; only a
-    batch that steps back across the boundary (allowed disorder) forces a merge of the pending rows.
-    """
+    """One table's pending rows (sorted by key, in reusable arrays) plus its read position."""
 
     def __init__(self, source: TableSource, batch_rows: int, max_disorder_ns: int) -> None:
         self.source = source
@@ -102,8 +149,8 @@ class Stream:
         self.loaded = 0
         self.runmax = NEG_INF
         self.origin_missing = 0
-        self.parts: list[Rows] = []
-        self.read_rows = 0  # rows read by this process (re-reads included), for the progress bar
+        self.buffer = _Pending(source.empty())
+        self.read_rows = 0  # rows read by this process (re-reads included)
 
     @property
     def exhausted(self) -> bool:
@@ -128,13 +175,14 @@ class Stream:
         self.read_rows += len(batch)
         if len(batch):
             self.runmax = max(self.runmax, int(batch.cols["time"].max()))
-            self._add(_order(batch))
+            self._add(batch)
 
     def _add(self, batch: Rows) -> None:
-        if self.parts and _first_key(batch) < _last_key(self.parts[-1]):
-            self.parts = [_order(Rows.concat([*self.parts, batch]))]
-        else:
-            self.parts.append(batch)
+        in_order = _sorted_by_key(batch.cols["time"], _seq(batch))
+        follows = not len(self.buffer) or _key(batch, 0) >= _key(self.buffer.rows(), len(self.buffer) - 1)
+        self.buffer.append(batch)
+        if not (in_order and follows):
+            self.buffer.sort()
 
     def _check_disorder(self, batch: Rows) -> None:
         t = batch.cols["time"]
@@ -156,27 +204,19 @@ class Stream:
 
     @property
     def pending(self) -> int:
-        return sum(len(p) for p in self.parts)
+        return len(self.buffer)
 
     def count_before(self, h: int) -> int:
-        return sum(int(np.searchsorted(p.cols["time"], h, side="left")) for p in self.parts)
+        b = self.buffer
+        return int(np.searchsorted(b.cols["time"][b.head:b.tail], h, side="left"))
 
     def pop(self, n: int) -> Rows:
-        """The first `n` pending rows as one contiguous block (a copy only when they span parts)."""
-        taken: list[Rows] = []
-        while n > 0:
-            head = self.parts[0]
-            if len(head) <= n:
-                taken.append(self.parts.pop(0))
-                n -= len(head)
-            else:
-                taken.append(head.take(slice(0, n)))
-                self.parts[0] = head.take(slice(n, None))
-                n = 0
-        return Rows.concat(taken) if taken else self.source.empty()
+        """The first `n` pending rows (views, valid until the next batch is read)."""
+        return self.buffer.take(n)
 
     def position(self) -> StreamPosition:
-        low = min((int(p.cols["row"].min()) for p in self.parts), default=self.loaded)
+        rows = self.buffer.rows().cols["row"]
+        low = int(rows.min()) if len(rows) else self.loaded
         return StreamPosition(self.loaded, self.runmax, low, self.origin_missing)
 
     def restore(self, pos: StreamPosition, horizon: int) -> None:
@@ -185,7 +225,9 @@ class Stream:
         pending, _ = self.source.read(pos.low, pos.loaded)
         self.read_rows += len(pending)
         keep = np.flatnonzero(pending.cols["time"] >= horizon)
-        self.parts = [_order(pending.take(keep))] if len(keep) else []
+        self.buffer = _Pending(self.source.empty())
+        if len(keep):
+            self.buffer.append(_order(pending.take(keep)))
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 Why row ranges: the reconstruction streams each table in fixed, aligned batches and, after a crash, re-reads
 exactly the rows its checkpoint says were pending; polars pushes the slice into the parquet scan, so a range
-costs what it holds, not the file. Every error names the file (and row) it comes from.
+costs what it holds, not the file. Every error names the file (and row) it comes from: they are the lake
+reader's errors (`lake_pipeline.lake`), including for the book's 80 level columns, which take a faster path
+(`levels.py`) that defers to the lake reader whenever a value is not clean.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import numpy as np
 import polars as pl
 
 from lake_pipeline.config import SymbolSpec
-from lake_pipeline.lake.files import LakeFile, partition
+from lake_pipeline.lake.files import LakeFile, collect_file, partition
 from lake_pipeline.lake.normalise import scan_file
-from lake_pipeline.lake.read import CorruptFileError, LakeReadError
 from lake_pipeline.reconstruct.buffers import NULL_I64
+from lake_pipeline.reconstruct.levels import LevelGrid
 from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS
 
 TRADES, DELTAS, BOOK = "trades", "book_delta_v2", "book"
@@ -60,6 +62,7 @@ class TableSource:
         self.spec = spec
         self.files: list[LakeFile] = partition(Path(data_root), table, exchange, symbol, date)
         self.total_rows = sum(f.rows for f in self.files)
+        self._levels = LevelGrid(spec) if table == BOOK else None
 
     def fingerprint(self) -> list[list]:
         return [[str(f.path), f.bytes, f.path.stat().st_mtime_ns, f.rows] for f in self.files]
@@ -73,16 +76,19 @@ class TableSource:
     def read(self, start: int, stop: int) -> tuple[Rows, int]:
         """(rows [start, stop) of the partition in input order, how many lacked origin_time); errors name the file.
 
-        Event time is origin_time, falling back to received_time where origin_time is missing.
+        Event time is origin_time, falling back to received_time where origin_time is missing. The book's `levels`
+        may be a view of a reused buffer: valid until the next read.
         """
         parts = []
         missing = 0
-        for f in self.files:
-            lo, hi = max(start, f.offset), min(stop, f.offset + f.rows)
-            if lo < hi:
-                rows, n_missing = self._read_file(f, lo - f.offset, hi - lo)
-                parts.append(rows)
-                missing += n_missing
+        spans = [(f, max(start, f.offset), min(stop, f.offset + f.rows)) for f in self.files]
+        spans = [(f, lo, hi) for f, lo, hi in spans if lo < hi]
+        for f, lo, hi in spans:
+            rows, n_missing = self._read_file(f, lo - f.offset, hi - lo)
+            if len(spans) > 1 and "levels" in rows.cols:
+                rows.cols["levels"] = rows.cols["levels"].copy()  # the next file's read reuses the buffer
+            parts.append(rows)
+            missing += n_missing
         if not parts:
             return self.empty(), 0
         return Rows.concat(parts), missing
@@ -96,15 +102,19 @@ class TableSource:
         return Rows(cols)
 
     def _read_file(self, f: LakeFile, offset: int, length: int) -> tuple[Rows, int]:
-        try:
-            frame = scan_file(f, self.spec).slice(offset, length).collect()
-        except LakeReadError:
-            raise
-        except pl.exceptions.PolarsError as exc:
-            raise CorruptFileError(f"{f.path}: cannot decode rows {offset}..{offset + length} ({exc})") from exc
+        if self._levels is None:
+            frame = collect_file(f, scan_file(f, self.spec).slice(offset, length))
+            levels = None
+        else:  # the 80 level columns go through the fast converter, the rest through the lake reader
+            columns = ["origin_time", "received_time", "sequence_number", "row"]
+            frame = collect_file(f, scan_file(f, self.spec, columns).slice(offset, length))
+            levels = self._levels.read(f, offset, length, lambda: scan_file(f, self.spec).slice(offset, length))
         if frame.height == 0:
             return self.empty(), 0
-        return self._to_rows(frame), frame["origin_time"].null_count()
+        rows = self._to_rows(frame)
+        if levels is not None:
+            rows.cols["levels"] = levels
+        return rows, frame["origin_time"].null_count()
 
     def _to_rows(self, frame: pl.DataFrame) -> Rows:
         origin = frame["origin_time"]
@@ -118,6 +128,4 @@ class TableSource:
             if series.dtype == pl.Int64:
                 series = series.fill_null(NULL_I64)
             cols[name] = series.to_numpy()
-        if self.table == BOOK:
-            cols["levels"] = np.ascontiguousarray(frame.select(BOOK_LEVEL_COLUMNS).to_numpy(), dtype=np.int64)
         return Rows(cols)

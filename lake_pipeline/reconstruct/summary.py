@@ -54,6 +54,7 @@ class ReconstructSummary:
     chunks: dict[str, int]
     output: dict[str, Any]
     timings_s: dict[str, float]
+    cpu_s: dict[str, float]
     throughput: dict[str, float]
     params: dict[str, Any]
     notes: list[str] = field(default_factory=list)

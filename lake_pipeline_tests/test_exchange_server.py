@@ -186,7 +186,9 @@ def test_snapshot_plus_stream_rebuilds_the_servers_book(btc_feed):
     """A client that syncs from the server's own snapshot ends with the server's book (aligned and mid-diff labels)."""
     feed = btc_feed.head(4000)
     for position in ("aligned", "inside_next"):
-        with serve(feed, timing=ServerTiming(snapshot_position=position)) as server:
+        # paced (10x real time, ~3 s): at full speed a loaded machine can finish the feed before the snapshot
+        # request lands, leaving no diff to apply on top of it
+        with serve(feed, speed=10.0, timing=ServerTiming(snapshot_position=position)) as server:
             async def client():
                 async with aiohttp.ClientSession() as http:
                     ws = await http.ws_connect(f"{server.ws_url}/stream?streams=btcusdt@depth@100ms")

@@ -1,9 +1,10 @@
 """`reconstruct_partition`: lake tables of one symbol-day -> unified events + book states, crash-safe.
 
-The main thread reads, merges and replays chunk after chunk; a writer thread turns each finished chunk into
-decimal Parquet segments and commits it to the WAL (encoding dominates the cost and pyarrow/numba release the
-GIL, so the two overlap on the 2 cores). Two buffer sets alternate between them, which bounds memory to about
-two chunks of output. When every chunk is durable the partition is published atomically.
+The main thread reads, merges and replays chunk after chunk; two writer threads (unified, book states) turn each
+finished chunk into decimal Parquet segments and a committer makes it durable in the WAL (encoding dominates the
+cost and pyarrow/numba release the GIL, so writing overlaps the replay on the 2 cores). Two buffer sets alternate
+between replay and writers, which bounds memory to about two chunks of output. When every chunk is durable the
+partition is published atomically.
 """
 
 from __future__ import annotations
@@ -68,11 +69,10 @@ class ReconstructOptions:
 class _EmptySource:
     """Stands in for an absent book_delta_v2 table (the snapshot strategies need none)."""
 
-    def __init__(self, like: TableSource, table: str) -> None:
+    def __init__(self, table: str) -> None:
         self.table = table
         self.files: list = []
         self.total_rows = 0
-        self._like = like
 
     def fingerprint(self) -> list:
         return []
@@ -328,7 +328,7 @@ class _Run:
 def _sources(root: Path, exchange: str, symbol: str, date: str, spec: SymbolSpec, has_deltas: bool) -> list:
     trades = TableSource(root, TRADES, exchange, symbol, date, spec)
     book = TableSource(root, BOOK, exchange, symbol, date, spec)
-    deltas = TableSource(root, DELTAS, exchange, symbol, date, spec) if has_deltas else _EmptySource(book, DELTAS)
+    deltas = TableSource(root, DELTAS, exchange, symbol, date, spec) if has_deltas else _EmptySource(DELTAS)
     return [trades, deltas, book]
 
 

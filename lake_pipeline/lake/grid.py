@@ -28,7 +28,7 @@ MAX_DECIMALS = 12
 """Finest decimal grid `decimals_needed` tries (1e-12)."""
 
 
-def _scaler(step: Decimal) -> tuple[bool, float]:
+def step_scaler(step: Decimal) -> tuple[bool, float]:
     """(multiply?, factor): multiply by 1/step when that is an integer (exact for 10^-k), else divide by step."""
     step = Decimal(step)
     if step <= 0:
@@ -41,7 +41,7 @@ def _scaler(step: Decimal) -> tuple[bool, float]:
 
 def in_steps(values: np.ndarray, step: Decimal) -> np.ndarray:
     """`values / step` as float64, computed the exact way round (x * 100 rather than x / 0.01)."""
-    multiply, factor = _scaler(step)
+    multiply, factor = step_scaler(step)
     values = np.asarray(values, dtype=np.float64)
     return values * factor if multiply else values / factor
 
@@ -70,7 +70,7 @@ def to_ticks(values: pl.Expr | pl.Series | np.ndarray, step: Decimal) -> pl.Expr
     * `pl.Series` / numpy array -> int64 numpy array; raises ValueError naming the first off-grid index and value.
     """
     if isinstance(values, pl.Expr):
-        multiply, factor = _scaler(step)
+        multiply, factor = step_scaler(step)
         scaled = values.cast(pl.Float64) * factor if multiply else values.cast(pl.Float64) / factor
         return scaled.round(0).cast(pl.Int64)
     array = values.to_numpy() if isinstance(values, pl.Series) else np.asarray(values, dtype=np.float64)

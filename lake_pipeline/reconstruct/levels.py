@@ -11,7 +11,6 @@ reader, which raises its own error naming the file, column and row, so errors st
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
 
 import numpy as np
 import polars as pl
@@ -20,18 +19,10 @@ from numba import njit
 from lake_pipeline.config import SymbolSpec
 from lake_pipeline.lake.errors import BadValueError
 from lake_pipeline.lake.files import LakeFile, collect_file
-from lake_pipeline.lake.grid import GRID_ABS_TOL, GRID_REL_TOL, MAX_EXACT_STEPS
+from lake_pipeline.lake.grid import GRID_ABS_TOL, GRID_REL_TOL, MAX_EXACT_STEPS, step_scaler
 from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS
 
 N_COLUMNS = len(BOOK_LEVEL_COLUMNS)
-
-
-def _scale(step: Decimal) -> tuple[bool, float]:
-    """(multiply?, factor): value * (1/step) when 1/step is an integer (exact for 10^-k), else value / step."""
-    inverse = Decimal(1) / Decimal(step)
-    if inverse == inverse.to_integral_value():
-        return True, float(inverse)
-    return False, float(step)
 
 
 @njit(cache=True, nogil=True)
@@ -62,7 +53,7 @@ class LevelGrid:
     """Converter for one symbol's book levels (price columns on the tick grid, size columns on the lot grid)."""
 
     def __init__(self, spec: SymbolSpec) -> None:
-        scales = [_scale(spec.tick if c.endswith("_price") else spec.lot) for c in BOOK_LEVEL_COLUMNS]
+        scales = [step_scaler(spec.tick if c.endswith("_price") else spec.lot) for c in BOOK_LEVEL_COLUMNS]
         self.multiply = np.array([m for m, _ in scales], dtype=np.bool_)
         self.factor = np.array([f for _, f in scales], dtype=np.float64)
         self._out = np.empty((0, N_COLUMNS), dtype=np.int64)

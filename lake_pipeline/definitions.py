@@ -11,10 +11,19 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-from lake_pipeline.defs import acquisition, assessment, capture, fidelity, lake, reconstruct  # noqa: E402
+from lake_pipeline.defs import (  # noqa: E402
+    acquisition,
+    assessment,
+    automation,
+    capture,
+    chain,
+    fidelity,
+    lake,
+    reconstruct,
+)
 from lake_pipeline.resources import DataRoot  # noqa: E402
 
-DOMAINS = (lake, acquisition, assessment, reconstruct, fidelity, capture)
+DOMAINS = (lake, acquisition, assessment, reconstruct, fidelity, capture, automation, chain)
 
 
 def _collect(kind: str) -> list:

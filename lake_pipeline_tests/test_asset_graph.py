@@ -15,7 +15,7 @@ EXPECTED_ASSETS = {
     "lake/book_delta_v2": [],
     "data_assessment": ["lake/book", "lake/book_delta_v2", "lake/trades"],
     "unified_events": ["data_assessment", "lake/book", "lake/book_delta_v2", "lake/trades"],
-    "fidelity_report": ["unified_events"],
+    "fidelity_report": ["golden_samples", "unified_events"],
     "golden_samples": [],
 }
 EXPECTED_CHECKS = {
@@ -53,8 +53,12 @@ def test_checks_jobs_schedules_sensors() -> None:
     checks = {(c.asset_key.to_user_string(), c.name) for c in repo.asset_graph.asset_check_keys}
     assert checks == EXPECTED_CHECKS
     assert sorted(j.name for j in repo.get_all_jobs()) == [
-        "__ASSET_JOB", "fidelity_checks_job", "golden_capture_job", "lake_acquisition_job"]
+        "__ASSET_JOB", "chain_job", "fidelity_checks_job", "golden_capture_job", "lake_acquisition_job"]
     assert sorted(s.name for s in repo.schedule_defs) == ["daily_lake_acquisition", "fidelity_checks_schedule"]
-    (sensor,) = repo.sensor_defs
-    assert sensor.name == "golden_capture_sensor"
-    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED  # a deploy must not start captures by accident
+    sensors = {s.name: s for s in repo.sensor_defs}
+    assert sorted(sensors) == ["chain_automation_sensor", "golden_capture_sensor"]
+    # a deploy must not start captures by accident; automation of the chain is on
+    assert sensors["golden_capture_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
+    assert sensors["chain_automation_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    chain = {k.to_user_string() for k in repo.get_job("chain_job").asset_layer.selected_asset_keys}
+    assert chain == set(EXPECTED_ASSETS) - {"golden_samples"}

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from lake_pipeline.defs.automation import downstream_of_new_data
 from lake_pipeline.defs.lake import BACKFILL
 from lake_pipeline.partitions import split_key, symbol_date_partitions
 from lake_pipeline.resources import DataRoot
@@ -20,6 +21,7 @@ class AssessmentConfig(dg.Config):
     deps=RAW_KEYS,
     group_name="assessment",
     backfill_policy=BACKFILL,
+    automation_condition=downstream_of_new_data(),
     kinds={"json", "markdown"},
     description="DataAssessor: availability, validity, completeness and sequence analysis of the raw tables, and the "
     "recommended reconstruction strategy (reports/assessment/…/assessment.json + .md).",

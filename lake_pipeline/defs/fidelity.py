@@ -15,6 +15,7 @@ import dagster as dg
 from dagster import AssetCheckExecutionContext, AssetExecutionContext, ScheduleEvaluationContext
 
 from lake_pipeline import paths
+from lake_pipeline.defs.automation import GOLDEN, report_condition
 from lake_pipeline.fidelity import catalog
 from lake_pipeline.partitions import SYMBOLS, split_key, symbol_date_partitions
 from lake_pipeline.resources import DataRoot
@@ -38,8 +39,9 @@ CRITICAL_FAMILIES = _critical_families()
     key=FIDELITY_REPORT,
     group_name="fidelity",
     partitions_def=symbol_date_partitions,
-    deps=[UNIFIED_EVENTS],
+    deps=[UNIFIED_EVENTS, GOLDEN],
     backfill_policy=BACKFILL,
+    automation_condition=report_condition(),
     kinds={"html"},
     description="Two-tier fidelity report (paired replay accuracy vs golden samples; distributional realism with "
                 "block-bootstrap intervals and calibrated tolerances) as HTML, Markdown and JSON.",

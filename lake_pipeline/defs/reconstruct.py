@@ -6,6 +6,7 @@ No `from __future__ import annotations` here: Dagster validates the `context` an
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from lake_pipeline.defs.automation import downstream_of_new_data
 from lake_pipeline.partitions import split_key, symbol_date_partitions
 from lake_pipeline.resources import DataRoot
 
@@ -19,6 +20,7 @@ RAW_LAKE = [dg.AssetKey(["lake", t]) for t in ("trades", "book", "book_delta_v2"
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
     deps=[dg.AssetKey(["data_assessment"]), *RAW_LAKE],
     pool="reconstruct",
+    automation_condition=downstream_of_new_data(),
     kinds={"parquet", "numba"},
     description="Unified market event stream (decimal128 Parquet, one row per trade / book row / delta row with the "
     "book state after it) and the top-20 book states on a 100 ms grid, replayed with the strategy the assessment "

@@ -9,6 +9,7 @@ from lake_pipeline.defs.acquisition import (
     acquire_for_asset,
     data_errors_fail_without_retry,
 )
+from lake_pipeline.defs.metadata import column_schema
 from lake_pipeline.partitions import split_key, symbol_date_partitions
 from lake_pipeline.resources import DataRoot
 from lake_pipeline.schemas import LAKE_TABLES
@@ -51,9 +52,7 @@ def _metadata(info: dict) -> dict:
         "first_time": info.get("first_time") or "",
         "last_time": info.get("last_time") or "",
         "symbol_spec": dg.MetadataValue.json(info["spec"]),  # tick/lot, and whether configured or inferred
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name, str(dtype)) for name, dtype in info["schema"].items()]
-        ),
+        "dagster/column_schema": column_schema(info["schema"].items()),
     }
     return md
 

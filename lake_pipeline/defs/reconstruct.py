@@ -7,8 +7,10 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from lake_pipeline.defs.automation import downstream_of_new_data
+from lake_pipeline.defs.metadata import column_schema
 from lake_pipeline.partitions import split_key, symbol_date_partitions
 from lake_pipeline.resources import DataRoot
+from lake_pipeline.schemas import BOOK_STATE, UNIFIED_EVENT
 
 RAW_LAKE = [dg.AssetKey(["lake", t]) for t in ("trades", "book", "book_delta_v2")]
 
@@ -62,6 +64,8 @@ def summary_metadata(s: dict) -> dict:
         "tick_lot": dg.MetadataValue.json(s["spec"]),
         "timings_s": dg.MetadataValue.json(s["timings_s"]),
         "cpu_s": dg.MetadataValue.json(s["cpu_s"]),
+        "dagster/column_schema": column_schema((f.name, f.type) for f in UNIFIED_EVENT),
+        "book_states_columns": f"event_time + {len(BOOK_STATE) - 1} level columns (lake `book` layout, decimal128)",
     }
 
 

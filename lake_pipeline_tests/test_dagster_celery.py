@@ -39,6 +39,32 @@ def _need_celery() -> None:
         pytest.skip(reason)
 
 
+def _run_ids(server) -> set[str]:
+    conn = server.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('runs') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return set()
+            cur.execute("SELECT run_id FROM runs")
+            return {r for (r,) in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def _wait_ready(worker: subprocess.Popen, log_path: Path, timeout: float = 180) -> None:
+    """Wait for the worker's "ready." line: it has then created kombu's tables. A run started while they do not exist
+    yet races the worker's `CREATE TABLE kombu_queue` (kombu's SQLAlchemy transport guards it per process only)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if " ready." in log_path.read_text():
+            return
+        if worker.poll() is not None:
+            pytest.fail(f"celery worker exited with {worker.returncode}:\n{log_path.read_text()[-4000:]}")
+        time.sleep(0.2)
+    pytest.fail(f"celery worker not ready after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
+
+
 def _stop(proc: subprocess.Popen) -> None:
     """Stop the worker we started (its own session: the dagster-celery CLI and the celery process under it)."""
     if proc.poll() is None:
@@ -60,6 +86,7 @@ def test_whole_chain_runs_on_a_celery_worker(postgres_server, tmp_path, monkeypa
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE {broker_db}")
     conn.close()
+    before = _run_ids(postgres_server)  # the session's Postgres may already hold other tests' runs
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(PG_YAML, home / "dagster.yaml")
@@ -77,8 +104,8 @@ def test_whole_chain_runs_on_a_celery_worker(postgres_server, tmp_path, monkeypa
              "-n", "lake-test", "--", "--pool=solo"],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        _wait_ready(worker, log_path)
         t0 = time.perf_counter()
-        # the broker is durable (Postgres), so tasks queue until the worker is up: no readiness wait needed
         proc = subprocess.run(
             [str(BIN / "dagster"), "asset", "materialize", "-m", "lake_pipeline.definitions", "--select", "*",
              "--partition", KEY, "-c", str(CELERY_YAML)],
@@ -93,9 +120,8 @@ def test_whole_chain_runs_on_a_celery_worker(postgres_server, tmp_path, monkeypa
     for name, value in postgres_server.env.items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        records = instance.get_run_records()
-        assert len(records) == 1
-        run = records[0].dagster_run
+        (new_run_id,) = _run_ids(postgres_server) - before
+        run = instance.get_run_record_by_id(new_run_id).dagster_run
         assert run.status == dg.DagsterRunStatus.SUCCESS
         logs = instance.all_logs(run.run_id)
     events = [e.dagster_event for e in logs if e.dagster_event is not None]

@@ -41,3 +41,6 @@ def data_root(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     root.mkdir()
     return root
+
+
+from lake_pipeline_tests.pg_server import postgres_server  # noqa: E402,F401  (session fixture: a real PostgreSQL)

@@ -70,6 +70,16 @@ MATERIALIZATIONS = """query Mats($key: AssetKeyInput!, $partitions: [String!]) {
 }"""
 
 
+RUN_FAILURES = """query Failures($runId: ID!) {
+  logsForRun(runId: $runId, limit: 1000) {
+    __typename
+    ... on EventConnection { events { __typename
+      ... on ExecutionStepFailureEvent { stepKey message error { message } }
+      ... on RunFailureEvent { message } } }
+  }
+}"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -225,6 +235,24 @@ class LiveDagster:
 
         self.poll(done, timeout_s, what, interval_s=1.0)
         return last
+
+    def failures(self, runs: list[dict]) -> str:
+        """Step and run failure messages of the runs that did not succeed (for assertion messages)."""
+        out = []
+        for run in runs:
+            if run["status"] == "SUCCESS":
+                continue
+            try:
+                logs = self.graphql(RUN_FAILURES, {"runId": run["runId"]})["logsForRun"]
+            except (OSError, RuntimeError) as exc:
+                out.append(f"run {run['runId']} {run['status']}: logs unavailable ({exc})")
+                continue
+            for event in logs.get("events", []):
+                if event["__typename"] == "ExecutionStepFailureEvent":
+                    out.append(f"run {run['runId']} step {event['stepKey']}: {(event['error'] or {}).get('message')}")
+                elif event["__typename"] == "RunFailureEvent":
+                    out.append(f"run {run['runId']}: {event['message']}")
+        return "\n".join(out)
 
     def check_executions(self, asset_path: list[str], check_name: str, partition: str) -> list[dict]:
         return self.graphql(CHECK_EXECUTIONS, {"key": {"path": asset_path}, "check": check_name,

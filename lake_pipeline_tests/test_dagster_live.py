@@ -32,8 +32,9 @@ DAYS = {"2024-08-08": 11, "2024-08-09": 12}  # date -> simulator seed
 HOURS = 0.05
 PARTITIONS = [f"{date}|{SYMBOL}" for date in DAYS]  # multi-partition keys: "<date>|<symbol>" (dimensions sorted)
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-STARTUP_TIMEOUT_S = 120.0
-BACKFILL_TIMEOUT_S = 240.0  # typical 55-65 s: up to 30 s to the daemon's next tick, ~10 s of runs, a tick to finish
+STARTUP_TIMEOUT_S = float(os.environ.get("LAKE_LIVE_STARTUP_TIMEOUT_S", 120))
+# typical 55-65 s: up to 30 s to the backfill daemon's next tick, ~10 s of runs, another tick to see them finish
+BACKFILL_TIMEOUT_S = float(os.environ.get("LAKE_LIVE_BACKFILL_TIMEOUT_S", 240))
 CHROMIUM = os.environ.get("LAKE_CHROMIUM", "/usr/bin/chromium")
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--no-first-run"]
@@ -128,12 +129,12 @@ def _run_partitions(run: dict) -> set[str]:
 
 def test_backfill_of_two_days_through_every_asset(live, backfill):
     result, targets = backfill["result"], backfill["targets"]
-    assert result["status"] == "COMPLETED_SUCCESS", (result["status"], result["error"], live.log_tail())
+    runs = result["runs"]
+    why = f"{live.failures(runs)}\n{live.log_tail()}"
+    assert result["status"] == "COMPLETED_SUCCESS", f"backfill {result['status']}: {result['error']}\n{why}"
     assert result["error"] is None
     assert sorted(result["partitionNames"]) == PARTITIONS
-
-    runs = result["runs"]
-    assert runs and all(r["status"] == "SUCCESS" for r in runs), [(r["runId"], r["status"]) for r in runs]
+    assert runs and all(r["status"] == "SUCCESS" for r in runs), ([(r["runId"], r["status"]) for r in runs], why)
     covered = set().union(*(_run_partitions(r) for r in runs))
     assert covered == set(PARTITIONS), covered  # one run per symbol-day (BackfillPolicy.multi_run(1)), no ranges
 
@@ -191,7 +192,9 @@ def test_backfill_of_two_days_through_every_asset(live, backfill):
         print(f"\nasset checks on {'/'.join(asset_path)}: {', '.join(summary)}")
 
 
-def _need_browser():
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Checked before the server starts, so a run without a browser skips without paying for the backfill."""
     missing = None
     if not Path(CHROMIUM).exists():
         missing = f"chromium not found at {CHROMIUM} (apt-get install -y chromium, or set LAKE_CHROMIUM)"
@@ -204,10 +207,10 @@ def _need_browser():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(missing)
         pytest.skip(missing)
+    return CHROMIUM
 
 
-def test_ui_shows_asset_graph_partition_and_checks(live, backfill):
-    _need_browser()
+def test_ui_shows_asset_graph_partition_and_checks(chromium, live, backfill):
     from playwright.sync_api import expect, sync_playwright
 
     graph = _graph()
@@ -220,7 +223,7 @@ def test_ui_shows_asset_graph_partition_and_checks(live, backfill):
     shots = {name: out / f"{name}.png" for name in ("asset_lineage", "partition", "checks")}
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1600, "height": 1000})
             context.set_default_timeout(30_000)

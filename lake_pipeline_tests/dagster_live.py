@@ -96,11 +96,12 @@ class LiveDagster:
     """One `dagster dev -w workspace.yaml` on 127.0.0.1:<port>, logging to `log_path`."""
 
     def __init__(self, repo_root: Path, dagster_home: Path, env: dict[str, str], log_path: Path,
-                 port: int | None = None) -> None:
+                 port: int | None = None, unset: tuple[str, ...] = ()) -> None:
         self.repo_root, self.home, self.log_path = Path(repo_root), Path(dagster_home), Path(log_path)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "DAGSTER_HOME": str(self.home)}
+        inherited = {k: v for k, v in os.environ.items() if k not in unset}
+        self.env = {**inherited, **env, "DAGSTER_HOME": str(self.home)}
         self.proc: subprocess.Popen | None = None
         self.startup_s: float | None = None
 
@@ -195,7 +196,8 @@ class LiveDagster:
             raise RuntimeError(f"GraphQL errors: {doc['errors']}")
         return doc["data"]
 
-    def poll(self, done: Callable[[], bool], timeout_s: float, what: Callable[[], str], interval_s: float = 1.0) -> None:
+    def poll(self, done: Callable[[], bool], timeout_s: float, what: Callable[[], str],
+             interval_s: float = 1.0) -> None:
         deadline = time.monotonic() + timeout_s
         while not done():
             if time.monotonic() > deadline:

@@ -85,7 +85,11 @@ def live(tmp_path_factory):
     for date, seed in DAYS.items():
         simulate(root, SYMBOL, date, hours=HOURS, seed=seed)
     home = prepare_dagster_home(root)
-    server = LiveDagster(REPO_ROOT, home, {"LAKE_DATA_ROOT": str(root)}, log_path=root / "dagster_dev.log")
+    # hermetic: the default partition start, no acquisition from a configured source, no capture sessions
+    server = LiveDagster(REPO_ROOT, home, {"LAKE_DATA_ROOT": str(root), "LAKE_START_DATE": "2024-01-01"},
+                         log_path=root / "dagster_dev.log",
+                         unset=("LAKE_SYMBOLS", "LAKE_SYMBOLS_FILE", "LAKE_SOURCE_URL", "LAKE_SOURCE_ENDPOINT_URL",
+                                "LAKE_CAPTURE_SESSIONS"))
     server.start(timeout_s=STARTUP_TIMEOUT_S)
     server.data_root = root  # type: ignore[attr-defined]
     print(f"\ndagster dev ready on {server.url} after {server.startup_s:.1f} s (DAGSTER_HOME={home})")
@@ -190,6 +194,21 @@ def test_backfill_of_two_days_through_every_asset(live, backfill):
                 assert e["status"] in ("SUCCEEDED", "FAILED"), e
                 summary.append(f"{name}[{partition.split('|')[0]}]={'pass' if e['evaluation']['success'] else 'fail'}")
         print(f"\nasset checks on {'/'.join(asset_path)}: {', '.join(summary)}")
+
+
+@pytest.mark.xfail(reason="Dagster 1.13.27: a run tagged with dagster/asset_partition_range_start/end (what an asset "
+                          "backfill gives assets with a BackfillPolicy, even for one partition) records partitioned "
+                          "check evaluations with partition=None and marks the planned per-partition execution SKIPPED "
+                          "(AssetCheckResult.to_asset_check_evaluation uses step_context.has_partition_key, which only "
+                          "looks for the dagster/partition tag)", strict=False)
+def test_check_evaluations_carry_their_partition(live, backfill):
+    """Tracks the Dagster limitation above: XPASS once each partition's checks are filed under that partition."""
+    for asset_path, names in check_names_by_asset().items():
+        for name in names:
+            for partition in PARTITIONS:
+                executions = live.check_executions(list(asset_path), name, partition)
+                assert any(e["evaluation"] is not None and e["evaluation"]["partition"] == partition
+                           for e in executions), (name, partition, executions)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,13 @@ symbol_partitions = dg.StaticPartitionsDefinition(SYMBOLS)
 date_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, end_offset=1)
 symbol_date_partitions = dg.MultiPartitionsDefinition({"date": date_partitions, "symbol": symbol_partitions})
 
+# Backfills: every asset of the chain has the same policy, none. A backfill then makes one run per symbol-day holding
+# the whole chain, tagged `dagster/partition`. `BackfillPolicy.multi_run(1)` would give the same runs but tag them with a
+# one-key partition *range*, and Dagster 1.13 files asset-check evaluations of such runs without their partition (the
+# UI shows each partition's checks as skipped); test_dagster_live.py checks that evaluations carry their partition.
+# Mixed policies would split the chain into separate runs per policy (research dagster.md §1.7), so never add one to a
+# single asset.
+
 
 def split_key(context) -> tuple[str, str]:
     """(symbol, date) of the run's partition, from an asset, op or check context."""

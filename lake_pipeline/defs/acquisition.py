@@ -1,8 +1,8 @@
 """Dagster side of acquisition: the `LakeSource` resource, the acquire-before-describe hook of the raw lake assets,
 their retry policy, the daily job + schedule for yesterday's partitions.
 
-Backfills over date ranges: the raw assets (and the assessment) carry `BackfillPolicy.multi_run(1)`, so a backfill
-launched from the UI or `dagster job backfill` becomes one run per (date, symbol), each acquiring its partition.
+Backfills over date ranges become one run per (date, symbol), each acquiring its partition (see partitions.py for
+why the chain has no explicit BackfillPolicy).
 """
 
 from __future__ import annotations

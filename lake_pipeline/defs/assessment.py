@@ -3,7 +3,6 @@
 import dagster as dg
 
 from lake_pipeline.defs.automation import downstream_of_new_data
-from lake_pipeline.defs.lake import BACKFILL
 from lake_pipeline.partitions import split_key, symbol_date_partitions
 from lake_pipeline.resources import DataRoot
 from lake_pipeline.schemas import LAKE_TABLES
@@ -20,7 +19,6 @@ class AssessmentConfig(dg.Config):
     partitions_def=symbol_date_partitions,
     deps=RAW_KEYS,
     group_name="assessment",
-    backfill_policy=BACKFILL,
     automation_condition=downstream_of_new_data(),
     kinds={"json", "markdown"},
     description="DataAssessor: availability, validity, completeness and sequence analysis of the raw tables, and the "

@@ -22,7 +22,6 @@ from lake_pipeline.resources import DataRoot
 
 UNIFIED_EVENTS = dg.AssetKey("unified_events")
 FIDELITY_REPORT = dg.AssetKey("fidelity_report")
-BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
 def _critical_families() -> set[str]:
@@ -40,7 +39,6 @@ CRITICAL_FAMILIES = _critical_families()
     group_name="fidelity",
     partitions_def=symbol_date_partitions,
     deps=[UNIFIED_EVENTS, GOLDEN],
-    backfill_policy=BACKFILL,
     automation_condition=report_condition(),
     kinds={"html"},
     description="Two-tier fidelity report (paired replay accuracy vs golden samples; distributional realism with "

@@ -14,8 +14,6 @@ from lake_pipeline.partitions import split_key, symbol_date_partitions
 from lake_pipeline.resources import DataRoot
 from lake_pipeline.schemas import LAKE_TABLES
 
-BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
-
 
 def _raw_asset(table: str) -> dg.AssetsDefinition:
     @dg.asset(
@@ -23,7 +21,6 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
         key_prefix=["lake"],
         group_name="lake",
         partitions_def=symbol_date_partitions,
-        backfill_policy=BACKFILL,
         kinds={"parquet"},
         retry_policy=ACQUIRE_RETRY,
         resource_defs={"lake_source": DEFAULT_LAKE_SOURCE},

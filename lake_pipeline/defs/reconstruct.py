@@ -19,7 +19,6 @@ RAW_LAKE = [dg.AssetKey(["lake", t]) for t in ("trades", "book", "book_delta_v2"
     name="unified_events",
     group_name="reconstruct",
     partitions_def=symbol_date_partitions,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
     deps=[dg.AssetKey(["data_assessment"]), *RAW_LAKE],
     pool="reconstruct",
     automation_condition=downstream_of_new_data(),

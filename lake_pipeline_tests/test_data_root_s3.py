@@ -280,3 +280,48 @@ def test_whole_chain_on_s3_matches_local(simulated: Path, local_run: dict, moto_
     assert keys2[success]["LastModified"] >= keys[success]["LastModified"]
     print(f"\nchain wall time: local {local_run['wall']:.1f} s, S3 {wall:.1f} s (re-run {wall2:.1f} s); "
           f"S3 objects {len(keys)}; first S3 run moved {moved}")
+
+
+def test_raw_assets_acquire_into_the_s3_data_root_then_only_describe(moto_endpoint: str, bucket: str,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A configured LakeSource acquires into the staged ready zone and the partition is published to the S3 data
+    root (manifest last); a second run finds it there (manifest matches the source): downloaded, described, not
+    re-uploaded."""
+    from lake_pipeline.defs.lake import assets as raw_assets
+    from lake_pipeline.lake.acquire import MANIFEST
+    from lake_pipeline_tests.lakefiles import parquet_bytes, stored_table
+
+    monkeypatch.setenv(remote.WORK_DIR_ENV, str(tmp_path / "work"))
+    day = "2024-03-05"
+    src = tmp_path / "src"
+    for table in ("trades", "book", "book_delta_v2"):
+        folder = src / table / f"exchange={EX}" / f"symbol={SYM}" / f"dt={day}"
+        folder.mkdir(parents=True)
+        (folder / "1.snappy.parquet").write_bytes(parquet_bytes(stored_table(table, day, 300)))
+    resource = DataRoot(path=f"s3://{bucket}/{PREFIX}", endpoint_url=moto_endpoint)
+
+    def run() -> dg.ExecuteInProcessResult:
+        with dg.instance_for_test() as instance:
+            return dg.materialize(raw_assets, partition_key=partition_key(day, SYM), instance=instance,
+                                  resources={"data_root": resource},
+                                  run_config={"resources": {"lake_source": {"config": {"url": str(src)}}}})
+
+    first = run()
+    assert first.success
+    keys = _keys(moto_endpoint, bucket)
+    for table in ("trades", "book", "book_delta_v2"):
+        ready = f"{PREFIX}/lake/ready/{table}/exchange={EX}/symbol={SYM}/dt={day}/"
+        assert {k[len(ready):] for k in keys if k.startswith(ready)} == {"1.snappy.parquet", MANIFEST}
+        assert keys[ready + MANIFEST]["LastModified"] >= keys[ready + "1.snappy.parquet"]["LastModified"]
+        md = first.asset_materializations_for_node(f"lake__{table}")[0].metadata
+        assert md["acquisition"].value == "acquired" and md["dagster/row_count"].value == 300
+    before = dict(remote.TOTALS)
+    second = run()
+    assert second.success
+    for table in ("trades", "book", "book_delta_v2"):
+        md = second.asset_materializations_for_node(f"lake__{table}")[0].metadata
+        assert md["acquisition"].value != "acquired" and md["dagster/row_count"].value == 300
+    assert remote.TOTALS["uploaded_files"] == before["uploaded_files"]  # already there: nothing re-published
+    assert remote.TOTALS["downloaded_files"] > before["downloaded_files"]
+    assert {k: v["ETag"] for k, v in _keys(moto_endpoint, bucket).items()} == {k: v["ETag"] for k, v in keys.items()}

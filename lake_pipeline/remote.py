@@ -4,7 +4,8 @@ The domain code (lake/, assess/, reconstruct/, fidelity/, capture/) works on loc
 atomic renames, fsync and a crash-safe WAL, none of which an object store offers. So a step with a remote data
 root runs on a local mirror of the partitions it touches (the classic stage-in / stage-out pattern):
 
-1. stage in: each input zone partition (`<zone>/exchange=E/symbol=S/dt=D/`) is downloaded whole into a private
+1. stage in: each input zone partition (`<zone>/exchange=E/symbol=S/dt=D/`) is downloaded whole (or only the
+   named files of it, e.g. a marker or one report, for `file_reads`) into a private
    local root (`$LAKE_WORK_DIR`, default `<system temp>/lake_pipeline_work`, then one directory per data root
    URL and per staging key + partition), keeping the remote LastModified as the local mtime. A required input
    partition with no object under it fails at once with an error naming its remote URL.
@@ -33,7 +34,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -185,13 +186,15 @@ class RemoteRoot:
 
     # -- stage in ----------------------------------------------------------------------------------------------
     def download(self, local_root: Path, zone: str, exchange: str, symbol: str, date: str, *,
-                 required: bool = True, markers_only: bool = False, stats: StageStats | None = None) -> bool:
-        """Replace the local partition by the remote one; False when there is none (and not `required`)."""
+                 required: bool = True, names: Iterable[str] | None = None, stats: StageStats | None = None) -> bool:
+        """Replace the local partition by the remote one (only the files called `names`, when given: e.g. a
+        completion marker or one report); False when there is none (and not `required`)."""
         stats = stats if stats is not None else StageStats()
         prefix = self.remote_dir(zone, exchange, symbol, date)
         objects = self._list(prefix)
-        if markers_only:
-            objects = {k: v for k, v in objects.items() if k.rsplit("/", 1)[-1] in MARKERS}
+        if names is not None:
+            wanted = set(names)
+            objects = {k: v for k, v in objects.items() if k in wanted}
         local = paths.partition_dir(local_root, zone, exchange, symbol, date)
         if not objects:
             if required:
@@ -247,18 +250,20 @@ class RemoteRoot:
     # -- the block ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def staged(self, *, exchange: str, symbol: str, date: str, reads: Iterable[str] = (),
-               optional_reads: Iterable[str] = (), marker_reads: Iterable[str] = (), writes: Iterable[str] = (),
-               key: str | None = None, stats: StageStats | None = None) -> Iterator[Path]:
-        """Yield a local data root holding the partitions of `reads` (required), `optional_reads` and the
-        completion markers only of `marker_reads`; on success publish the changed partitions of `writes`.
+               optional_reads: Iterable[str] = (), file_reads: Mapping[str, Iterable[str]] | None = None,
+               writes: Iterable[str] = (), key: str | None = None,
+               stats: StageStats | None = None) -> Iterator[Path]:
+        """Yield a local data root holding the partitions of `reads` (required), `optional_reads` and, of each zone
+        in `file_reads`, only the named files (relative to the partition, when present); on success publish the
+        changed partitions of `writes`.
 
         `key` names the private local root (default: derived from the zones), so two different steps of one
         partition never share a working copy, and a step re-run on the same machine finds its own again."""
-        reads, optional_reads = list(reads), list(optional_reads)
-        marker_reads, writes = list(marker_reads), list(writes)
+        reads, optional_reads, writes = list(reads), list(optional_reads), list(writes)
+        file_reads = {zone: sorted(names) for zone, names in (file_reads or {}).items()}
         stats = stats if stats is not None else StageStats()
         if key is None:
-            spec = "|".join(",".join(z) for z in (reads, optional_reads, marker_reads, writes))
+            spec = "|".join(",".join(z) for z in (reads, optional_reads, sorted(file_reads), writes))
             key = f"{(writes or reads or ['read'])[0]}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
         root = self.local_root(key, exchange, symbol, date)
         root.mkdir(parents=True, exist_ok=True)
@@ -267,8 +272,8 @@ class RemoteRoot:
             self.download(root, zone, exchange, symbol, date, required=True, stats=stats)
         for zone in optional_reads:
             self.download(root, zone, exchange, symbol, date, required=False, stats=stats)
-        for zone in marker_reads:
-            self.download(root, zone, exchange, symbol, date, required=False, markers_only=True, stats=stats)
+        for zone, names in file_reads.items():
+            self.download(root, zone, exchange, symbol, date, required=False, names=names, stats=stats)
         staged_in = {z: _snapshot(paths.partition_dir(root, z, exchange, symbol, date)) for z in writes}
         stats.stage_in_s = time.perf_counter() - t0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -43,12 +43,13 @@ class DataRoot(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def staged(self, *, symbol: str, date: str, reads: Iterable[str] = (), optional_reads: Iterable[str] = (),
-               marker_reads: Iterable[str] = (), writes: Iterable[str] = (), key: str | None = None) -> Iterator[Path]:
+               file_reads: Mapping[str, Iterable[str]] | None = None, writes: Iterable[str] = (),
+               key: str | None = None) -> Iterator[Path]:
         """A local data root for one partition's step.
 
         Local data root: yields `root()`, nothing is copied. Object store: downloads the partitions of the zones in
-        `reads` (required: a missing one fails naming its URL), `optional_reads` and the completion markers of
-        `marker_reads` into a private working copy, yields it, and after the block succeeds publishes the
+        `reads` (required: a missing one fails naming its URL), `optional_reads` and the named files of the zones
+        in `file_reads` ({zone: [file, …]}) into a private working copy, yields it, and after the block succeeds publishes the
         partitions of `writes` (old remote partition deleted, data files, markers last); on failure nothing."""
         if not self.is_remote:
             yield self.root()
@@ -57,5 +58,5 @@ class DataRoot(dg.ConfigurableResource):
 
         remote = RemoteRoot(self.location(), endpoint_url=self.endpoint_url or os.environ.get(ENDPOINT_ENV) or None)
         with remote.staged(exchange=self.exchange, symbol=symbol, date=date, reads=reads,
-                           optional_reads=optional_reads, marker_reads=marker_reads, writes=writes, key=key) as root:
+                           optional_reads=optional_reads, file_reads=file_reads, writes=writes, key=key) as root:
             yield root

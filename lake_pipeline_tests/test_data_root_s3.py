@@ -149,6 +149,10 @@ def test_unchanged_output_is_not_reuploaded_and_mtimes_are_remote(moto_endpoint:
                             if k.endswith("session.json")).timestamp()
         assert abs(f.stat().st_mtime - remote_mtime) < 1e-3  # the remote write time, not the download time
     assert fs.calls == []  # read, described, nothing changed: no delete, no upload
+    with rr.staged(file_reads={"golden": ["session=a/session.json", "session=b/absent.json"]}, exchange=EX,
+                   symbol=SYM, date=DAY) as root:
+        got = paths.golden_dir(root, EX, SYM, DAY)
+        assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()) == ["session=a/session.json"]
 
 
 def test_missing_remote_input_names_the_url(moto_endpoint: str, bucket: str, tmp_path: Path) -> None:
@@ -278,6 +282,22 @@ def test_whole_chain_on_s3_matches_local(simulated: Path, local_run: dict, moto_
     assert sorted(keys2) == sorted(keys)
     success = f"{PREFIX}/unified/{part}/_SUCCESS"
     assert keys2[success]["LastModified"] >= keys[success]["LastModified"]
+
+    # the checks compare remote write times: unified re-published after the report makes the report stale
+    from lake_pipeline.defs import fidelity as fd
+    from lake_pipeline.definitions import defs
+
+    time.sleep(1.1)
+    unified = next(a for a in defs.assets if a.key == dg.AssetKey("unified_events"))
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([unified], partition_key=KEY, instance=instance,
+                              resources={"data_root": resource}).success
+        job = dg.Definitions(assets=[unified, *fd.assets], asset_checks=fd.checks, jobs=fd.jobs,
+                             resources={"data_root": resource}).resolve_job_def("fidelity_checks_job")
+        checks = job.execute_in_process(instance=instance, tags={"dagster/partition": KEY})  # checks-only run
+    evals = checks.get_asset_check_evaluations()
+    assert evals and not any(e.passed for e in evals)
+    assert all("is older than the unified events" in (e.description or "") for e in evals), evals[0].description
     print(f"\nchain wall time: local {local_run['wall']:.1f} s, S3 {wall:.1f} s (re-run {wall2:.1f} s); "
           f"S3 objects {len(keys)}; first S3 run moved {moved}")
 

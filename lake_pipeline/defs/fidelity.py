@@ -134,9 +134,9 @@ def fidelity_checks(context: AssetCheckExecutionContext, data_root: DataRoot) ->
 
     symbol, date = split_key(context)
     exchange = data_root.exchange
-    # remote data root: the report and only the unified _SUCCESS marker (its remote write time) are staged in
-    with data_root.staged(optional_reads=["reports/fidelity"], marker_reads=["unified"], symbol=symbol,
-                          date=date) as root:
+    # remote data root: only the report JSON and the unified _SUCCESS marker (its remote write time) are staged in
+    with data_root.staged(file_reads={"reports/fidelity": ["fidelity.json"], "unified": ["_SUCCESS"]},
+                          symbol=symbol, date=date) as root:
         out = paths.fidelity_dir(root, exchange, symbol, date)
         success = paths.unified_dir(root, exchange, symbol, date) / "_SUCCESS"
         doc, why = None, ""

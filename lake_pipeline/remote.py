@@ -289,3 +289,16 @@ class RemoteRoot:
         stats.stage_out_s = time.perf_counter() - t1
         logger.info("{} {}|{}: {}", self.url, date, symbol, stats.summary())
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def local_or_staged(data_root: str | os.PathLike, *, exchange: str, symbol: str, date: str,
+                    endpoint_url: str | None = None, **zones: Any) -> Iterator[Path]:
+    """For CLI commands: a local `data_root` as is, or an object-store URL staged like `RemoteRoot.staged`
+    (`zones`: reads=, optional_reads=, file_reads=, writes=)."""
+    if not is_remote(data_root):
+        yield Path(data_root)
+        return
+    with RemoteRoot(str(data_root), endpoint_url=endpoint_url).staged(exchange=exchange, symbol=symbol, date=date,
+                                                                     **zones) as root:
+        yield root

@@ -345,3 +345,26 @@ def test_raw_assets_acquire_into_the_s3_data_root_then_only_describe(moto_endpoi
     assert remote.TOTALS["uploaded_files"] == before["uploaded_files"]  # already there: nothing re-published
     assert remote.TOTALS["downloaded_files"] > before["downloaded_files"]
     assert {k: v["ETag"] for k, v in _keys(moto_endpoint, bucket).items()} == {k: v["ETag"] for k, v in keys.items()}
+
+
+def test_cli_assess_and_reconstruct_take_an_s3_data_root(simulated: Path, moto_endpoint: str, bucket: str,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    from lake_pipeline.cli import main
+
+    monkeypatch.setenv(remote.WORK_DIR_ENV, str(tmp_path / "work"))
+    monkeypatch.setenv(remote.ENDPOINT_ENV, moto_endpoint)
+    _upload_inputs(simulated, moto_endpoint, bucket)
+    url = f"s3://{bucket}/{PREFIX}"
+    common = ["--data-root", url, "--symbol", SYM, "--date", DAY]
+    assert main(["assess", *common]) == 0
+    assert main(["reconstruct", *common, "--quiet"]) == 0
+    keys = _keys(moto_endpoint, bucket, PREFIX + "/")
+    part = f"exchange={EX}/symbol={SYM}/dt={DAY}"
+    for name in ("reports/assessment/{}/assessment.json", "unified/{}/_SUCCESS", "book_states/{}/_SUCCESS"):
+        assert f"{PREFIX}/" + name.format(part) in keys
+    # an absent partition: exit code 2 and the URL in the message, nothing published
+    capsys.readouterr()
+    assert main(["reconstruct", "--data-root", url, "--symbol", SYM, "--date", "2024-08-09", "--quiet"]) == 2
+    assert f"{url}/lake/ready/trades/exchange={EX}/symbol={SYM}/dt=2024-08-09/ does not exist" in capsys.readouterr().err
+    assert _keys(moto_endpoint, bucket, PREFIX + "/").keys() == keys.keys()

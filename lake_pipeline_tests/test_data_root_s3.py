@@ -155,7 +155,9 @@ def test_unchanged_output_is_not_reuploaded_and_mtimes_are_remote(moto_endpoint:
         assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()) == ["session=a/session.json"]
 
 
-def test_missing_remote_input_names_the_url(moto_endpoint: str, bucket: str, tmp_path: Path) -> None:
+def test_missing_remote_input_names_the_url(moto_endpoint: str, bucket: str, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(remote.WORK_DIR_ENV, str(tmp_path / "work"))  # a failed step keeps its working copy
     rr = _remote(moto_endpoint, bucket, tmp_path)
     url = f"s3://{bucket}/{PREFIX}/lake/ready/trades/exchange={EX}/symbol={SYM}/dt={DAY}/"
     with pytest.raises(RemotePartitionMissing, match=url.replace("?", r"\?")) as err:

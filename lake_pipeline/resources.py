@@ -2,18 +2,61 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import dagster as dg
 
-from lake_pipeline.config import DEFAULT_EXCHANGE, default_data_root
+from lake_pipeline.config import DATA_ROOT_ENV, DEFAULT_EXCHANGE, default_data_root
+from lake_pipeline.remote import ENDPOINT_ENV, is_remote
 
 
 class DataRoot(dg.ConfigurableResource):
-    """The data root holding lake/, golden/, unified/, book_states/, reports/ (DESIGN §2)."""
+    """The data root holding lake/, golden/, unified/, book_states/, reports/ (DESIGN §2).
+
+    `path` is a local directory (default `$LAKE_DATA_ROOT`, else ./data) or an object-store URL such as
+    `s3://bucket/prefix`; for S3-compatible stores (MinIO, moto) set `endpoint_url` or `$LAKE_S3_ENDPOINT_URL`,
+    credentials come from the standard AWS environment. Assets reach the data through `staged(...)`, which is the
+    local root itself for a local path and a staged local working copy for a URL (lake_pipeline/remote.py).
+    """
 
     path: str = ""
     exchange: str = DEFAULT_EXCHANGE
+    endpoint_url: str = ""
+
+    def location(self) -> str:
+        """The configured data root as given: `path`, else `$LAKE_DATA_ROOT`, else the local default."""
+        return self.path.strip() or os.environ.get(DATA_ROOT_ENV, "").strip() or str(default_data_root())
+
+    @property
+    def is_remote(self) -> bool:
+        return is_remote(self.location())
 
     def root(self) -> Path:
-        return Path(self.path).resolve() if self.path else default_data_root()
+        """The local data root. For an object-store data root there is none: use `staged(...)`."""
+        if self.is_remote:
+            raise ValueError(f"data root {self.location()} is an object store: reach it through "
+                             "DataRoot.staged(reads=…, writes=…, symbol=…, date=…), not as a local path")
+        return Path(self.location()).resolve()
+
+    @contextlib.contextmanager
+    def staged(self, *, symbol: str, date: str, reads: Iterable[str] = (), optional_reads: Iterable[str] = (),
+               file_reads: Mapping[str, Iterable[str]] | None = None, writes: Iterable[str] = (),
+               key: str | None = None) -> Iterator[Path]:
+        """A local data root for one partition's step.
+
+        Local data root: yields `root()`, nothing is copied. Object store: downloads the partitions of the zones in
+        `reads` (required: a missing one fails naming its URL), `optional_reads` and the named files of the zones
+        in `file_reads` ({zone: [file, …]}) into a private working copy, yields it, and after the block succeeds publishes the
+        partitions of `writes` (old remote partition deleted, data files, markers last); on failure nothing."""
+        if not self.is_remote:
+            yield self.root()
+            return
+        from lake_pipeline.remote import RemoteRoot
+
+        remote = RemoteRoot(self.location(), endpoint_url=self.endpoint_url or os.environ.get(ENDPOINT_ENV) or None)
+        with remote.staged(exchange=self.exchange, symbol=symbol, date=date, reads=reads,
+                           optional_reads=optional_reads, file_reads=file_reads, writes=writes, key=key) as root:
+            yield root

@@ -7,7 +7,8 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("assess", help="assess one partition's lake tables and recommend a reconstruction strategy")
-    p.add_argument("--data-root", required=True)
+    p.add_argument("--data-root", required=True,
+                   help="local directory, or s3://bucket/prefix (staged; endpoint: $LAKE_S3_ENDPOINT_URL)")
     p.add_argument("--symbol", required=True)
     p.add_argument("--date", required=True)
     p.add_argument("--exchange", default="BINANCE")
@@ -18,10 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from lake_pipeline.assess.report import assess_partition, write_assessment
+    from lake_pipeline.remote import local_or_staged
 
-    report = assess_partition(args.data_root, args.symbol, args.date, exchange=args.exchange,
-                              chunk_rows=args.chunk_rows, hole_threshold_s=args.hole_threshold_s)
-    json_path, md_path = write_assessment(report, args.data_root)
+    with local_or_staged(args.data_root, exchange=args.exchange, symbol=args.symbol, date=args.date,
+                         optional_reads=[f"lake/ready/{t}" for t in ("trades", "book", "book_delta_v2")],
+                         writes=["reports/assessment"]) as root:
+        report = assess_partition(root, args.symbol, args.date, exchange=args.exchange,
+                                  chunk_rows=args.chunk_rows, hole_threshold_s=args.hole_threshold_s)
+        json_path, md_path = write_assessment(report, root)
     print(f"recommended_strategy: {report['recommended_strategy']} (event time {report['event_time_source']})")
     for reason in report["strategy_reasons"]:
         print(f"  - {reason}")

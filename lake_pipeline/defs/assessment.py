@@ -30,9 +30,11 @@ def data_assessment(context: dg.AssetExecutionContext, config: AssessmentConfig,
     from lake_pipeline.assess.report import assess_partition, write_assessment
 
     symbol, date = split_key(context)
-    report = assess_partition(data_root.root(), symbol, date, exchange=data_root.exchange,
-                              chunk_rows=config.chunk_rows, hole_threshold_s=config.hole_threshold_s)
-    json_path, md_path = write_assessment(report, data_root.root())
+    with data_root.staged(optional_reads=[f"lake/ready/{t}" for t in LAKE_TABLES], writes=["reports/assessment"],
+                          symbol=symbol, date=date) as root:
+        report = assess_partition(root, symbol, date, exchange=data_root.exchange,
+                                  chunk_rows=config.chunk_rows, hole_threshold_s=config.hole_threshold_s)
+        json_path, md_path = write_assessment(report, root)
     deltas, book = report.get("book_delta_v2") or {}, report.get("book") or {}
     snap = report["cross_table"].get("snapshot_vs_deltas", {})
     return dg.MaterializeResult(metadata={

@@ -110,19 +110,20 @@ def _metadata(docs: list[dict]) -> dict:
 )
 def golden_samples(context: dg.AssetExecutionContext, config: CaptureRunConfig, data_root: DataRoot) -> dg.MaterializeResult:
     symbol, date = split_key(context)
-    root = data_root.root()
     today = datetime.now(UTC).strftime("%Y-%m-%d")
-    if date == today:
-        doc = _capture(context, config, root, data_root.exchange, symbol)
-        if doc["status"] != "complete":
-            raise dg.Failure(f"capture {doc['session_id']} of {symbol} failed: {doc['error']}",
-                             metadata=_metadata([doc]))
-        docs = [doc]
-    else:
-        docs = _sessions_on_disk(root, data_root.exchange, symbol, date)
-        if not docs:
-            raise dg.Failure(f"no golden sessions for {symbol} on {date} under {root}/golden (a live capture can only "
-                             f"record today's partition, {today})")
+    with data_root.staged(optional_reads=["golden"], writes=["golden"] if date == today else [],
+                          symbol=symbol, date=date) as root:
+        if date == today:
+            doc = _capture(context, config, root, data_root.exchange, symbol)
+            if doc["status"] != "complete":
+                raise dg.Failure(f"capture {doc['session_id']} of {symbol} failed: {doc['error']}",
+                                 metadata=_metadata([doc]))
+            docs = [doc]
+        else:
+            docs = _sessions_on_disk(root, data_root.exchange, symbol, date)
+            if not docs:
+                raise dg.Failure(f"no golden sessions for {symbol} on {date} under {data_root.location()}/golden "
+                                 f"(a live capture can only record today's partition, {today})")
     return dg.MaterializeResult(metadata=_metadata(docs))
 
 

@@ -49,9 +49,11 @@ def fidelity_report(context: AssetExecutionContext, data_root: DataRoot) -> dg.M
     from lake_pipeline.fidelity.runner import run_fidelity
 
     symbol, date = split_key(context)
-    root, exchange = data_root.root(), data_root.exchange
-    report = run_fidelity(root, exchange, symbol, date)
-    written = write_report(report, paths.fidelity_dir(root, exchange, symbol, date))
+    exchange = data_root.exchange
+    with data_root.staged(reads=["unified"], optional_reads=["book_states", "golden"], writes=["reports/fidelity"],
+                          symbol=symbol, date=date) as root:
+        report = run_fidelity(root, exchange, symbol, date)
+        written = write_report(report, paths.fidelity_dir(root, exchange, symbol, date))
     doc = report.to_json()
     counts: dict[str, int] = {}
     for m in doc["metrics"]:
@@ -131,17 +133,20 @@ def fidelity_checks(context: AssetCheckExecutionContext, data_root: DataRoot) ->
     from lake_pipeline.fidelity.report import read_report_json
 
     symbol, date = split_key(context)
-    root, exchange = data_root.root(), data_root.exchange
-    out = paths.fidelity_dir(root, exchange, symbol, date)
-    success = paths.unified_dir(root, exchange, symbol, date) / "_SUCCESS"
-    doc, why = None, ""
-    try:
-        doc = read_report_json(out / "fidelity.json")
-        if success.exists() and success.stat().st_mtime > (out / "fidelity.json").stat().st_mtime:
-            doc, why = None, (f"fidelity report {out / 'fidelity.json'} is older than the unified events "
-                              f"({success}); materialize fidelity_report for {date}|{symbol}")
-    except FileNotFoundError as exc:
-        why = f"{exc}; materialize fidelity_report for {date}|{symbol}"
+    exchange = data_root.exchange
+    # remote data root: only the report JSON and the unified _SUCCESS marker (its remote write time) are staged in
+    with data_root.staged(file_reads={"reports/fidelity": ["fidelity.json"], "unified": ["_SUCCESS"]},
+                          symbol=symbol, date=date) as root:
+        out = paths.fidelity_dir(root, exchange, symbol, date)
+        success = paths.unified_dir(root, exchange, symbol, date) / "_SUCCESS"
+        doc, why = None, ""
+        try:
+            doc = read_report_json(out / "fidelity.json")
+            if success.exists() and success.stat().st_mtime > (out / "fidelity.json").stat().st_mtime:
+                doc, why = None, (f"fidelity report {out / 'fidelity.json'} is older than the unified events "
+                                  f"({success}); materialize fidelity_report for {date}|{symbol}")
+        except FileNotFoundError as exc:
+            why = f"{exc}; materialize fidelity_report for {date}|{symbol}"
     yield from family_check_results(doc, why, str(out / "fidelity.html"))
 
 

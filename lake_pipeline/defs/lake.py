@@ -1,5 +1,7 @@
 """Raw Crypto Lake tables as partitioned assets: each validates and describes its ready-zone files."""
 
+import contextlib
+
 import dagster as dg
 
 from lake_pipeline.defs.acquisition import (
@@ -31,12 +33,27 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
         from lake_pipeline.lake.read import describe_partition
 
         symbol, date = split_key(context)
-        acquired = acquire_for_asset(context, lake_source, data_root.root(), table, data_root.exchange, symbol, date)
-        with data_errors_fail_without_retry():
-            info = describe_partition(data_root.root(), table, data_root.exchange, symbol, date)
+        with _staged_ready(data_root, lake_source, table, symbol, date) as root:
+            acquired = acquire_for_asset(context, lake_source, root, table, data_root.exchange, symbol, date)
+            with data_errors_fail_without_retry():
+                info = describe_partition(root, table, data_root.exchange, symbol, date)
         return dg.MaterializeResult(metadata={**_metadata(info), **acquired})
 
     return _asset
+
+
+@contextlib.contextmanager
+def _staged_ready(data_root: DataRoot, lake_source: LakeSource, table: str, symbol: str, date: str):
+    """The data root for one raw table. With an object-store data root: a configured source acquires into the
+    staged ready zone and the (changed) partition is published; without one the ready partition must already be
+    there and is only downloaded and described (missing: a no-retry failure naming its URL)."""
+    zone = f"lake/ready/{table}"
+    if lake_source.resolved().configured:
+        with data_root.staged(optional_reads=[zone], writes=[zone], symbol=symbol, date=date) as root:
+            yield root
+    else:
+        with data_errors_fail_without_retry(), data_root.staged(reads=[zone], symbol=symbol, date=date) as root:
+            yield root
 
 
 def _metadata(info: dict) -> dict:

@@ -31,7 +31,10 @@ def unified_events(context: AssetExecutionContext, data_root: DataRoot) -> dg.Ma
     from lake_pipeline.reconstruct.run import reconstruct_partition
 
     symbol, date = split_key(context)
-    summary = reconstruct_partition(data_root.root(), data_root.exchange, symbol, date)
+    with data_root.staged(reads=["lake/ready/trades", "lake/ready/book"],
+                          optional_reads=["lake/ready/book_delta_v2", "reports/assessment"],
+                          writes=["unified", "book_states"], symbol=symbol, date=date) as root:
+        summary = reconstruct_partition(root, data_root.exchange, symbol, date)
     return dg.MaterializeResult(metadata=summary_metadata(summary.to_dict()))
 
 

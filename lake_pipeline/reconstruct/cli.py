@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "into unified/... and book_states/... (published atomically with _SUCCESS). A killed run resumes from "
         "its last durable chunk when started again with the same arguments.",
     )
-    p.add_argument("--data-root", default=str(default_data_root()))
+    p.add_argument("--data-root", default=str(default_data_root()),
+                   help="local directory, or s3://bucket/prefix (staged; endpoint: $LAKE_S3_ENDPOINT_URL)")
     p.add_argument("--symbol", required=True, help="e.g. BTC-USDT")
     p.add_argument("--date", required=True, help="UTC date YYYY-MM-DD")
     p.add_argument("--exchange", default=DEFAULT_EXCHANGE)
@@ -31,15 +32,19 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lake_pipeline.reconstruct.run import DEFAULT_CHUNK_ROWS, reconstruct_partition
+    from lake_pipeline.remote import local_or_staged
 
-    with tqdm(unit=" rows", unit_scale=True, desc="reconstruct", disable=True if args.quiet else None) as bar:
+    with local_or_staged(args.data_root, exchange=args.exchange, symbol=args.symbol, date=args.date,
+                         reads=["lake/ready/trades", "lake/ready/book"],
+                         optional_reads=["lake/ready/book_delta_v2", "reports/assessment"],
+                         writes=["unified", "book_states"]) as root, tqdm(unit=" rows", unit_scale=True, desc="reconstruct", disable=True if args.quiet else None) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
             bar.refresh()
 
-        summary = reconstruct_partition(args.data_root, args.exchange, args.symbol, args.date,
+        summary = reconstruct_partition(root, args.exchange, args.symbol, args.date,
                                         strategy=args.strategy, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
                                         progress=progress)
     s = summary.to_dict()

@@ -60,3 +60,17 @@ class DataRoot(dg.ConfigurableResource):
         with remote.staged(exchange=self.exchange, symbol=symbol, date=date, reads=reads,
                            optional_reads=optional_reads, file_reads=file_reads, writes=writes, key=key) as root:
             yield root
+
+    def for_ui(self, metadata: dict, local_root: Path) -> dict:
+        """Metadata whose paths name the data root a person can open: for an object-store root, a path inside the
+        step's working copy (deleted after the step) becomes the published `s3://…` URL of the same file."""
+        if not self.is_remote:
+            return metadata
+        base, local = self.location().rstrip("/"), Path(local_root)
+        out = {}
+        for name, value in metadata.items():
+            if isinstance(value, dg.PathMetadataValue) and Path(value.path).is_relative_to(local):
+                value = dg.MetadataValue.path(f"{base}/{Path(value.path).relative_to(local).as_posix()}")
+            out[name] = value
+        return out
+

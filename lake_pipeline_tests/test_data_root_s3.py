@@ -276,6 +276,14 @@ def test_whole_chain_on_s3_matches_local(simulated: Path, local_run: dict, moto_
     assert rows == local_run["rows"] == _unified_rows(result) == local_run["unified_md_rows"] > 0
     assert _check_outcomes(result) == local_run["checks"] and len(local_run["checks"]) > 0
     assert not any((tmp_path / "work").rglob("*.parquet"))  # working copies removed after success
+    # the UI's paths name the published objects, not the deleted working copy
+    shown = {f"{node}.{name}": value.path for node in ("unified_events", "fidelity_report", "data_assessment",
+                                                         "lake__trades")
+             for m in result.asset_materializations_for_node(node) for name, value in m.metadata.items()
+             if isinstance(value, dg.PathMetadataValue)}
+    assert shown["fidelity_report.html"] == f"s3://{bucket}/{PREFIX}/reports/fidelity/{part}/fidelity.html"
+    assert shown["unified_events.path"].rstrip("/") == f"s3://{bucket}/{PREFIX}/unified/{part}"
+    assert all(v.startswith(f"s3://{bucket}/{PREFIX}/") for v in shown.values()), shown
 
     # re-materialise: every output replaced in place, same objects, no duplicates, markers rewritten
     result2, wall2 = _materialize(resource)

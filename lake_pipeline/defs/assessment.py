@@ -37,7 +37,7 @@ def data_assessment(context: dg.AssetExecutionContext, config: AssessmentConfig,
         json_path, md_path = write_assessment(report, root)
     deltas, book = report.get("book_delta_v2") or {}, report.get("book") or {}
     snap = report["cross_table"].get("snapshot_vs_deltas", {})
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=data_root.for_ui({
         "recommended_strategy": report["recommended_strategy"],
         "event_time_source": report["event_time_source"],
         "summary": dg.MetadataValue.md(render_markdown(report)),
@@ -51,7 +51,7 @@ def data_assessment(context: dg.AssetExecutionContext, config: AssessmentConfig,
         "snapshots_without_delta_message": int(snap.get("unmatched_outside_delta_holes", 0)),
         "estimated_chunk_gib": float(report["memory"].get("estimated_chunk_gib", 0.0)),
         "assessment_seconds": float(report["seconds"]),
-    })
+    }, root))
 
 
 assets = [data_assessment]

@@ -124,7 +124,7 @@ def golden_samples(context: dg.AssetExecutionContext, config: CaptureRunConfig, 
             if not docs:
                 raise dg.Failure(f"no golden sessions for {symbol} on {date} under {data_root.location()}/golden "
                                  f"(a live capture can only record today's partition, {today})")
-    return dg.MaterializeResult(metadata=_metadata(docs))
+    return dg.MaterializeResult(metadata=data_root.for_ui(_metadata(docs), root))
 
 
 golden_capture_job = dg.define_asset_job(

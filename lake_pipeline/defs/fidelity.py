@@ -58,7 +58,7 @@ def fidelity_report(context: AssetExecutionContext, data_root: DataRoot) -> dg.M
     counts: dict[str, int] = {}
     for m in doc["metrics"]:
         counts[m["status"]] = counts.get(m["status"], 0) + 1
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=data_root.for_ui({
         "status": doc["status"],
         "headline_score": dg.MetadataValue.float(float(doc["score"])) if doc["score"] is not None else "n/a",
         "status_reason": doc["status_reason"],
@@ -69,7 +69,7 @@ def fidelity_report(context: AssetExecutionContext, data_root: DataRoot) -> dg.M
         "families": dg.MetadataValue.json(doc["families"]),
         "summary": dg.MetadataValue.md(_table(doc)),
         "timings_s": dg.MetadataValue.json(doc["timings"]),
-    })
+    }, root))
 
 
 def _table(doc: dict) -> str:

@@ -37,7 +37,7 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
             acquired = acquire_for_asset(context, lake_source, root, table, data_root.exchange, symbol, date)
             with data_errors_fail_without_retry():
                 info = describe_partition(root, table, data_root.exchange, symbol, date)
-        return dg.MaterializeResult(metadata={**_metadata(info), **acquired})
+        return dg.MaterializeResult(metadata=data_root.for_ui({**_metadata(info), **acquired}, root))
 
     return _asset
 

@@ -35,7 +35,7 @@ def unified_events(context: AssetExecutionContext, data_root: DataRoot) -> dg.Ma
                           optional_reads=["lake/ready/book_delta_v2", "reports/assessment"],
                           writes=["unified", "book_states"], symbol=symbol, date=date) as root:
         summary = reconstruct_partition(root, data_root.exchange, symbol, date)
-    return dg.MaterializeResult(metadata=summary_metadata(summary.to_dict()))
+    return dg.MaterializeResult(metadata=data_root.for_ui(summary_metadata(summary.to_dict()), root))
 
 
 def summary_metadata(s: dict) -> dict:

@@ -25,8 +25,7 @@ from lake_pipeline.defs import fidelity as fd  # noqa: E402
 KEY = f"{fxt.DATE}|{fxt.SYMBOL}"
 
 
-@dg.asset(key=dg.AssetKey("unified_events"), partitions_def=symbol_date_partitions,
-          backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1))
+@dg.asset(key=dg.AssetKey("unified_events"), partitions_def=symbol_date_partitions)
 def unified_events() -> dg.MaterializeResult:
     """Stand-in for the lead's reconstructor asset (the fixture has written the partition already)."""
     return dg.MaterializeResult()

@@ -54,6 +54,10 @@ def test_whole_chain_materialises_and_checks_run(data_root: Path, monkeypatch: p
         out = paths.unified_dir(data_root, DEFAULT_EXCHANGE, SYMBOL, DATE)
         assert (out / "_SUCCESS").exists()
         assert pl.scan_parquet(out / "part-*.parquet").select(pl.len()).collect().item() == rows
+        span = pl.scan_parquet(out / "part-*.parquet").select(pl.col("event_time").min().alias("a"),
+                                                               pl.col("event_time").max().alias("b")).collect()
+        assert unified["first_event_time"].value == span["a"][0].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        assert unified["last_event_time"].value == span["b"][0].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
         report = result.asset_materializations_for_node("fidelity_report")[0].metadata
         doc = json.loads((paths.fidelity_dir(data_root, DEFAULT_EXCHANGE, SYMBOL, DATE) / "fidelity.json").read_text())

@@ -45,6 +45,8 @@ def summary_metadata(s: dict) -> dict:
         "dagster/row_count": int(s["rows"]["total"]),
         "rows_by_type": dg.MetadataValue.json(s["rows"]),
         "book_state_rows": int(s["book_state_rows"]),
+        "first_event_time": out.get("first_event_time") or "",
+        "last_event_time": out.get("last_event_time") or "",
         "bytes": int(out["unified_bytes"] + out["book_states_bytes"]),
         "unified_bytes": int(out["unified_bytes"]),
         "book_states_bytes": int(out["book_states_bytes"]),

@@ -150,19 +150,22 @@ class _Writer:
         states = self._states.submit(self._segment, "states", chunk, buf)
         self._pending[slot] = self._commit.submit(self._finish, chunk, unified, states, arrays, info)
 
-    def _segment(self, kind: str, chunk: int, buf: ChunkBuffers) -> tuple[int, int]:
+    def _segment(self, kind: str, chunk: int, buf: ChunkBuffers) -> tuple[int, int, list[int]]:
+        """Encode and write one segment: (rows, bytes, [first, last] event_time ns, or [] when empty)."""
         builder = self._builders[kind]
         with self._timer.phase(f"encode_{kind}"):
             table = builder.unified(buf) if kind == "unified" else builder.book_states(buf)
         with self._timer.phase(f"write_{kind}"):
             size = self._wal.write_segment(kind, chunk, table)
-        return table.num_rows, size
+        times = table.column("event_time")  # sorted: the ends are the range
+        span = [times[0].value, times[len(times) - 1].value] if len(times) else []
+        return table.num_rows, size, span
 
     def _finish(self, chunk: int, unified: Future, states: Future, arrays: dict[str, np.ndarray],
                 info: dict[str, Any]) -> None:
-        rows, size = unified.result()
-        state_rows, state_size = states.result()
-        record = {"rows": rows, "bytes": size, "state_rows": state_rows, "state_bytes": state_size}
+        rows, size, span = unified.result()
+        state_rows, state_size, _ = states.result()
+        record = {"rows": rows, "bytes": size, "state_rows": state_rows, "state_bytes": state_size, "span": span}
         self._wal.commit_chunk(chunk, record, arrays, info)
 
     def drain(self) -> None:
@@ -316,13 +319,24 @@ class _Run:
                     "unified_bytes": sum(d["bytes"] for d in wal.done),
                     "book_states_bytes": sum(d["state_bytes"] for d in wal.done),
                     "unified_files": sum(1 for d in wal.done if d["rows"]),
-                    "book_states_files": sum(1 for d in wal.done if d["state_rows"])},
+                    "book_states_files": sum(1 for d in wal.done if d["state_rows"]),
+                    **_event_time_range(wal.done)},
             timings_s=timings,
             cpu_s=cpu,
             throughput={"events_per_s": round(total / max(wall_s, 1e-9)),
                         "replay_events_per_cpu_s": round(total / replay_s)},
             params=self.options.to_dict(),
         )
+
+
+def _event_time_range(done: list[dict]) -> dict[str, str | None]:
+    """First and last event_time of the unified output (ISO, UTC), from the chunks' WAL records."""
+    spans = [d["span"] for d in done if d.get("span")]
+    if not spans:
+        return {"first_event_time": None, "last_event_time": None}
+    first, last = min(s[0] for s in spans), max(s[1] for s in spans)
+    iso = [np.datetime_as_string(np.datetime64(t, "ns"), unit="ms") + "Z" for t in (first, last)]
+    return {"first_event_time": iso[0], "last_event_time": iso[1]}
 
 
 def _sources(root: Path, exchange: str, symbol: str, date: str, spec: SymbolSpec, has_deltas: bool) -> list:

@@ -115,6 +115,9 @@ def test_golden_samples_asset_captures_today_and_describes_past_days(btc_feed, d
                                resources={"data_root": DataRoot(path=str(data_root))})
     [mat] = described.asset_materializations_for_node("golden_samples")
     assert mat.metadata["dagster/row_count"].value == md["dagster/row_count"]
-    with pytest.raises(dg.Failure, match="no golden sessions for BTC-USDT on 2024-08-09"):
-        dg.materialize([golden_samples], partition_key="2024-08-09|BTC-USDT",
-                       resources={"data_root": DataRoot(path=str(data_root))})
+    # a past day without sessions: recorded as empty (not a failure that would skip the fidelity report), saying why
+    empty = dg.materialize([golden_samples], partition_key="2024-08-09|BTC-USDT",
+                           resources={"data_root": DataRoot(path=str(data_root))})
+    [mat] = empty.asset_materializations_for_node("golden_samples")
+    assert (mat.metadata["sessions"].value, mat.metadata["dagster/row_count"].value) == (0, 0)
+    assert mat.metadata["reason"].value.startswith("no golden sessions for BTC-USDT on 2024-08-09")

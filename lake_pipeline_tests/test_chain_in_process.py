@@ -92,3 +92,21 @@ def test_readme_demo_command(tmp_path: Path) -> None:
     assert html == paths.fidelity_dir(tmp_path, DEFAULT_EXCHANGE, SYMBOL, DATE) / "fidelity.html"
     assert html.stat().st_size > 100_000  # self-contained: plotly embedded
     assert (tmp_path / "dagster_home" / "dagster.yaml").exists()
+
+
+def test_partition_without_golden_samples_still_gets_its_report(data_root: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real lake data usually has no capture for its date: the chain still ends with a report (Tier B only)."""
+    from lake_pipeline.sim import simulate
+
+    simulate(data_root, SYMBOL, DATE, hours=0.03, seed=8, golden_hours=0)
+    monkeypatch.setenv("LAKE_DATA_ROOT", str(data_root))
+    with dg.instance_for_test() as instance:
+        result = _run_chain(instance)
+        assert result.success
+        golden = result.asset_materializations_for_node("golden_samples")[0].metadata
+        assert golden["sessions"].value == 0
+        doc = json.loads((paths.fidelity_dir(data_root, DEFAULT_EXCHANGE, SYMBOL, DATE) / "fidelity.json").read_text())
+        assert doc["comparison"]["tier_a_available"] is False
+        report = result.asset_materializations_for_node("fidelity_report")[0].metadata
+        assert report["status"].value == doc["status"] and report["tier_a_available"].value is False

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lake_pipeline_tests.requires import unavailable
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -19,10 +21,8 @@ def realdata_dir() -> Path:
     path = shared_dir() / "realdata" / "binance"
     if path.is_dir():
         return path
-    msg = f"real recordings absent at {path} (they live in ../shared beside the clone; set LAKE_SHARED_DIR to override)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(msg)
-    pytest.skip(msg)
+    unavailable(f"real recordings absent at {path} (they live in ../shared beside the clone; set LAKE_SHARED_DIR to "
+                "override)")
 
 
 @pytest.fixture

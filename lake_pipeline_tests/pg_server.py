@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from lake_pipeline_tests.requires import unavailable
+
 BIN_ENV = "LAKE_PG_BIN"
 USER = "lake"
 PASSWORD = "lake-test-password"
@@ -54,12 +56,6 @@ class PostgresServer:
 
         return psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
                                 dbname=database or self.database)
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def find_bin_dir() -> Path | None:
@@ -94,12 +90,12 @@ class _Runner:
             try:
                 pw = pwd.getpwnam("postgres")
             except KeyError:
-                _unavailable("running as root and there is no `postgres` system user to own the test cluster "
+                unavailable("running as root and there is no `postgres` system user to own the test cluster "
                              "(apt-get install -y postgresql creates it)")
             runuser = shutil.which("runuser")
             self.prefix = [runuser, "-u", "postgres", "--"] if runuser else None
             if self.prefix is None:
-                _unavailable("running as root without `runuser` to drop to the postgres user")
+                unavailable("running as root without `runuser` to drop to the postgres user")
             os.chown(base, pw.pw_uid, pw.pw_gid)
 
     def run(self, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -160,12 +156,12 @@ def stop_server(server: PostgresServer, runner: _Runner, bin_dir: Path) -> None:
 def postgres_server():
     bin_dir = find_bin_dir()
     if bin_dir is None or not (bin_dir / "initdb").exists():
-        _unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under "
+        unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under "
                      f"/usr/lib/postgresql/*/bin (apt-get install -y postgresql, or set {BIN_ENV})")
     try:
         import psycopg2  # noqa: F401
     except ImportError:
-        _unavailable("psycopg2 is not installed (pip install -e '.[test]')")
+        unavailable("psycopg2 is not installed (pip install -e '.[test]')")
     server, runner = start_server(bin_dir)
     try:
         yield server

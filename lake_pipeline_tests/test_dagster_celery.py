@@ -23,6 +23,7 @@ import pytest
 
 from lake_pipeline.partitions import partition_key
 from lake_pipeline_tests.conftest import REPO_ROOT
+from lake_pipeline_tests.requires import unavailable
 
 CELERY_YAML = REPO_ROOT / "deploy" / "celery" / "celery.yaml"
 PG_YAML = REPO_ROOT / "deploy" / "postgres" / "dagster.yaml"
@@ -33,10 +34,7 @@ BIN = Path(sys.executable).parent
 
 def _need_celery() -> None:
     if importlib.util.find_spec("dagster_celery") is None:
-        reason = "dagster-celery is not installed (pip install -e '.[celery]'; it is in the test extra)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable("dagster-celery is not installed (pip install -e '.[celery]'; it is in the test extra)")
 
 
 def _run_ids(server) -> set[str]:

@@ -24,7 +24,9 @@ import pytest
 
 from lake_pipeline import paths
 from lake_pipeline.config import DEFAULT_EXCHANGE
+from lake_pipeline_tests import requires
 from lake_pipeline_tests.conftest import REPO_ROOT
+from lake_pipeline_tests.requires import BROWSER_ARGS
 from lake_pipeline_tests.dagster_live import LiveDagster, processes_with_env
 
 SYMBOL = "BTC-USDT"
@@ -35,9 +37,6 @@ IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 STARTUP_TIMEOUT_S = float(os.environ.get("LAKE_LIVE_STARTUP_TIMEOUT_S", 120))
 # typical 55-65 s: up to 30 s to the backfill daemon's next tick, ~10 s of runs, another tick to see them finish
 BACKFILL_TIMEOUT_S = float(os.environ.get("LAKE_LIVE_BACKFILL_TIMEOUT_S", 240))
-CHROMIUM = os.environ.get("LAKE_CHROMIUM", "/usr/bin/chromium")
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run"]
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -213,19 +212,7 @@ def test_check_evaluations_carry_their_partition(live, backfill):
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """Checked before the server starts, so a run without a browser skips without paying for the backfill."""
-    missing = None
-    if not Path(CHROMIUM).exists():
-        missing = f"chromium not found at {CHROMIUM} (apt-get install -y chromium, or set LAKE_CHROMIUM)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            missing = "the playwright Python package is not installed (test extra)"
-    if missing:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(missing)
-        pytest.skip(missing)
-    return CHROMIUM
+    return requires.chromium()
 
 
 def test_ui_shows_asset_graph_partition_and_checks(chromium, live, backfill):

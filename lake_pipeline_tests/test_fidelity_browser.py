@@ -6,8 +6,6 @@ either is missing; under CI=true a missing browser is a failure, not a skip.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,26 +14,9 @@ from lake_pipeline.cli import main
 from lake_pipeline.fidelity import tolerances
 from lake_pipeline_tests import fidelity_fixtures as fxt
 from lake_pipeline_tests.conftest import REPO_ROOT
+from lake_pipeline_tests.requires import BROWSER_ARGS, chromium
 
-CHROMIUM = os.environ.get("LAKE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-
-
-def _need_browser():
-    missing = None
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        missing = f"chromium not found at {CHROMIUM} (apt-get install -y chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            missing = "the playwright Python package is not installed (test extra)"
-    if missing:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(missing)
-        pytest.skip(missing)
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +36,13 @@ def report_html(tmp_path_factory) -> Path:
 
 
 def test_report_opens_offline_without_errors_and_draws_every_plot(report_html):
-    _need_browser()
+    executable = chromium()
     from playwright.sync_api import sync_playwright
 
     problems: list[str] = []
     external: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
         try:
             context = browser.new_context(offline=True, viewport={"width": 1400, "height": 900})
             page = context.new_page()

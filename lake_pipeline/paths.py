@@ -43,6 +43,15 @@ def truth_dir(root: Path, exchange: str, symbol: str, date: str) -> Path:
     return partition_dir(root, "sim_truth", exchange, symbol, date)
 
 
+# The zones each step reads and writes for one partition. An object-store data root stages exactly these in and
+# out (remote.py); the Dagster assets and the CLI commands of the same step share them.
+ASSESS_ZONES = {"optional_reads": ["lake/ready/trades", "lake/ready/book", "lake/ready/book_delta_v2"],
+                "writes": ["reports/assessment"]}
+RECONSTRUCT_ZONES = {"reads": ["lake/ready/trades", "lake/ready/book"],
+                     "optional_reads": ["lake/ready/book_delta_v2", "reports/assessment"],
+                     "writes": ["unified", "book_states"]}
+
+
 def parse_partition_path(path: Path) -> dict[str, str]:
     """`…/exchange=E/symbol=S/dt=D/…` -> {"exchange": E, "symbol": S, "date": D}; raises ValueError naming the path."""
     found: dict[str, str] = {}

@@ -229,9 +229,9 @@ class RemoteRoot:
         if not files:
             return False
         prefix = self.remote_dir(zone, exchange, symbol, date)
-        old = sorted(self._list(prefix), key=lambda rel: -_priority(rel.rsplit("/", 1)[-1]))
-        markers = [f"{prefix}/{rel}" for rel in old if _priority(rel.rsplit("/", 1)[-1]) == 2]
-        rest = [f"{prefix}/{rel}" for rel in old if _priority(rel.rsplit("/", 1)[-1]) < 2]
+        old = self._list(prefix)
+        markers = [f"{prefix}/{rel}" for rel in old if rel.rsplit("/", 1)[-1] in MARKERS]
+        rest = [f"{prefix}/{rel}" for rel in old if rel.rsplit("/", 1)[-1] not in MARKERS]
         for batch in (markers, rest):
             if batch:
                 self.fs.rm(batch)

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from lake_pipeline.config import DATA_ROOT_ENV, DEFAULT_EXCHANGE, default_data_root
-from lake_pipeline.remote import ENDPOINT_ENV, is_remote
+from lake_pipeline.remote import is_remote, local_or_staged
 
 
 class DataRoot(dg.ConfigurableResource):
@@ -51,14 +51,9 @@ class DataRoot(dg.ConfigurableResource):
         `reads` (required: a missing one fails naming its URL), `optional_reads` and the named files of the zones
         in `file_reads` ({zone: [file, …]}) into a private working copy, yields it, and after the block succeeds publishes the
         partitions of `writes` (old remote partition deleted, data files, markers last); on failure nothing."""
-        if not self.is_remote:
-            yield self.root()
-            return
-        from lake_pipeline.remote import RemoteRoot
-
-        remote = RemoteRoot(self.location(), endpoint_url=self.endpoint_url or os.environ.get(ENDPOINT_ENV) or None)
-        with remote.staged(exchange=self.exchange, symbol=symbol, date=date, reads=reads,
-                           optional_reads=optional_reads, file_reads=file_reads, writes=writes, key=key) as root:
+        with local_or_staged(self.location() if self.is_remote else self.root(), exchange=self.exchange,
+                             symbol=symbol, date=date, endpoint_url=self.endpoint_url or None, reads=reads,
+                             optional_reads=optional_reads, file_reads=file_reads, writes=writes, key=key) as root:
             yield root
 
     def for_ui(self, metadata: dict, local_root: Path) -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lake_pipeline import paths
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("assess", help="assess one partition's lake tables and recommend a reconstruction strategy")
@@ -22,8 +24,7 @@ def _run(args: argparse.Namespace) -> int:
     from lake_pipeline.remote import local_or_staged
 
     with local_or_staged(args.data_root, exchange=args.exchange, symbol=args.symbol, date=args.date,
-                         optional_reads=[f"lake/ready/{t}" for t in ("trades", "book", "book_delta_v2")],
-                         writes=["reports/assessment"]) as root:
+                         **paths.ASSESS_ZONES) as root:
         report = assess_partition(root, args.symbol, args.date, exchange=args.exchange,
                                   chunk_rows=args.chunk_rows, hole_threshold_s=args.hole_threshold_s)
         json_path, md_path = write_assessment(report, root)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from lake_pipeline import paths
 from lake_pipeline.defs.automation import downstream_of_new_data
 from lake_pipeline.partitions import split_key, symbol_date_partitions
 from lake_pipeline.resources import DataRoot
@@ -30,8 +31,7 @@ def data_assessment(context: dg.AssetExecutionContext, config: AssessmentConfig,
     from lake_pipeline.assess.report import assess_partition, write_assessment
 
     symbol, date = split_key(context)
-    with data_root.staged(optional_reads=[f"lake/ready/{t}" for t in LAKE_TABLES], writes=["reports/assessment"],
-                          symbol=symbol, date=date) as root:
+    with data_root.staged(**paths.ASSESS_ZONES, symbol=symbol, date=date) as root:
         report = assess_partition(root, symbol, date, exchange=data_root.exchange,
                                   chunk_rows=config.chunk_rows, hole_threshold_s=config.hole_threshold_s)
         json_path, md_path = write_assessment(report, root)

@@ -6,6 +6,7 @@ No `from __future__ import annotations` here: Dagster validates the `context` an
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from lake_pipeline import paths
 from lake_pipeline.defs.automation import downstream_of_new_data
 from lake_pipeline.defs.metadata import column_schema
 from lake_pipeline.partitions import split_key, symbol_date_partitions
@@ -31,9 +32,7 @@ def unified_events(context: AssetExecutionContext, data_root: DataRoot) -> dg.Ma
     from lake_pipeline.reconstruct.run import reconstruct_partition
 
     symbol, date = split_key(context)
-    with data_root.staged(reads=["lake/ready/trades", "lake/ready/book"],
-                          optional_reads=["lake/ready/book_delta_v2", "reports/assessment"],
-                          writes=["unified", "book_states"], symbol=symbol, date=date) as root:
+    with data_root.staged(**paths.RECONSTRUCT_ZONES, symbol=symbol, date=date) as root:
         summary = reconstruct_partition(root, data_root.exchange, symbol, date)
     return dg.MaterializeResult(metadata=data_root.for_ui(summary_metadata(summary.to_dict()), root))
 

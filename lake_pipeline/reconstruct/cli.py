@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from lake_pipeline import paths
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from lake_pipeline.config import DEFAULT_EXCHANGE, default_data_root
@@ -35,9 +37,8 @@ def _run(args: argparse.Namespace) -> int:
     from lake_pipeline.remote import local_or_staged
 
     with local_or_staged(args.data_root, exchange=args.exchange, symbol=args.symbol, date=args.date,
-                         reads=["lake/ready/trades", "lake/ready/book"],
-                         optional_reads=["lake/ready/book_delta_v2", "reports/assessment"],
-                         writes=["unified", "book_states"]) as root, tqdm(unit=" rows", unit_scale=True, desc="reconstruct", disable=True if args.quiet else None) as bar:
+                         **paths.RECONSTRUCT_ZONES) as root, \
+            tqdm(unit=" rows", unit_scale=True, desc="reconstruct", disable=True if args.quiet else None) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total

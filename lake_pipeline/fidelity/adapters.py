@@ -31,6 +31,7 @@ from lake_pipeline.fidelity.frames import (
     DRIFT_SCHEMA,
     LADDER_SCHEMA,
     MESSAGES_SCHEMA,
+    RECON_MESSAGES_SCHEMA,
     QUOTES_SCHEMA,
     TRADES_SCHEMA,
     InputFile,
@@ -261,8 +262,10 @@ def recon_view(data_root: Path, exchange: str, symbol: str, date: str, label: st
         trades=trade_df, start_ns=start, end_ns=end, ladder=ladder,
         drift=conform(book.filter(pl.col("snapshot") & pl.col("drift_levels").is_not_null()), DRIFT_SCHEMA,
                       f"{udir} (drift)"),
-        messages=conform(book.with_columns(first_id=pl.lit(None, pl.Int64), last_id=pl.col("update_id")),
-                         MESSAGES_SCHEMA, f"{udir} (messages)"),
+        messages=conform(book.with_columns(first_id=pl.lit(None, pl.Int64), last_id=pl.col("update_id"),
+                                           snapshot_resync=pl.col("snapshot") & (pl.col("drift_levels") > 0)
+                                           .fill_null(False)),
+                         RECON_MESSAGES_SCHEMA, f"{udir} (messages)"),
         inputs=inputs, notes=notes,
     )
 

@@ -113,10 +113,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
     lines = [f"# Fidelity report — {p['exchange']} / {p['symbol']} / {p['date']}", "",
              f"**Status: {doc['status']}** ({doc['status_reason']}) · headline score {_num(doc['score'], 3)}", "",
              *_tier_lines(doc["comparison"]),
-             f"- Tolerances: version {doc['provenance']['tolerances']['version']} "
-             f"(sha256 {doc['provenance']['tolerances']['sha256'][:12]}…)", "",
-             "PASS: the whole bootstrap interval is within the tolerance; WARN: only the point estimate is; FAIL: not "
-             "even the point estimate. Overall = worst critical metric (★). K-S p-values are information only.", "",
+             f"- Calibration: {doc['calibration']}", "",
+             "Per metric, PASS: the whole bootstrap interval is within the tolerance; WARN: only the point estimate "
+             "is; FAIL: not even the point estimate. K-S p-values are information only.", "",
+             f"Headline rule: {doc['headline_rule']}", "",
              "| metric | tier | value | interval | tolerance | status | score |", "|---|---|---|---|---|---|---|"]
     for m in doc["metrics"]:
         ci = f"[{_num(m['ci_low'])}, {_num(m['ci_high'])}]" if m["ci_low"] is not None else "—"

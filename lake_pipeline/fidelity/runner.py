@@ -25,7 +25,7 @@ from lake_pipeline.fidelity import adapters, catalog, tier_a, tier_b
 from lake_pipeline.fidelity import tolerances as tol_mod
 from lake_pipeline.fidelity.compare import Comparison
 from lake_pipeline.fidelity.frames import MarketView
-from lake_pipeline.fidelity.scoring import MetricResult, family_status, overall
+from lake_pipeline.fidelity.scoring import HEADLINE_RULE, MetricResult, family_status, overall
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -46,6 +46,9 @@ class FidelityReport:
             "status": verdict.status,
             "score": verdict.score,
             "status_reason": verdict.reason,
+            "deciding_metrics": list(verdict.deciding),
+            "headline_rule": HEADLINE_RULE,
+            "calibration": calibration_summary(self.provenance.get("tolerances") or {}),
             "partition": self.partition,
             "comparison": self.comparison,
             "families": {f: family_status(self.metrics, f) for f in catalog.FAMILIES},
@@ -55,6 +58,15 @@ class FidelityReport:
             "timings": self.timings,
             "generated_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+
+
+def calibration_summary(tol: dict[str, Any]) -> str:
+    """One line saying which calibration the tolerances came from (version, sources, sha256)."""
+    cal = tol.get("calibration") or {}
+    sources = cal.get("sources") or cal.get("sessions") or []
+    names = [str(s.get("name") or s.get("session") or s.get("label")) for s in sources]
+    return (f"tolerances v{tol.get('version')} (sha256 {str(tol.get('sha256', ''))[:12]}), calibrated "
+            f"{cal.get('created_utc', '?')} from {len(names)} source(s): {', '.join(names) or 'none recorded'}")
 
 
 def _versions() -> dict[str, str]:

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-on", choices=("never", "fail", "warn"), default="never",
                    help="exit 1 when the overall status is FAIL (or WARN/FAIL with 'warn')")
     p.set_defaults(func=_run_report)
-    inner = p.add_subparsers(dest="fidelity_command", metavar="[calibrate]")
+    inner = p.add_subparsers(dest="fidelity_command", metavar="[calibrate | power]")
     c = inner.add_parser("calibrate", help="calibrate Tier B tolerances from golden-vs-golden variability",
                          description="Split each golden session into halves and quarters, measure every Tier B "
                                      "distance between same-length windows, and write p95 × margin as tolerances.")
@@ -38,6 +38,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--margin", type=float, default=None, help="tolerance = p95 × margin (default 1.5)")
     c.add_argument("--out", type=Path, default=Path("tolerances.yaml"), help="where to write the new config")
     c.set_defaults(func=_run_calibrate)
+    w = inner.add_parser("power", help="defect-injection benchmark: how well the report catches broken data",
+                         description="Reconstruct a real recording correctly, inject realistic defects into the "
+                                     "reconstruction and into its lake inputs, run the report on each and print a "
+                                     "confusion table (exit 1 when a defect is missed or the correct one fails).")
+    w.add_argument("--capture", nargs="+", type=Path, required=True, help="capture files of one session, in order")
+    w.add_argument("--symbol", default="BTC-USDT")
+    w.add_argument("--date", required=True, help="partition of the recording to test, YYYY-MM-DD")
+    w.add_argument("--exchange", default="BINANCE")
+    w.add_argument("--work", type=Path, default=None, help="working directory (default: <data root>/power)")
+    w.add_argument("--data-root", type=Path, default=None, help="data root (default: $LAKE_DATA_ROOT or ./data)")
+    w.add_argument("--defects", nargs="+", default=None, help="defect names (default: all; see --list)")
+    w.add_argument("--quick", action="store_true", help="the reduced table the test suite runs")
+    w.add_argument("--seed", type=int, default=1, help="seed of the rows and phases the defects hit")
+    w.add_argument("--reps", type=int, default=None, help="bootstrap replicates (default: the tolerance file's)")
+    w.add_argument("--keep", action="store_true", help="keep every variant's data root under --work")
+    w.add_argument("--out", type=Path, default=None, help="also write the table (Markdown) to this file")
+    w.add_argument("--list", action="store_true", help="list the defects and exit")
+    w.set_defaults(func=_run_power)
 
 
 def _run_report(args: argparse.Namespace) -> int:
@@ -97,3 +115,30 @@ def _run_calibrate(args: argparse.Namespace) -> int:
             print(f"  {name:28s} tolerance {entry.get('tolerance')}  "
                   f"(p95 {entry.get('p95')}, {entry.get('pairs')} pairs)")
     return 0
+
+
+def _run_power(args: argparse.Namespace) -> int:
+    from lake_pipeline.atomic import write_text_atomic
+    from lake_pipeline.config import default_data_root
+    from lake_pipeline.fidelity import defects, power
+
+    if args.list:
+        for d in defects.CATALOG:
+            print(f"{d.name:44s} {d.stage:6s} {d.severity:6s} {'quick ' if d.quick else '      '}{d.description}")
+        return 0
+    for f in args.capture:
+        if not f.is_file():
+            raise FileNotFoundError(f"capture file not found: {f}")
+    chosen = defects.get(args.defects, quick=args.quick)
+    work = args.work or (args.data_root or default_data_root()) / "power"
+    target = power.Target(tuple(args.capture), args.symbol, args.date, args.exchange)
+
+    def show(row: power.Row) -> None:
+        print(f"  {row.defect:44s} {row.status:5s} ({row.seconds:.1f} s)", flush=True)
+
+    rows = power.run(target, work, chosen, seed=args.seed, reps=args.reps, keep=args.keep, progress=show)
+    text = power.table(rows)
+    print(text)
+    if args.out:
+        write_text_atomic(args.out, text)
+    return 0 if all(r.caught for r in rows) else 1

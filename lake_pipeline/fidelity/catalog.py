@@ -36,6 +36,9 @@ METRICS: tuple[MetricDef, ...] = (
        "Trade ids missing from the reconstruction inside its own id range"),
     _m("trade_duplicates", "A", "integrity", "max", "count",
        "Trade rows whose trade id the reconstruction already has (every trade once, never twice)"),
+    _m("missing_streams", "A", "integrity", "max", "count",
+       "Streams the reconstruction lacks entirely: trades, a two-sided book (a day without trades or a one-sided "
+       "book cannot be a faithful BTC day)"),
     _m("recon_sequence_breaks", "A", "integrity", "max", "count",
        "Real breaks: book messages whose update id goes backwards or whose gap/resync flag no snapshot drift "
        "explains; expected events (the seed at the partition edge, snapshot resyncs) are in the details"),
@@ -91,6 +94,11 @@ METRICS: tuple[MetricDef, ...] = (
     _m("return_quantile_ratio_diff", "B", "tails", "max", "log",
        "|Δ log(q99 / q50)| of non-zero |1 s returns|", True),
 )
+
+# The reconstruction's own checks (computed without a golden capture or reference): they can FAIL a run on their
+# own, but they alone cannot make it PASS — with nothing to compare against, the verdict is NOT_AVAILABLE.
+SELF_CHECKS: frozenset[str] = frozenset({"trade_id_gaps", "trade_duplicates", "missing_streams",
+                                         "recon_sequence_breaks", "drift_levels_mean", "drift_slope_per_hour"})
 
 BY_NAME: dict[str, MetricDef] = {m.name: m for m in METRICS}
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(m.family for m in METRICS))

@@ -54,7 +54,7 @@ def _sci(x: Any) -> str:
     return "—" if x is None else f"{float(x):.2e}"
 
 
-def _ts(ns: Any) -> str:
+def iso_ts(ns: Any) -> str:
     return "—" if ns is None else str(np.datetime64(int(ns), "ns").astype("datetime64[ms]")) + "Z"
 
 
@@ -64,7 +64,7 @@ def _css(status: str) -> str:
 
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined)
-    env.filters.update(num=_num, sci=_sci, ts=_ts, css=_css)
+    env.filters.update(num=_num, sci=_sci, ts=iso_ts, css=_css)
     return env
 
 
@@ -130,7 +130,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
     for side in (doc["provenance"].get("golden"), doc["provenance"]["reconstruction"]):
         if not side:
             continue
-        lines.append(f"- **{side['label']}**: {_ts(side['start_ns'])} → {_ts(side['end_ns'])} ({side['seconds']} s), "
+        lines.append(f"- **{side['label']}**: {iso_ts(side['start_ns'])} → {iso_ts(side['end_ns'])} ({side['seconds']} s), "
                      f"{side['trades']} trades, BBO: {side['bbo_convention']}")
         lines += [f"  - `{f['path']}` rows={f['rows']} sha256={f['sha256']}" for f in side["inputs"]]
     lines.append(f"- strategy: {doc['provenance']['strategy'] or 'not recorded'}")

@@ -153,6 +153,21 @@ def compare_views(recon: MarketView, golden: MarketView | None, tol: tol_mod.Tol
     return results, plots, {**info, "timings": timings}
 
 
+def _require_overlap(golden: MarketView, recon: MarketView, session_dir: Path | None, partition: str,
+                     min_s: float) -> None:
+    """A golden session of the partition that barely overlaps it is a wrong input (wrong session, clock or date),
+    not a reason to report a handful of seconds as Tier A: a clear error naming both windows."""
+    from lake_pipeline.fidelity.report import iso_ts as _ts
+
+    overlap = (min(golden.end_ns, recon.end_ns) - max(golden.start_ns, recon.start_ns)) / 1e9
+    if overlap < min_s:
+        raise adapters.FidelityInputError(
+            f"partition {partition}: golden session {session_dir} covers {_ts(golden.start_ns)} → "
+            f"{_ts(golden.end_ns)}, the reconstruction {_ts(recon.start_ns)} → {_ts(recon.end_ns)}; they overlap "
+            f"for {max(overlap, 0.0):.1f} s (< {min_s:g} s). Choose an overlapping --golden-session, or compare "
+            f"unpaired against another period with --reference")
+
+
 def run_fidelity(data_root: Path, exchange: str, symbol: str, date: str, *, golden_session: str | None = None,
                  reference: Path | None = None, tolerances_path: Path | None = None) -> FidelityReport:
     """Compute the report for one partition (nothing written; see `report.write_report`)."""
@@ -172,6 +187,9 @@ def run_fidelity(data_root: Path, exchange: str, symbol: str, date: str, *, gold
     window = (golden.start_ns, golden.end_ns) if golden is not None and is_capture else None
     recon = adapters.recon_view(root, exchange, symbol, date, ladder_window=window, load_ladder=window is not None)
     timings["load_reconstruction_s"] = time.perf_counter() - t
+    if golden is not None and is_capture:
+        _require_overlap(golden, recon, session_dir, f"{date}|{exchange}.{symbol}",
+                         float(tol.setting("min_overlap_s")))
     logger.info("fidelity {}/{}/{}: reconstruction {} s, golden {}", exchange, symbol, date,
                 round(recon.duration_s, 1), None if golden is None else round(golden.duration_s, 1))
     metrics, plots, info = compare_views(recon, golden, tol, golden_is_capture=is_capture)

@@ -19,7 +19,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lake_pipeline.fidelity.catalog import MetricDef
+from lake_pipeline.fidelity.catalog import SELF_CHECKS, MetricDef
 
 PASS, WARN, FAIL, NA = "PASS", "WARN", "FAIL", "N/A"
 NOT_AVAILABLE = "NOT_AVAILABLE"
@@ -105,7 +105,8 @@ HEADLINE_RULE = (
     "score among the critical (*) metrics that could be computed. FAIL when one of them is beyond its tolerance "
     "(headline < 0.5; named); WARN when none is but an interval crosses a tolerance, a critical metric is N/A, or "
     "a non-critical metric is beyond its tolerance (named); PASS otherwise (headline >= 0.5). Non-critical rows "
-    "and expected integrity events (details) are reported for information.")
+    "and expected integrity events (details) are reported for information. NOT_AVAILABLE when only the "
+    "reconstruction's own checks could be computed and none failed.")
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,10 @@ def overall(results: list[MetricResult]) -> Verdict:
     failed = sorted((r for r in gating if r.status == FAIL), key=lambda r: r.score)
     if failed:
         return Verdict(FAIL, score, f"FAIL decided by {_named(failed)}", tuple(r.name for r in failed))
+    if all(r.name in SELF_CHECKS for r in gating):
+        return Verdict(NOT_AVAILABLE, score, "nothing to compare against: no critical metric needing a golden "
+                                             "capture or reference could be computed (the reconstruction's own "
+                                             "checks passed)")
     warned = [r for r in gating if r.status == WARN]
     missing = [r for r in critical if r.status == NA]
     beyond = [r for r in results if not r.critical and r.status == FAIL]

@@ -67,6 +67,11 @@ def recon_integrity(cmp: Comparison) -> list[MetricResult]:
            _count(cmp, "trade_duplicates", repeats,
                   {"trades": int(ids.size), "distinct_ids": int(ids.size - repeats),
                    "first_repeated_ids": [int(ids[i]) for i in np.flatnonzero(d == 0)[:MAX_EXAMPLES]]})]
+    empty = {"trades": r.trades.height == 0, "two-sided book": r.bbo.height == 0}
+    out.append(_count(cmp, "missing_streams", sum(empty.values()),
+                      {"missing": [k for k, v in empty.items() if v], "trades": r.trades.height,
+                       "two_sided_book_messages": r.bbo.height,
+                       "book_messages": 0 if r.messages is None else r.messages.height}))
     if r.messages is None or r.messages.height == 0:
         return out + [cmp.na("recon_sequence_breaks", "the reconstruction has no book messages")]
     m = r.messages.sort("time_ns", maintain_order=True)
@@ -405,9 +410,6 @@ def _bucket_mean(times: np.ndarray, y: np.ndarray) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-MIN_TREND_HOURS = 0.5
-
-
 def drift(cmp: Comparison, plots: dict) -> list[MetricResult]:
     """Drift measured by the reconstructor at each lake snapshot, its mean and its trend (levels per hour)."""
     d = cmp.r.drift
@@ -421,10 +423,11 @@ def drift(cmp: Comparison, plots: dict) -> list[MetricResult]:
     plots["drift"] = _bucket_mean(t, y)
     mean_levels = stats.SlotRatio(y, np.ones(y.size), slots, cmp.axis_r.n_slots)
     info = {"snapshots": int(y.size), "snapshots_with_drift": int((y > 0).sum()), "max_levels": float(y.max())}
-    if hours[-1] < MIN_TREND_HOURS:
+    min_minutes = float(cmp.tol.setting("drift_trend_min_minutes"))
+    if hours[-1] * 60 < min_minutes or np.unique(hours).size < 2:
         return [cmp.gate("drift_levels_mean", lambda a, b: mean_levels(b), info),
                 cmp.na("drift_slope_per_hour", f"snapshots span {hours[-1] * 60:.1f} min; a trend in levels per "
-                                               f"hour needs at least {MIN_TREND_HOURS * 60:.0f} min")]
+                                               f"hour needs at least {min_minutes:g} min")]
     # only a RISING trend is accumulating drift; drift that fades (resyncs after seeding) is not
     return cmp.gate_many({"drift_levels_mean": lambda a, b: mean_levels(b),
                           "drift_slope_per_hour": lambda a, b: max(0.0, stats.ols_slope(hours, y, b.counts[slots]))},

@@ -29,6 +29,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "hill_tail_fraction": 0.02,
     "min_events": 30,  # fewer observations on a side -> metric N/A
     "hawkes_seed": 7,  # jitter of millisecond ties (same on both sides)
+    "min_overlap_s": 10,
+    "drift_trend_min_minutes": 30,  # a drift trend (levels per hour) over a shorter span is noise  # a golden session of the partition overlapping it for less is an input error
 }
 DEFAULT_BOOTSTRAP: dict[str, Any] = {"reps": 200, "block_seconds": 60, "level": 0.90, "seed": 20240808}
 

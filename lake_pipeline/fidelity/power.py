@@ -73,7 +73,7 @@ def _published(root: Path, t: Target) -> bool:
     return (paths.unified_dir(root, t.exchange, t.symbol, t.date) / "_SUCCESS").is_file()
 
 
-def _link_golden(root: Path, t: Target) -> None:
+def link_golden(root: Path, t: Target) -> None:
     """The recording itself, as the partition's golden session (files linked, never copied)."""
     session = paths.golden_dir(root, t.exchange, t.symbol, t.date) / "session=recording"
     session.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,7 @@ def _link_golden(root: Path, t: Target) -> None:
 def prepare_base(t: Target, work: Path) -> Path:
     """lake-from-capture → reconstruct (once; reused when already published) with the golden session linked."""
     root = Path(work) / "base"
-    _link_golden(root, t)
+    link_golden(root, t)
     if not _published(root, t):
         _cli(["lake-from-capture", "--capture", *t.capture, "--data-root", root, "--symbol", t.symbol,
               "--exchange", t.exchange])
@@ -99,13 +99,13 @@ def _reconstruct(root: Path, t: Target) -> None:
           "--quiet"])
 
 
-def _read_dir(d: Path) -> tuple[pl.DataFrame, pa.Schema]:
+def read_parts(d: Path) -> tuple[pl.DataFrame, pa.Schema]:
     tables = [pq.read_table(p) for p in sorted(d.glob("part-*.parquet"))]
     schema = tables[0].schema
     return pl.from_arrow(pa.concat_tables(tables)), schema
 
 
-def _write_dir(src: Path, dst: Path, df: pl.DataFrame, schema: pa.Schema) -> None:
+def write_parts(src: Path, dst: Path, df: pl.DataFrame, schema: pa.Schema) -> None:
     """A published copy of `src` holding `df` (same schema and metadata, markers and summaries copied)."""
     dst.mkdir(parents=True, exist_ok=True)
     pq.write_table(df.to_arrow().cast(schema), dst / "part-00000.parquet", compression="zstd")
@@ -129,23 +129,23 @@ def make_variant(base: Path, t: Target, d: defects.Defect, work: Path, seed: int
     root = Path(work) / "variants" / d.name.replace("/", "_")
     if root.exists():
         shutil.rmtree(root)
-    _link_golden(root, t)
+    link_golden(root, t)
     ctx = _context(t, seed)
     if d.stage == defects.OUTPUT:
         udir, sdir = (paths.unified_dir(base, t.exchange, t.symbol, t.date),
                       paths.book_states_dir(base, t.exchange, t.symbol, t.date))
-        (events, es), (states, ss) = _read_dir(udir), _read_dir(sdir)
+        (events, es), (states, ss) = read_parts(udir), read_parts(sdir)
         broken = d.apply(defects.Recon(events, states), ctx)
-        _write_dir(udir, paths.unified_dir(root, t.exchange, t.symbol, t.date), broken.events, es)
-        _write_dir(sdir, paths.book_states_dir(root, t.exchange, t.symbol, t.date), broken.states, ss)
+        write_parts(udir, paths.unified_dir(root, t.exchange, t.symbol, t.date), broken.events, es)
+        write_parts(sdir, paths.book_states_dir(root, t.exchange, t.symbol, t.date), broken.states, ss)
         return root
     tables, schemas, dirs = {}, {}, {}
     for name in LAKE_TABLES:
         dirs[name] = paths.lake_ready(base, name, t.exchange, t.symbol, t.date)
-        tables[name], schemas[name] = _read_dir(dirs[name])
+        tables[name], schemas[name] = read_parts(dirs[name])
     broken = d.apply(tables, ctx)
     for name in LAKE_TABLES:
-        _write_dir(dirs[name], paths.lake_ready(root, name, t.exchange, t.symbol, t.date), broken[name],
+        write_parts(dirs[name], paths.lake_ready(root, name, t.exchange, t.symbol, t.date), broken[name],
                    schemas[name])
     _reconstruct(root, t)
     return root

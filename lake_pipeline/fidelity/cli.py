@@ -30,13 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = inner.add_parser("calibrate", help="calibrate Tier B tolerances from golden-vs-golden variability",
                          description="Split each golden session into halves and quarters, measure every Tier B "
                                      "distance between same-length windows, and write p95 × margin as tolerances.")
-    c.add_argument("--golden-session", nargs="+", type=Path, required=True,
-                   help="golden session directories (capture files inside)")
+    c.add_argument("--golden-session", nargs="+", required=True,
+                   help="golden session directories (capture files inside), each optionally SYMBOL@DIR")
     c.add_argument("--symbol", default=None, help="symbol (default: from the session path's symbol=…)")
     c.add_argument("--base", type=Path, default=None,
                    help="config to start from (declared tolerances, critical flags; default: the shipped one)")
     c.add_argument("--margin", type=float, default=None, help="tolerance = p95 × margin (default 1.5)")
     c.add_argument("--out", type=Path, default=Path("tolerances.yaml"), help="where to write the new config")
+    c.add_argument("--note", action="append", default=[],
+                   help="recorded in the config's calibration block (e.g. a recording left out and why)")
     c.set_defaults(func=_run_calibrate)
     w = inner.add_parser("power", help="defect-injection benchmark: how well the report catches broken data",
                          description="Reconstruct a real recording correctly, inject realistic defects into the "
@@ -90,13 +92,16 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 
     base = tolerances.load(args.base)
     views, sources = [], []
-    for session in args.golden_session:
-        symbol = args.symbol
-        if symbol is None:
+    for entry in args.golden_session:
+        symbol, _, where = str(entry).rpartition("@")
+        session = Path(where)
+        symbol = symbol or args.symbol
+        if not symbol:
             try:
                 symbol = paths.parse_partition_path(session)["symbol"]
             except ValueError:
-                raise ValueError(f"{session}: pass --symbol (the path has no symbol=… segment)") from None
+                raise ValueError(f"{session}: give its symbol (SYMBOL@{session} or --symbol; the path has no "
+                                 f"symbol=… segment)") from None
         spec = symbol_spec(symbol)
         if spec is None:
             raise ValueError(f"symbol {symbol!r} has no configured tick/lot (lake_pipeline/symbols.yaml or "
@@ -105,15 +110,16 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         view = adapters.read_golden_session(files, spec, label=str(session), rebuild_book=False)
         views.append(view)
         sources.append({"session": str(session), "symbol": symbol, "seconds": round(view.duration_s, 3),
+                        "trades": view.trades.height, "bbo_rows": view.bbo.height,
                         "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in view.inputs]})
     kwargs = {} if args.margin is None else {"margin": args.margin}
-    new = calibrate.calibrate(views, base, sources=sources, **kwargs)
+    new = calibrate.calibrate(views, base, sources=sources, notes=args.note, **kwargs)
     tolerances.dump(new, args.out)
     print(f"wrote {args.out} (version {new.version}, from {len(views)} session(s))")
     for name, entry in new.metrics.items():
         if entry.get("source") == "calibrated":
             print(f"  {name:28s} tolerance {entry.get('tolerance')}  "
-                  f"(p95 {entry.get('p95')}, {entry.get('pairs')} pairs)")
+                  f"(p95 {entry.get('p95')} from {entry.get('p95_from')}, {entry.get('pairs')} pairs)")
     return 0
 
 

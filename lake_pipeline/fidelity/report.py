@@ -94,7 +94,8 @@ def render_html(doc: dict[str, Any]) -> str:
     info_rows = [(m["name"], m["details"]) for m in doc["metrics"] if "ks_statistic" in m.get("details", {})]
     sides = [s for s in (doc["provenance"].get("golden"), doc["provenance"]["reconstruction"]) if s]
     return _env().get_template("fidelity.html.j2").render(
-        r=doc, plotly_js=get_plotlyjs(), figures_json=figures_json, sections=sections,
+        r=doc, plotly_js=get_plotlyjs(), figures_json=figures_json, template_json=plot_mod.template_json(),
+        sections=sections,
         counts=dict(Counter(m["status"] for m in doc["metrics"])),
         headline=[by_name[n] for n in HEADLINE_METRICS if n in by_name], info_rows=info_rows, sides=sides)
 

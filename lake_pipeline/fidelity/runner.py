@@ -13,7 +13,8 @@ import datetime as dt
 import json
 import platform
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -177,19 +178,28 @@ def run_fidelity(data_root: Path, exchange: str, symbol: str, date: str, *, gold
     spec = adapters.recon_spec(symbol, adapters.unified_parts(root, exchange, symbol, date))
     golden, is_capture = None, True
     session_dir = adapters.find_golden_session(root, exchange, symbol, date, golden_session)
-    if session_dir is not None:
-        golden = adapters.read_golden_session(adapters.golden_session_files(session_dir), spec,
-                                              label=f"golden {session_dir.name}")
-    elif reference is not None:
-        golden, is_capture = load_reference(Path(reference), spec), False
-    timings = {"load_golden_s": time.perf_counter() - t0}
-    t = time.perf_counter()
-    window = (golden.start_ns, golden.end_ns) if golden is not None and is_capture else None
-    recon = adapters.recon_view(root, exchange, symbol, date, ladder_window=window, load_ladder=window is not None)
-    timings["load_reconstruction_s"] = time.perf_counter() - t
+    # the golden capture (JSON parsing, book rebuild: mostly Python) and the reconstruction (parquet: native,
+    # GIL released) are read at the same time; the reconstruction's book states need the golden window after
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        if session_dir is not None:
+            pending = pool.submit(adapters.read_golden_session, adapters.golden_session_files(session_dir), spec,
+                                  label=f"golden {session_dir.name}")
+        elif reference is not None:
+            pending, is_capture = pool.submit(load_reference, Path(reference), spec), False
+        recon = adapters.recon_view(root, exchange, symbol, date, load_ladder=False)
+        timings = {"load_reconstruction_s": time.perf_counter() - t0}
+        golden = None if pending is None else pending.result()
+    timings["load_golden_s"] = time.perf_counter() - t0
     if golden is not None and is_capture:
         _require_overlap(golden, recon, session_dir, f"{date}|{exchange}.{symbol}",
                          float(tol.setting("min_overlap_s")))
+        t = time.perf_counter()
+        recon = adapters.with_ladder(recon, root, exchange, symbol, date, (golden.start_ns, golden.end_ns))
+        timings["load_book_states_s"] = time.perf_counter() - t
+    else:
+        recon = replace(recon, notes=[*recon.notes, "book states not loaded (no paired golden capture to compare "
+                                                    "depth with)"])
     logger.info("fidelity {}/{}/{}: reconstruction {} s, golden {}", exchange, symbol, date,
                 round(recon.duration_s, 1), None if golden is None else round(golden.duration_s, 1))
     metrics, plots, info = compare_views(recon, golden, tol, golden_is_capture=is_capture)

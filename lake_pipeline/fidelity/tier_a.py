@@ -429,8 +429,9 @@ def drift(cmp: Comparison, plots: dict) -> list[MetricResult]:
                 cmp.na("drift_slope_per_hour", f"snapshots span {hours[-1] * 60:.1f} min; a trend in levels per "
                                                f"hour needs at least {min_minutes:g} min")]
     # only a RISING trend is accumulating drift; drift that fades (resyncs after seeding) is not
+    slope = stats.SlotSlope(hours, y, slots, cmp.axis_r.n_slots)
     return cmp.gate_many({"drift_levels_mean": lambda a, b: mean_levels(b),
-                          "drift_slope_per_hour": lambda a, b: max(0.0, stats.ols_slope(hours, y, b.counts[slots]))},
+                          "drift_slope_per_hour": lambda a, b: max(0.0, slope(b))},
                          {"drift_levels_mean": info,
                           "drift_slope_per_hour": {"signed_slope_per_hour": stats.ols_slope(hours, y)}})
 

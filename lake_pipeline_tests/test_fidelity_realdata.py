@@ -94,24 +94,34 @@ def test_tier_a_on_real_data_rebuilt_golden_book_vs_bookticker(btc_recording):
 def test_shipped_tolerances_were_calibrated_on_this_recording(golden):
     t = tolerances.load()
     shas = {f["sha256"] for s in t.calibration["sessions"] for f in s["files"]}
-    assert {f.sha256 for f in golden.inputs} == shas
+    assert {f.sha256 for f in golden.inputs} <= shas
+    assert len(t.calibration["sessions"]) >= 2  # every real recording we can read, plus simulated regimes
 
 
-def test_real_recording_end_to_end_bbo_update_match_at_least_999(btc_recording, data_root):
+def test_real_recording_end_to_end_passes_without_false_alarms(btc_recording, data_root):
+    """Issue 11: both partitions of the correctly reconstructed real recording PASS with a headline >= 0.5 and no
+    WARN/FAIL row (the 08-09 partition starts mid-session: seeded from a 20-level row, its deeper-level resyncs are
+    expected events, reported not gated)."""
     from lake_pipeline import paths
     from lake_pipeline.cli import main
 
-    session = paths.golden_dir(data_root, "BINANCE", "BTC-USDT", "2024-08-09") / "session=real"
-    session.mkdir(parents=True)
-    for f in btc_recording:
-        (session / f.name).symlink_to(f)
     assert main(["lake-from-capture", "--capture", *map(str, btc_recording), "--data-root", str(data_root),
                  "--symbol", "BTC-USDT"]) == 0
-    assert main(["reconstruct", "--data-root", str(data_root), "--symbol", "BTC-USDT", "--date", "2024-08-09"]) == 0
-    assert main(["fidelity", "--data-root", str(data_root), "--symbol", "BTC-USDT", "--date", "2024-08-09"]) == 0
-    out = paths.fidelity_dir(data_root, "BINANCE", "BTC-USDT", "2024-08-09")
-    doc = json.loads((out / "fidelity.json").read_text())
-    bbo = next(m for m in doc["metrics"] if m["name"] == "bbo_update_match_rate")
-    assert bbo["value"] >= 0.999, bbo
-    assert (out / "fidelity.html").stat().st_size > 1_000_000
-    assert np.isfinite(doc["score"])
+    for date in ("2024-08-08", "2024-08-09"):
+        session = paths.golden_dir(data_root, "BINANCE", "BTC-USDT", date) / "session=real"
+        session.mkdir(parents=True)
+        for f in btc_recording:
+            (session / f.name).symlink_to(f)
+        assert main(["reconstruct", "--data-root", str(data_root), "--symbol", "BTC-USDT", "--date", date]) == 0
+        assert main(["fidelity", "--data-root", str(data_root), "--symbol", "BTC-USDT", "--date", date]) == 0
+        out = paths.fidelity_dir(data_root, "BINANCE", "BTC-USDT", date)
+        doc = json.loads((out / "fidelity.json").read_text())
+        rows = {m["name"]: m for m in doc["metrics"]}
+        assert doc["status"] == "PASS" and doc["score"] >= 0.5, (date, doc["status_reason"])
+        assert not [n for n, m in rows.items() if m["status"] in ("WARN", "FAIL")], date
+        assert rows["bbo_update_match_rate"]["value"] >= 0.999
+        integrity = rows["recon_sequence_breaks"]
+        assert integrity["value"] == 0 and integrity["details"]["expected_total"] > 0  # reported, not gated
+        assert doc["headline_rule"] in (out / "fidelity.md").read_text()
+        assert (out / "fidelity.html").stat().st_size > 1_000_000
+        assert "tolerances v" in doc["calibration"]

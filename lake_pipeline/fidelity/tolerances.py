@@ -22,7 +22,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "grid_ms": 10,  # Tier A BBO comparison grid
     "lag_scan_ms": 500,
     "lag_step_ms": 10,
-    "lag_scan_points": 200_000,  # grid points used by the lag scan (evenly spaced subset)
+    "lag_scan_points": 50_000,  # grid points used by the lag scan (evenly spaced subset)
     "tier_b_grid_ms": 100,  # time-weighting grid for spread / depth / imbalance
     "slot_seconds": 1,  # bootstrap slot and return horizon
     "acf_lags": 20,

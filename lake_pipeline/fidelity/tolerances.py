@@ -93,8 +93,9 @@ def load(path: str | Path | None = None) -> Tolerances:
 HEADER = """\
 # lake_pipeline fidelity tolerances — versioned; every report records this file's version and sha256.
 # Status per metric: PASS if the whole bootstrap interval is within the tolerance, WARN if only the point estimate is,
-# FAIL otherwise. Overall = worst critical metric. Tier B tolerances ("source: calibrated") come from
-# `lake-pipeline fidelity calibrate` (golden-vs-golden halves/quarters, p95 x margin); the others are declared.
+# FAIL otherwise. Overall and headline: scoring.HEADLINE_RULE (lowest score of the computed critical metrics). Tier B
+# tolerances ("source: calibrated") come from `lake-pipeline fidelity calibrate` (golden-vs-golden halves/quarters
+# of every session listed below; largest per-session p95 x margin); the others are declared, with a note.
 """
 
 

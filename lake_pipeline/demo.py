@@ -107,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--instruments", default=DEMO_INSTRUMENTS,
                    help=f"comma-separated VENUE.SYMBOL instruments (default {DEMO_INSTRUMENTS})")
     p.add_argument("--date", default=DEMO_DATE)
-    p.add_argument("--hours", type=float, default=0.15, help="simulated hours per partition")
+    p.add_argument("--hours", type=float, default=0.1, help="simulated hours per partition")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=_run_demo)
     h = sub.add_parser("dagster-home", help="prepare $DAGSTER_HOME under the data root with the repo's dagster.yaml")

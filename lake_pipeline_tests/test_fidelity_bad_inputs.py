@@ -13,10 +13,11 @@ import pytest
 from lake_pipeline import paths
 from lake_pipeline.cli import main
 from lake_pipeline.fidelity import power, tolerances
+from lake_pipeline.instrument import Partition
 from lake_pipeline_tests import fidelity_fixtures as fxt
 
 ARGS = ["--symbol", fxt.SYMBOL, "--date", fxt.DATE]
-PARTITION = (fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
+PARTITION = Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +39,8 @@ def fast_tolerances(tmp_path_factory) -> Path:
 def _variant(base: Path, root: Path, events=lambda e: e, states=lambda s: s, golden: fxt.Market | None = None):
     """A copy of the base reconstruction with its events / book states rewritten, optionally with a golden capture."""
     for where, change in ((paths.unified_dir, events), (paths.book_states_dir, states)):
-        df, schema = power.read_parts(where(base, *PARTITION))
-        power.write_parts(where(base, *PARTITION), where(root, *PARTITION), change(df), schema)
+        df, schema = power.read_parts(where(base, PARTITION))
+        power.write_parts(where(base, PARTITION), where(root, PARTITION), change(df), schema)
     if golden is not None:
         fxt.write_golden_capture(golden, fxt.golden_session_dir(root) / "cap.jsonl.gz")
     return root
@@ -47,7 +48,7 @@ def _variant(base: Path, root: Path, events=lambda e: e, states=lambda s: s, gol
 
 def _report(root: Path, tol: Path, capsys) -> tuple[int, dict | None, str]:
     rc = main(["fidelity", "--data-root", str(root), *ARGS, "--tolerances", str(tol)])
-    out = paths.fidelity_dir(root, *PARTITION) / "fidelity.json"
+    out = paths.fidelity_dir(root, PARTITION) / "fidelity.json"
     return rc, json.loads(out.read_text()) if rc == 0 else None, capsys.readouterr().err
 
 
@@ -93,7 +94,7 @@ def test_one_sided_book_fails(base, tmp_path, fast_tolerances, capsys):
 def test_empty_partition_is_a_clear_error_naming_it(base, tmp_path, fast_tolerances, capsys):
     rc, _, err = _report(_variant(base, tmp_path, lambda e: e.head(0), lambda s: s.head(0)), fast_tolerances, capsys)
     assert rc == 2 and "Traceback" not in err
-    assert f"unified partition {paths.unified_dir(tmp_path, *PARTITION)} holds no events" in err
+    assert f"unified partition {paths.unified_dir(tmp_path, PARTITION)} holds no events" in err
 
 
 def test_golden_session_that_does_not_overlap_is_a_clear_error(base, tmp_path, fast_tolerances, capsys):

@@ -7,6 +7,7 @@ import pytest
 
 from lake_pipeline.cli import main
 from lake_pipeline.fidelity import defects, power
+from lake_pipeline.instrument import Partition
 
 pytestmark = pytest.mark.realdata
 
@@ -16,7 +17,8 @@ def target():
     from lake_pipeline_tests.conftest import realdata_dir
 
     spot = realdata_dir() / "hftbacktest" / "spot"
-    return power.Target(tuple(spot / f"btcusdt_2024080{d}.gz" for d in (8, 9)), "BTC-USDT", "2024-08-09")
+    return power.Target(tuple(spot / f"btcusdt_2024080{d}.gz" for d in (8, 9)),
+                        Partition("BINANCE", "BTC-USDT", "2024-08-09"))
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +55,10 @@ def test_full_confusion_table_with_another_seed(target, work):
 
 
 def test_power_cli_lists_defects_and_rejects_unknown_ones(capsys, target, tmp_path):
-    assert main(["fidelity", "power", "--capture", *map(str, target.capture), "--date", target.date,
+    assert main(["fidelity", "power", "--capture", *map(str, target.capture), "--date", target.part.date,
                  "--list"]) == 0
     listed = capsys.readouterr().out
     assert all(d.name in listed for d in defects.CATALOG)
-    assert main(["fidelity", "power", "--capture", *map(str, target.capture), "--date", target.date,
+    assert main(["fidelity", "power", "--capture", *map(str, target.capture), "--date", target.part.date,
                  "--work", str(tmp_path), "--defects", "no_such_defect"]) == 2
     assert "unknown defect(s) ['no_such_defect']" in capsys.readouterr().err

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from lake_pipeline.config import symbol_spec
 from lake_pipeline.fidelity import adapters, calibrate, tolerances
 from lake_pipeline.fidelity.runner import compare_views
 from lake_pipeline.fidelity.scoring import FAIL
+from lake_pipeline.instrument import Instrument, Partition
 
 pytestmark = pytest.mark.realdata
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.realdata
 @pytest.fixture(scope="module")
 def golden(request):
     files = request.getfixturevalue("btc_recording")
-    return adapters.read_golden_session(files, symbol_spec("BTC-USDT"), label="real BTCUSDT", rebuild_book=False)
+    return adapters.read_golden_session(files, symbol_spec(Instrument.parse("BTC-USDT")), label="real BTCUSDT", rebuild_book=False)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_tier_a_on_real_data_rebuilt_golden_book_vs_bookticker(btc_recording):
 
     from lake_pipeline.capture.golden import read_golden
 
-    spec = symbol_spec("BTC-USDT")
+    spec = symbol_spec(Instrument.parse("BTC-USDT"))
     frames = read_golden(btc_recording, spec)
     golden = adapters.golden_view(frames, spec, label="bookTicker")
     ladder, bbo = adapters.rebuild_golden_book(frames)
@@ -108,13 +108,14 @@ def test_real_recording_end_to_end_passes_without_false_alarms(btc_recording, da
     assert main(["lake-from-capture", "--capture", *map(str, btc_recording), "--data-root", str(data_root),
                  "--symbol", "BTC-USDT"]) == 0
     for date in ("2024-08-08", "2024-08-09"):
-        session = paths.golden_dir(data_root, "BINANCE", "BTC-USDT", date) / "session=real"
+        part = Partition("BINANCE", "BTC-USDT", date)
+        session = paths.golden_dir(data_root, part) / "session=real"
         session.mkdir(parents=True)
         for f in btc_recording:
             (session / f.name).symlink_to(f)
         assert main(["reconstruct", "--data-root", str(data_root), "--symbol", "BTC-USDT", "--date", date]) == 0
         assert main(["fidelity", "--data-root", str(data_root), "--symbol", "BTC-USDT", "--date", date]) == 0
-        out = paths.fidelity_dir(data_root, "BINANCE", "BTC-USDT", date)
+        out = paths.fidelity_dir(data_root, part)
         doc = json.loads((out / "fidelity.json").read_text())
         rows = {m["name"]: m for m in doc["metrics"]}
         assert doc["status"] == "PASS" and doc["score"] >= 0.5, (date, doc["status_reason"])

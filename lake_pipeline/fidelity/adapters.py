@@ -28,6 +28,7 @@ from loguru import logger
 
 from lake_pipeline import paths
 from lake_pipeline.config import SymbolSpec, symbol_spec
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.fidelity.frames import (
     BBO_SCHEMA,
     DRIFT_SCHEMA,
@@ -137,11 +138,12 @@ def _infer_unit(series: pl.Series) -> Decimal:
     return Decimal(1).scaleb(min(Decimal(v).normalize().as_tuple().exponent for v in values))
 
 
-def recon_spec(symbol: str, unified_parts: list[Path]) -> SymbolSpec:
+def recon_spec(instrument: Instrument, unified_parts: list[Path]) -> SymbolSpec:
     """Configured tick/lot, else inferred from the first part's prices and sizes (logged, recorded in provenance)."""
-    spec = symbol_spec(symbol)
+    spec = symbol_spec(instrument)
     if spec is not None:
         return spec
+    symbol = instrument.symbol
     df = pl.read_parquet(unified_parts[0], columns=["price", "quantity", "best_bid_price", "best_bid_quantity"])
     tick = min(_infer_unit(df["price"]), _infer_unit(df["best_bid_price"]))
     lot = min(_infer_unit(df["quantity"]), _infer_unit(df["best_bid_quantity"]))
@@ -238,24 +240,24 @@ def read_book_states(directory: Path, spec: SymbolSpec,
     return pl.concat(frames).sort("time_ns", maintain_order=True), inputs
 
 
-def unified_parts(data_root: Path, exchange: str, symbol: str, date: str) -> list[Path]:
+def unified_parts(data_root: Path, part: Partition) -> list[Path]:
     """The published parts of a unified partition (FileNotFoundError naming the partition otherwise)."""
-    udir = paths.unified_dir(data_root, exchange, symbol, date)
+    udir = paths.unified_dir(data_root, part)
     parts = _parts(udir, "unified event")
     if not (udir / "_SUCCESS").exists():
         raise FileNotFoundError(f"unified partition {udir} is not published (no _SUCCESS marker)")
     return parts
 
 
-def recon_view(data_root: Path, exchange: str, symbol: str, date: str, label: str = "reconstruction", *,
+def recon_view(data_root: Path, part: Partition, label: str = "reconstruction", *,
                ladder_window: tuple[int, int] | None = None, load_ladder: bool = True) -> MarketView:
     """The reconstruction of one partition as a MarketView (window = first to last event time).
 
     The top-20 book states are only needed for the paired depth comparison: `load_ladder=False` skips them (see
     `with_ladder`) and `ladder_window` reads only the golden capture's stretch of the day."""
-    udir = paths.unified_dir(data_root, exchange, symbol, date)
-    parts = unified_parts(data_root, exchange, symbol, date)
-    spec = recon_spec(symbol, parts)
+    udir = paths.unified_dir(data_root, part)
+    parts = unified_parts(data_root, part)
+    spec = recon_spec(part.instrument, parts)
     trades, books, inputs = [], [], []
     for p in parts:
         got = _read_unified_part(p, spec)
@@ -284,16 +286,16 @@ def recon_view(data_root: Path, exchange: str, symbol: str, date: str, label: st
                          RECON_MESSAGES_SCHEMA, f"{udir} (messages)"),
         inputs=inputs, notes=notes,
     )
-    return with_ladder(view, data_root, exchange, symbol, date, ladder_window) if load_ladder else view
+    return with_ladder(view, data_root, part, ladder_window) if load_ladder else view
 
 
-def with_ladder(view: MarketView, data_root: Path, exchange: str, symbol: str, date: str,
+def with_ladder(view: MarketView, data_root: Path, part: Partition,
                 window: tuple[int, int] | None = None) -> MarketView:
     """The view with the partition's top-20 book states (only those in `window` when given) for per-level depth."""
-    bdir = paths.book_states_dir(data_root, exchange, symbol, date)
+    bdir = paths.book_states_dir(data_root, part)
     if not (bdir.is_dir() and any(bdir.glob("part-*.parquet"))):
         return replace(view, notes=[*view.notes, f"no book states at {bdir}: per-level depth not available"])
-    spec = SymbolSpec(symbol, view.tick, view.lot, "view")
+    spec = SymbolSpec(part.symbol, view.tick, view.lot, "view")
     ladder, more = read_book_states(bdir, spec, window)
     return replace(view, ladder=ladder, inputs=[*view.inputs, *more])
 
@@ -447,9 +449,9 @@ def _golden_session_cached(files: tuple[tuple[str, int, int], ...], spec: Symbol
     return golden_view(frames, spec, inputs=inputs, rebuild_book=rebuild_book)
 
 
-def find_golden_session(data_root: Path, exchange: str, symbol: str, date: str, session: str | None) -> Path | None:
+def find_golden_session(data_root: Path, part: Partition, session: str | None) -> Path | None:
     """The golden session directory for the partition: the named one, else the one holding the most bytes."""
-    base = paths.golden_dir(data_root, exchange, symbol, date)
+    base = paths.golden_dir(data_root, part)
     if session:
         d = base / f"session={session}"
         if not d.is_dir():

@@ -8,14 +8,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lake_pipeline.cli_args import add_instrument_args, instrument_arg, partition_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fidelity", help="fidelity report of a reconstructed partition against golden samples",
                        description="Write reports/fidelity/exchange=E/symbol=S/dt=D/fidelity.{html,md,json}.")
     p.add_argument("--data-root", type=Path, help="data root (default: $LAKE_DATA_ROOT or ./data)")
-    p.add_argument("--symbol", help="symbol, e.g. BTC-USDT")
+    add_instrument_args(p, symbol_required=False)
     p.add_argument("--date", help="partition date YYYY-MM-DD")
-    p.add_argument("--exchange", default=None, help="exchange (default BINANCE)")
     p.add_argument("--golden-session", default=None,
                    help="session ID under golden/…/dt=D/ (default: the largest session of the partition)")
     p.add_argument("--reference", type=Path, default=None,
@@ -31,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                          description="Split each golden session into halves and quarters, measure every Tier B "
                                      "distance between same-length windows, and write p95 × margin as tolerances.")
     c.add_argument("--golden-session", nargs="+", required=True,
-                   help="golden session directories (capture files inside), each optionally SYMBOL@DIR")
+                   help="golden session directories (capture files inside), each optionally [VENUE.]SYMBOL@DIR")
+    c.add_argument("--exchange", default=None, help="venue (default: from the session path's exchange=…, else "
+                                                    "the symbol's venue)")
     c.add_argument("--symbol", default=None, help="symbol (default: from the session path's symbol=…)")
     c.add_argument("--base", type=Path, default=None,
                    help="config to start from (declared tolerances, critical flags; default: the shipped one)")
@@ -45,9 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "reconstruction and into its lake inputs, run the report on each and print a "
                                      "confusion table (exit 1 when a defect is missed or the correct one fails).")
     w.add_argument("--capture", nargs="+", type=Path, required=True, help="capture files of one session, in order")
-    w.add_argument("--symbol", default="BTC-USDT")
+    add_instrument_args(w, symbol_default="BTC-USDT")
     w.add_argument("--date", required=True, help="partition of the recording to test, YYYY-MM-DD")
-    w.add_argument("--exchange", default="BINANCE")
     w.add_argument("--work", type=Path, default=None, help="working directory (default: <data root>/power)")
     w.add_argument("--data-root", type=Path, default=None, help="data root (default: $LAKE_DATA_ROOT or ./data)")
     w.add_argument("--defects", nargs="+", default=None, help="defect names (default: all; see --list)")
@@ -62,21 +64,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_report(args: argparse.Namespace) -> int:
     from lake_pipeline import paths
-    from lake_pipeline.config import DEFAULT_EXCHANGE, default_data_root
+    from lake_pipeline.config import default_data_root
     from lake_pipeline.fidelity.report import write_report
     from lake_pipeline.fidelity.runner import run_fidelity
 
     if not (args.symbol and args.date):
         raise ValueError("fidelity needs --symbol and --date (or the 'calibrate' sub-command)")
     root = (args.data_root or default_data_root()).resolve()
-    exchange = args.exchange or DEFAULT_EXCHANGE
-    report = run_fidelity(root, exchange, args.symbol, args.date, golden_session=args.golden_session,
+    part = partition_arg(args)
+    report = run_fidelity(root, part, golden_session=args.golden_session,
                           reference=args.reference, tolerances_path=args.tolerances)
-    out = args.out or paths.fidelity_dir(root, exchange, args.symbol, args.date)
+    out = args.out or paths.fidelity_dir(root, part)
     written = write_report(report, out)
     doc = report.to_json()
     score = "n/a" if doc["score"] is None else f"{doc['score']:.3f}"
-    print(f"fidelity {exchange}/{args.symbol}/{args.date}: {doc['status']} (score {score}) — {doc['status_reason']}")
+    print(f"fidelity {part}: {doc['status']} (score {score}) — {doc['status_reason']}")
     for kind, path in written.items():
         print(f"  {kind}: {path}")
     if args.fail_on == "fail" and doc["status"] == "FAIL" or args.fail_on == "warn" and doc["status"] in ("FAIL",
@@ -93,18 +95,20 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     base = tolerances.load(args.base)
     views, sources = [], []
     for entry in args.golden_session:
-        symbol, _, where = str(entry).rpartition("@")
+        named, _, where = str(entry).rpartition("@")
         session = Path(where)
-        symbol = symbol or args.symbol
-        if not symbol:
+        if named or args.symbol is not None:
+            instrument = instrument_arg(args, named or None)
+        else:
             try:
-                symbol = paths.parse_partition_path(session)["symbol"]
+                instrument = paths.parse_partition_path(session).instrument
             except ValueError:
-                raise ValueError(f"{session}: give its symbol (SYMBOL@{session} or --symbol; the path has no "
-                                 f"symbol=… segment)") from None
-        spec = symbol_spec(symbol)
+                raise ValueError(f"{session}: give its instrument ([VENUE.]SYMBOL@{session} or --symbol; the path "
+                                 f"has no exchange=…/symbol=…/dt=… segments)") from None
+        symbol = instrument.symbol
+        spec = symbol_spec(instrument)
         if spec is None:
-            raise ValueError(f"symbol {symbol!r} has no configured tick/lot (lake_pipeline/symbols.yaml or "
+            raise ValueError(f"instrument {instrument} has no configured tick/lot (lake_pipeline/symbols.yaml or "
                              f"$LAKE_SYMBOLS_FILE); calibration needs exact units")
         files = adapters.golden_session_files(session)
         view = adapters.read_golden_session(files, spec, label=str(session), rebuild_book=False)
@@ -137,7 +141,7 @@ def _run_power(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"capture file not found: {f}")
     chosen = defects.get(args.defects, quick=args.quick)
     work = args.work or (args.data_root or default_data_root()) / "power"
-    target = power.Target(tuple(args.capture), args.symbol, args.date, args.exchange)
+    target = power.Target(tuple(args.capture), partition_arg(args))
 
     def show(row: power.Row) -> None:
         print(f"  {row.defect:44s} {row.status:5s} ({row.seconds:.1f} s)", flush=True)

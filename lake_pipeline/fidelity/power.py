@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from lake_pipeline import paths
 from lake_pipeline.fidelity import catalog, defects, tolerances
 from lake_pipeline.fidelity.scoring import FAIL, PASS, WARN
+from lake_pipeline.instrument import Partition
 
 LAKE_TABLES = ("trades", "book", "book_delta_v2")
 CORRECT = "correct reconstruction"
@@ -32,9 +33,7 @@ class Target:
     """The real recording and the partition of it the table is computed on."""
 
     capture: tuple[Path, ...]
-    symbol: str
-    date: str
-    exchange: str = "BINANCE"
+    part: Partition
 
 
 @dataclass
@@ -70,12 +69,12 @@ def _cli(argv: list[str]) -> None:
 
 
 def _published(root: Path, t: Target) -> bool:
-    return (paths.unified_dir(root, t.exchange, t.symbol, t.date) / "_SUCCESS").is_file()
+    return (paths.unified_dir(root, t.part) / "_SUCCESS").is_file()
 
 
 def link_golden(root: Path, t: Target) -> None:
     """The recording itself, as the partition's golden session (files linked, never copied)."""
-    session = paths.golden_dir(root, t.exchange, t.symbol, t.date) / "session=recording"
+    session = paths.golden_dir(root, t.part) / "session=recording"
     session.mkdir(parents=True, exist_ok=True)
     for f in t.capture:
         link = session / Path(f).name
@@ -88,15 +87,15 @@ def prepare_base(t: Target, work: Path) -> Path:
     root = Path(work) / "base"
     link_golden(root, t)
     if not _published(root, t):
-        _cli(["lake-from-capture", "--capture", *t.capture, "--data-root", root, "--symbol", t.symbol,
-              "--exchange", t.exchange])
+        _cli(["lake-from-capture", "--capture", *t.capture, "--data-root", root, "--symbol", t.part.symbol,
+              "--exchange", t.part.exchange])
         _reconstruct(root, t)
     return root
 
 
 def _reconstruct(root: Path, t: Target) -> None:
-    _cli(["reconstruct", "--data-root", root, "--symbol", t.symbol, "--date", t.date, "--exchange", t.exchange,
-          "--quiet"])
+    _cli(["reconstruct", "--data-root", root, "--symbol", t.part.symbol, "--date", t.part.date, "--exchange",
+          t.part.exchange, "--quiet"])
 
 
 def read_parts(d: Path) -> tuple[pl.DataFrame, pa.Schema]:
@@ -117,9 +116,9 @@ def write_parts(src: Path, dst: Path, df: pl.DataFrame, schema: pa.Schema) -> No
 def _context(t: Target, seed: int) -> defects.Context:
     from lake_pipeline.config import symbol_spec
 
-    spec = symbol_spec(t.symbol)
+    spec = symbol_spec(t.part.instrument)
     if spec is None:
-        raise ValueError(f"power: symbol {t.symbol!r} needs a configured tick and lot (lake_pipeline/symbols.yaml)")
+        raise ValueError(f"power: {t.part.instrument} needs a configured tick and lot (lake_pipeline/symbols.yaml)")
     return defects.Context(np.random.default_rng(seed), spec.tick, spec.lot)
 
 
@@ -132,21 +131,19 @@ def make_variant(base: Path, t: Target, d: defects.Defect, work: Path, seed: int
     link_golden(root, t)
     ctx = _context(t, seed)
     if d.stage == defects.OUTPUT:
-        udir, sdir = (paths.unified_dir(base, t.exchange, t.symbol, t.date),
-                      paths.book_states_dir(base, t.exchange, t.symbol, t.date))
+        udir, sdir = paths.unified_dir(base, t.part), paths.book_states_dir(base, t.part)
         (events, es), (states, ss) = read_parts(udir), read_parts(sdir)
         broken = d.apply(defects.Recon(events, states), ctx)
-        write_parts(udir, paths.unified_dir(root, t.exchange, t.symbol, t.date), broken.events, es)
-        write_parts(sdir, paths.book_states_dir(root, t.exchange, t.symbol, t.date), broken.states, ss)
+        write_parts(udir, paths.unified_dir(root, t.part), broken.events, es)
+        write_parts(sdir, paths.book_states_dir(root, t.part), broken.states, ss)
         return root
     tables, schemas, dirs = {}, {}, {}
     for name in LAKE_TABLES:
-        dirs[name] = paths.lake_ready(base, name, t.exchange, t.symbol, t.date)
+        dirs[name] = paths.lake_ready(base, t.part, name)
         tables[name], schemas[name] = read_parts(dirs[name])
     broken = d.apply(tables, ctx)
     for name in LAKE_TABLES:
-        write_parts(dirs[name], paths.lake_ready(root, name, t.exchange, t.symbol, t.date), broken[name],
-                   schemas[name])
+        write_parts(dirs[name], paths.lake_ready(root, t.part, name), broken[name], schemas[name])
     _reconstruct(root, t)
     return root
 
@@ -167,7 +164,7 @@ def report_row(root: Path, t: Target, name: str, stage: str, expected: str, fami
     from lake_pipeline.fidelity.runner import run_fidelity
 
     t0 = time.perf_counter()
-    doc = run_fidelity(root, t.exchange, t.symbol, t.date, tolerances_path=tol_path).to_json()
+    doc = run_fidelity(root, t.part, tolerances_path=tol_path).to_json()
     flagged: dict[str, list[str]] = {}
     for m in doc["metrics"]:
         if m["status"] in (WARN, FAIL):

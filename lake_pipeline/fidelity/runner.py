@@ -27,6 +27,7 @@ from lake_pipeline.fidelity import tolerances as tol_mod
 from lake_pipeline.fidelity.compare import Comparison
 from lake_pipeline.fidelity.frames import MarketView
 from lake_pipeline.fidelity.scoring import HEADLINE_RULE, MetricResult, family_status, overall
+from lake_pipeline.instrument import Partition
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -106,7 +107,7 @@ def load_reference(path: Path, spec, label: str = "reference") -> MarketView:
     if any(path.glob("part-*.parquet")):
         part = paths.parse_partition_path(path)
         root = path.parents[3]
-        return adapters.recon_view(root, part["exchange"], part["symbol"], part["date"], label=label, load_ladder=False)
+        return adapters.recon_view(root, part, label=label, load_ladder=False)
     return adapters.read_golden_session(adapters.golden_session_files(path), spec, label=label)
 
 
@@ -169,15 +170,15 @@ def _require_overlap(golden: MarketView, recon: MarketView, session_dir: Path | 
             f"unpaired against another period with --reference")
 
 
-def run_fidelity(data_root: Path, exchange: str, symbol: str, date: str, *, golden_session: str | None = None,
+def run_fidelity(data_root: Path, part: Partition, *, golden_session: str | None = None,
                  reference: Path | None = None, tolerances_path: Path | None = None) -> FidelityReport:
     """Compute the report for one partition (nothing written; see `report.write_report`)."""
     t0 = time.perf_counter()
     tol = tol_mod.load(tolerances_path)
     root = Path(data_root)
-    spec = adapters.recon_spec(symbol, adapters.unified_parts(root, exchange, symbol, date))
+    spec = adapters.recon_spec(part.instrument, adapters.unified_parts(root, part))
     golden, is_capture = None, True
-    session_dir = adapters.find_golden_session(root, exchange, symbol, date, golden_session)
+    session_dir = adapters.find_golden_session(root, part, golden_session)
     # the golden capture (JSON parsing, book rebuild: mostly Python) and the reconstruction (parquet: native,
     # GIL released) are read at the same time; the reconstruction's book states need the golden window after
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -187,24 +188,24 @@ def run_fidelity(data_root: Path, exchange: str, symbol: str, date: str, *, gold
                                   label=f"golden {session_dir.name}")
         elif reference is not None:
             pending, is_capture = pool.submit(load_reference, Path(reference), spec), False
-        recon = adapters.recon_view(root, exchange, symbol, date, load_ladder=False)
+        recon = adapters.recon_view(root, part, load_ladder=False)
         timings = {"load_reconstruction_s": time.perf_counter() - t0}
         golden = None if pending is None else pending.result()
     timings["load_golden_s"] = time.perf_counter() - t0
     if golden is not None and is_capture:
-        _require_overlap(golden, recon, session_dir, f"{date}|{exchange}.{symbol}",
+        _require_overlap(golden, recon, session_dir, part.key,
                          float(tol.setting("min_overlap_s")))
         t = time.perf_counter()
-        recon = adapters.with_ladder(recon, root, exchange, symbol, date, (golden.start_ns, golden.end_ns))
+        recon = adapters.with_ladder(recon, root, part, (golden.start_ns, golden.end_ns))
         timings["load_book_states_s"] = time.perf_counter() - t
     else:
         recon = replace(recon, notes=[*recon.notes, "book states not loaded (no paired golden capture to compare "
                                                     "depth with)"])
-    logger.info("fidelity {}/{}/{}: reconstruction {} s, golden {}", exchange, symbol, date,
+    logger.info("fidelity {}: reconstruction {} s, golden {}", part,
                 round(recon.duration_s, 1), None if golden is None else round(golden.duration_s, 1))
     metrics, plots, info = compare_views(recon, golden, tol, golden_is_capture=is_capture)
     timings.update(info.pop("timings"))
-    udir = paths.unified_dir(data_root, exchange, symbol, date)
+    udir = paths.unified_dir(data_root, part)
     provenance = {
         "reconstruction": _view_summary(recon),
         "golden": None if golden is None else _view_summary(golden),
@@ -216,5 +217,5 @@ def run_fidelity(data_root: Path, exchange: str, symbol: str, date: str, *, gold
         "versions": _versions(),
     }
     timings["total_s"] = time.perf_counter() - t0
-    return FidelityReport({"exchange": exchange, "symbol": symbol, "date": date}, metrics, plots, provenance, info,
+    return FidelityReport({"exchange": part.exchange, "symbol": part.symbol, "date": part.date}, metrics, plots, provenance, info,
                           {k: round(v, 3) for k, v in timings.items()})

@@ -15,22 +15,23 @@ import pytest
 from lake_pipeline import paths
 from lake_pipeline.cli import main
 from lake_pipeline.fidelity import hawkes
+from lake_pipeline.instrument import Partition
 
 pytestmark = pytest.mark.bench
 
 
-DAY = ("BINANCE", "BTC-USDT", "2024-08-08")
+DAY = Partition("BINANCE", "BTC-USDT", "2024-08-08")
 
 
 def simulated_day() -> Path:
     """`simulate --hours 24` + `reconstruct` of one BTC-USDT day (with its 1 h golden capture), generated once under
     $LAKE_DATA_ROOT/bench/fidelity_day (a few minutes of CPU) and reused by later runs."""
     root = Path(os.environ.get("LAKE_DATA_ROOT", "data")) / "bench" / "fidelity_day"
-    exchange, symbol, date = DAY
-    if not (paths.unified_dir(root, exchange, symbol, date) / "_SUCCESS").is_file():
+    if not (paths.unified_dir(root, DAY) / "_SUCCESS").is_file():
         t = time.perf_counter()
-        assert main(["simulate", "--data-root", str(root), "--hours", "24", "--date", date, "--quiet"]) == 0
-        assert main(["reconstruct", "--data-root", str(root), "--symbol", symbol, "--date", date, "--quiet"]) == 0
+        assert main(["simulate", "--data-root", str(root), "--hours", "24", "--date", DAY.date, "--quiet"]) == 0
+        assert main(["reconstruct", "--data-root", str(root), "--symbol", DAY.symbol, "--date", DAY.date,
+                     "--quiet"]) == 0
         print(f"\ngenerated the simulated day in {time.perf_counter() - t:.0f} s under {root}")
     return root
 
@@ -40,7 +41,7 @@ def test_bench_report_for_a_simulated_full_day(tmp_path):
     to reading the same inputs in the same (fresh) process. Load on the shared machine is printed alongside."""
     root = simulated_day()
     script = Path(__file__).with_name("fidelity_day.py")
-    run = subprocess.run([sys.executable, str(script), str(root), *DAY, str(tmp_path / "report")],
+    run = subprocess.run([sys.executable, str(script), str(root), DAY.key, str(tmp_path / "report")],
                          capture_output=True, text=True, check=True, env={**os.environ, "LOGURU_LEVEL": "WARNING"})
     res = json.loads(run.stdout.strip().splitlines()[-1])
     read, rep = res["read"], res["report"]

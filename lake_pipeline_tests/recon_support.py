@@ -17,7 +17,6 @@ from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS, LAKE_STORED, N_LEVELS
 from lake_pipeline_tests.reference_replay import Delta, Snapshot, Trade
 
 EX, SYM, DAY = "BINANCE", "BTC-USDT", "2024-08-08"
-PART = Partition(EX, SYM, DAY)
 _SPEC = symbol_spec(Instrument.parse(SYM))
 TICK, LOT = _SPEC.tick, _SPEC.lot
 T0 = 1723075200 * 10**9  # 2024-08-08T00:00:00Z
@@ -36,7 +35,7 @@ def size(lots: int) -> float:
 
 def write_table(root: Path, table: str, columns: dict, name: str = "1.snappy.parquet",
                 row_group_size: int | None = None) -> Path:
-    directory = lake_ready(root, PART, table)
+    directory = lake_ready(root, Partition(EX, SYM, DAY), table)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     pq.write_table(pa.table(columns, schema=LAKE_STORED[table]), path, row_group_size=row_group_size)
@@ -94,11 +93,11 @@ def read_parts(directory: Path) -> pa.Table:
 
 
 def unified(root: Path) -> pa.Table:
-    return read_parts(unified_dir(root, PART))
+    return read_parts(unified_dir(root, Partition(EX, SYM, DAY)))
 
 
 def book_states(root: Path) -> pa.Table:
-    return read_parts(book_states_dir(root, PART))
+    return read_parts(book_states_dir(root, Partition(EX, SYM, DAY)))
 
 
 def _ticks(values: list, step: Decimal) -> list:

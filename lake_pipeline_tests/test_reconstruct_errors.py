@@ -24,34 +24,31 @@ from lake_pipeline_tests.recon_support import (
 )
 
 
-PART = Partition(EX, SYM, DAY)
-
-
 @pytest.fixture
 def good(data_root):
     """A partition reconstructed once (so we can check a failed re-run leaves it untouched)."""
     trades, deltas, snaps = random_partition(9, n_messages=80)
     write_partition(data_root, trades, deltas, snaps)
-    reconstruct_partition(data_root, PART, chunk_rows=40)
+    reconstruct_partition(data_root, Partition(EX, SYM, DAY), chunk_rows=40)
     return data_root, deltas, unified(data_root)
 
 
 def _expect_failure(root, before, error: type, match: str, **kwargs) -> None:
     """The run raises `error` naming the file, and the earlier good publication is untouched."""
     with pytest.raises(error, match=match):
-        reconstruct_partition(root, PART, **kwargs)
+        reconstruct_partition(root, Partition(EX, SYM, DAY), **kwargs)
     _assert_nothing_published(root, before)
 
 
 def _assert_nothing_published(root, before) -> None:
     assert unified(root).equals(before)  # the previous publication is intact
-    assert not work_dir(root, PART).exists()
-    siblings = [p.name for p in unified_dir(root, PART).parent.iterdir()]
+    assert not work_dir(root, Partition(EX, SYM, DAY)).exists()
+    siblings = [p.name for p in unified_dir(root, Partition(EX, SYM, DAY)).parent.iterdir()]
     assert siblings == [f"dt={DAY}"]  # no half-built temp directory left beside it
 
 
 def _only(root, table: str):
-    path = lake_ready(root, PART, table) / "1.snappy.parquet"
+    path = lake_ready(root, Partition(EX, SYM, DAY), table) / "1.snappy.parquet"
     assert path.exists()
     return path
 
@@ -61,16 +58,16 @@ def test_missing_table(data_root) -> None:
     write_partition(data_root, trades, deltas, snaps)
     _only(data_root, "trades").unlink()
     with pytest.raises(FileNotFoundError, match=r"lake/ready/trades/exchange=BINANCE/symbol=BTC-USDT/dt=2024-08-08"):
-        reconstruct_partition(data_root, PART)
-    assert not unified_dir(data_root, PART).exists() and not book_states_dir(data_root, PART).exists()
+        reconstruct_partition(data_root, Partition(EX, SYM, DAY))
+    assert not unified_dir(data_root, Partition(EX, SYM, DAY)).exists() and not book_states_dir(data_root, Partition(EX, SYM, DAY)).exists()
 
 
 def test_full_event_replay_without_deltas(data_root) -> None:
     trades, _, snaps = random_partition(9, n_messages=20)
     write_partition(data_root, trades, None, snaps)
     with pytest.raises(FileNotFoundError, match="needs book_delta_v2"):
-        reconstruct_partition(data_root, PART, strategy="full_event_replay")
-    summary = reconstruct_partition(data_root, PART)  # default: anchored on the book rows
+        reconstruct_partition(data_root, Partition(EX, SYM, DAY), strategy="full_event_replay")
+    summary = reconstruct_partition(data_root, Partition(EX, SYM, DAY))  # default: anchored on the book rows
     assert summary.strategy["name"] == "snapshot_anchored" and summary.rows["book_deltas"] == 0
 
 
@@ -116,11 +113,11 @@ def test_event_times_going_backwards_inside_a_file(good) -> None:
 def test_small_disorder_is_absorbed_in_event_time_order(data_root) -> None:
     trades, deltas, snaps = random_partition(10, n_messages=60)
     write_partition(data_root, trades, deltas, snaps)
-    reconstruct_partition(data_root, PART)
+    reconstruct_partition(data_root, Partition(EX, SYM, DAY))
     in_order = unified(data_root)
     # swap two trades 1 ms apart in the file: within the tolerance, the output is the same sorted stream
     i = next(i for i in range(len(trades) - 1) if trades[i + 1].time > trades[i].time)
     trades[i], trades[i + 1] = trades[i + 1], trades[i]
     write_partition(data_root, trades, deltas, snaps)
-    reconstruct_partition(data_root, PART, chunk_rows=20)
+    reconstruct_partition(data_root, Partition(EX, SYM, DAY), chunk_rows=20)
     assert unified(data_root).equals(in_order)

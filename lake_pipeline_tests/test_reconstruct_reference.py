@@ -23,10 +23,6 @@ from lake_pipeline_tests.recon_support import (
 )
 from lake_pipeline_tests.reference_replay import ReferenceReplay
 
-
-PART = Partition(EX, SYM, DAY)
-
-
 GAP_KINDS = ("sequence_backwards", "time_hole", "crossed", "drift", "invalid_snapshot")
 
 
@@ -35,7 +31,7 @@ GAP_KINDS = ("sequence_backwards", "time_hole", "crossed", "drift", "invalid_sna
 def test_kernel_equals_reference(data_root, strategy, seed):
     trades, deltas, snaps = random_partition(seed)
     write_partition(data_root, trades, deltas, snaps)
-    summary = reconstruct_partition(data_root, PART, strategy=strategy, chunk_rows=97)
+    summary = reconstruct_partition(data_root, Partition(EX, SYM, DAY), strategy=strategy, chunk_rows=97)
     expected = ReferenceReplay(strategy, T0, DAY_END).run(trades, deltas, snaps)
     got = unified_rows(unified(data_root))
     want = reference_rows(expected.rows)

@@ -16,9 +16,6 @@ from lake_pipeline.schemas import FLAG_CROSSED, FLAG_GAP, FLAG_UNINITIALISED
 from lake_pipeline.sim.simulate import simulate
 from lake_pipeline_tests.recon_support import DAY, EX, SYM, equals_truth, message_bbo, snapshot_bbo
 
-PART = Partition(EX, SYM, DAY)
-
-
 FAULTS = ("dropped-delta", "time-hole", "crossed-snapshot")
 AFTER_LOSS_NS = 300 * 10**9
 """Mismatches are allowed inside each fault's effect range as faults.json states it (a dropped message also strands
@@ -31,8 +28,8 @@ LOSSES = ("time-hole", "missing-hour")
 
 def _run(root: Path, hours: float, seed: int, faults: tuple[str, ...]) -> tuple:
     simulate(root, Instrument.parse(SYM).on(DAY), hours, seed, faults=list(faults), golden_hours=0)
-    summary = reconstruct_partition(root, PART, chunk_rows=100_000)
-    truth_path = truth_dir(root, PART)
+    summary = reconstruct_partition(root, Partition(EX, SYM, DAY), chunk_rows=100_000)
+    truth_path = truth_dir(root, Partition(EX, SYM, DAY))
     faults_json = {f["kind"]: f for f in json.loads((truth_path / "faults.json").read_text())["faults"]}
     truth = pl.read_parquet(truth_path / "bbo.parquet")
     messages = message_bbo(root).join(truth, left_on="sequence_number", right_on="update_id", how="left")

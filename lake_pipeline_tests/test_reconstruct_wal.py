@@ -20,10 +20,6 @@ from lake_pipeline.reconstruct.run import reconstruct_partition, work_dir
 from lake_pipeline.reconstruct.wal import CRASH_ENV
 from lake_pipeline_tests.recon_support import DAY, EX, SYM, book_states, random_partition, unified, write_partition
 
-
-PART = Partition(EX, SYM, DAY)
-
-
 CHUNK_ROWS = 60
 
 
@@ -45,7 +41,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, o
     """An uninterrupted run on a ~1,500-row random market (about 25 chunks)."""
     root = tmp_path_factory.mktemp("wal_ref") / "data"
     write_partition(root, *random_partition(21, n_messages=400))
-    reconstruct_partition(root, PART, chunk_rows=CHUNK_ROWS)
+    reconstruct_partition(root, Partition(EX, SYM, DAY), chunk_rows=CHUNK_ROWS)
     return root, unified(root), book_states(root)
 
 
@@ -59,7 +55,7 @@ def _assert_identical(root: Path, reference, wal_gone: bool = True) -> None:
     _, ref_unified, ref_states = reference
     assert unified(root).equals(ref_unified)  # every row and column, in order
     assert book_states(root).equals(ref_states)
-    assert not work_dir(root, PART).exists() or not wal_gone
+    assert not work_dir(root, Partition(EX, SYM, DAY)).exists() or not wal_gone
 
 
 SLOW = pytest.mark.slow
@@ -78,9 +74,9 @@ def test_sigkill_at_each_commit_step_then_resume(reference, tmp_path, crash) -> 
     if crash in ("after-publish-unified", "after-trash"):
         _assert_identical(root, reference, wal_gone=crash == "after-trash")  # published whole before the kill
     else:
-        assert not (unified_dir(root, PART) / "_SUCCESS").exists()  # nothing published as complete
+        assert not (unified_dir(root, Partition(EX, SYM, DAY)) / "_SUCCESS").exists()  # nothing published as complete
         if crash != "after-publish-states":
-            assert not book_states_dir(root, PART).exists()
+            assert not book_states_dir(root, Partition(EX, SYM, DAY)).exists()
     resumed = _cli(root, CHUNK_ROWS)
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err.decode()[-2000:]
@@ -91,20 +87,20 @@ def test_changed_input_discards_the_log(reference, tmp_path) -> None:
     root = _fresh_copy(reference[0], tmp_path)
     killed = _cli(root, CHUNK_ROWS, "after-done:5")
     killed.communicate(timeout=120)
-    assert killed.returncode == -signal.SIGKILL and work_dir(root, PART).exists()
+    assert killed.returncode == -signal.SIGKILL and work_dir(root, Partition(EX, SYM, DAY)).exists()
     write_partition(root, *random_partition(22, n_messages=100))  # the inputs changed since the crash
-    summary = reconstruct_partition(root, PART, chunk_rows=CHUNK_ROWS)
+    summary = reconstruct_partition(root, Partition(EX, SYM, DAY), chunk_rows=CHUNK_ROWS)
     assert summary.chunks["resumed_after_chunk"] == -1  # started over, nothing mixed in
     fresh = tmp_path / "fresh"
     write_partition(fresh, *random_partition(22, n_messages=100))
-    reconstruct_partition(fresh, PART, chunk_rows=CHUNK_ROWS)
+    reconstruct_partition(fresh, Partition(EX, SYM, DAY), chunk_rows=CHUNK_ROWS)
     assert unified(root).equals(unified(fresh))
 
 
 def test_resume_reports_where_it_resumed(reference, tmp_path) -> None:
     root = _fresh_copy(reference[0], tmp_path)
     _cli(root, CHUNK_ROWS, "after-done:9").communicate(timeout=120)
-    summary = reconstruct_partition(root, PART, chunk_rows=CHUNK_ROWS)
+    summary = reconstruct_partition(root, Partition(EX, SYM, DAY), chunk_rows=CHUNK_ROWS)
     assert summary.chunks["resumed_after_chunk"] == 9
     _assert_identical(root, reference)
 

@@ -70,8 +70,7 @@ def build_config(args: argparse.Namespace):
     key = None if args.plaintext else load_key(key_file=args.key_file)
     duration = parse_duration(args.duration) if args.duration else (session.duration_s if session else 3600.0)
     rotate = parse_duration(args.rotate) if args.rotate else (session.rotate_s if session else 3600.0)
-    cfg = CaptureConfig(symbol=instrument.symbol, exchange=instrument.exchange,
-                        data_root=(args.data_root or default_data_root()).resolve(),
+    cfg = CaptureConfig(symbol=instrument.symbol, exchange=instrument.exchange, data_root=(args.data_root or default_data_root()).resolve(),
                         duration_s=duration, streams=streams, key=key, rotate_s=rotate, regime=regime,
                         session_name=session.name if session else None,
                         regime_intent=session.regime_intent if session else None)

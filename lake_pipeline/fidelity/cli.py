@@ -82,8 +82,8 @@ def _run_calibrate(args: argparse.Namespace) -> int:
             try:
                 instrument = paths.parse_partition_path(session).instrument
             except ValueError:
-                raise ValueError(f"{session}: pass --symbol (the path has no exchange=…/symbol=…/dt=… "
-                                 "segments)") from None
+                raise ValueError(f"{session}: pass --symbol (the path has no exchange=…/symbol=…/dt=… segments)") \
+                    from None
         symbol = instrument.symbol
         spec = symbol_spec(instrument)
         if spec is None:

@@ -177,6 +177,5 @@ def run_fidelity(data_root: Path, part: Partition, *, golden_session: str | None
         "versions": _versions(),
     }
     timings["total_s"] = time.perf_counter() - t0
-    return FidelityReport({"exchange": part.exchange, "symbol": part.symbol, "date": part.date}, metrics, plots,
-                          provenance, info,
+    return FidelityReport({"exchange": part.exchange, "symbol": part.symbol, "date": part.date}, metrics, plots, provenance, info,
                           {k: round(v, 3) for k, v in timings.items()})

@@ -45,8 +45,7 @@ def _run(args: argparse.Namespace) -> int:
             bar.n = done
             bar.refresh()
 
-        summary = reconstruct_partition(root, part, strategy=args.strategy,
-                                        chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
+        summary = reconstruct_partition(root, part, strategy=args.strategy, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
                                         progress=progress)
     s = summary.to_dict()
     print(json.dumps({k: s[k] for k in ("strategy", "rows", "book_state_rows", "gaps", "throughput", "timings_s",

@@ -187,15 +187,13 @@ def _write_truth(out: _Outputs, chunk: ChunkOutput, lots_per_step: int) -> None:
         schema=TRUTH_BBO_SCHEMA))
 
 
-def simulate(data_root: Path, part: Partition, hours: float, seed: int, *, start_hour: int = 0,
-             faults: tuple[str, ...] | list[str] = (), golden_hours: float | None = None,
+def simulate(data_root: Path, part: Partition, hours: float, seed: int, *, start_hour: int = 0, faults: tuple[str, ...] | list[str] = (), golden_hours: float | None = None,
              lake_variant: str = "stored", progress: bool = False) -> SimSummary:
     """Simulate `hours` of the partition's instrument from `start_hour` (UTC) and write every view of it under
     `data_root` (lake tables under `exchange=E/symbol=S/dt=D`, with the instrument's configured tick/lot).
 
     Same arguments -> byte-identical files. `golden_hours` defaults to all hours when `hours <= 2`, else 1
-    (0 disables the golden feed; a futures partition has none yet). `faults` affect the lake tables only (see
-    `lake_pipeline.sim.faults`).
+    (0 disables the golden feed; a futures partition has none yet). `faults` affect the lake tables only (see `lake_pipeline.sim.faults`).
     """
     t_start = time.perf_counter()
     data_root = Path(data_root)

@@ -26,7 +26,6 @@ from lake_pipeline_tests.lakefiles import lake_key, parquet_bytes, stored_table
 from lake_pipeline_tests.s3_support import aws_env, put_object, s3_client  # noqa: F401 — fixtures
 
 EX, SYM, DAY = "BINANCE", "BTC-USDT", "2024-03-05"
-PART = Partition(EX, SYM, DAY)
 ROWS = int(os.environ.get("LAKE_BENCH_ACQUIRE_ROWS", "240000"))
 
 
@@ -76,7 +75,7 @@ def test_bench_acquire_throughput(moto_process, tmp_path):
     for chunk_mib, concurrency in ((8, 1), (8, 4), (32, 1), (32, 4)):
         root = tmp_path / f"c{chunk_mib}-{concurrency}"
         src = open_source(source_url, endpoint_url=moto_endpoint, max_connections=concurrency)
-        [obj] = src.list_partition(PART, "book")
+        [obj] = src.list_partition(Partition(EX, SYM, DAY), "book")
         t0 = time.perf_counter()
         [staged] = download_objects(src, [obj], root / "staging", concurrency=concurrency,
                                     chunk_bytes=chunk_mib << 20, progress=False)
@@ -88,7 +87,7 @@ def test_bench_acquire_throughput(moto_process, tmp_path):
         print(f"chunks {chunk_mib:2d} MiB, concurrency {concurrency}: download {mb / t_dl:6.1f} MB/s ({t_dl:.2f} s); "
               f"validate {mb / t_val:6.1f} MB/s ({t_val:.2f} s)")
     t0 = time.perf_counter()
-    result = acquire_partition(source_url, PART, "book", tmp_path / "e2e", endpoint_url=moto_endpoint,
+    result = acquire_partition(source_url, Partition(EX, SYM, DAY), "book", tmp_path / "e2e", endpoint_url=moto_endpoint,
                                progress=False)
     total = time.perf_counter() - t0
     assert result.status == "acquired" and result.bytes == len(data)

@@ -47,7 +47,6 @@ pytestmark = pytest.mark.bench
 
 REPO = Path(__file__).resolve().parents[2]
 EX, SYM, DAY, SEED = "BINANCE", "BTC-USDT", "2024-08-08", 7
-PART = Partition(EX, SYM, DAY)
 HOURS = float(os.environ.get("LAKE_BENCH_HOURS", "24"))
 NAIVE_ROWS = 1_000_000
 SMALL_CHUNK = 250_000
@@ -123,8 +122,8 @@ def _replay_loop(root: Path) -> dict[str, float]:
     from lake_pipeline.reconstruct.source import TABLE_ORDER, TableSource
     from lake_pipeline.reconstruct.state import ReplayParams, ReplayState
 
-    spec = resolve_symbol_spec(root, PART)
-    streams = [Stream(TableSource(root, PART, t, spec), stream_batch_rows(t, DEFAULT_CHUNK_ROWS),
+    spec = resolve_symbol_spec(root, Partition(EX, SYM, DAY))
+    streams = [Stream(TableSource(root, Partition(EX, SYM, DAY), t, spec), stream_batch_rows(t, DEFAULT_CHUNK_ROWS),
                       DEFAULT_MAX_DISORDER_NS) for t in TABLE_ORDER]
     state = ReplayState.new(0, *_day_bounds(DAY), ReplayParams())
     book = OrderBook()
@@ -154,10 +153,10 @@ def _io_floor(root: Path) -> dict[str, float]:
     from lake_pipeline.reconstruct.writer import write_parquet
 
     t0 = time.perf_counter()
-    rows_in = sum(pl.read_parquet(lake_ready(root, PART, t) / "*.parquet").height for t in LAKE_TABLES)
+    rows_in = sum(pl.read_parquet(lake_ready(root, Partition(EX, SYM, DAY), t) / "*.parquet").height for t in LAKE_TABLES)
     read_s = time.perf_counter() - t0
-    parts = [*sorted(unified_dir(root, PART).glob("part-*.parquet")),
-             *sorted(book_states_dir(root, PART).glob("part-*.parquet"))]
+    parts = [*sorted(unified_dir(root, Partition(EX, SYM, DAY)).glob("part-*.parquet")),
+             *sorted(book_states_dir(root, Partition(EX, SYM, DAY)).glob("part-*.parquet"))]
     out = root / "_io_floor"
     out.mkdir(exist_ok=True)
     write_s = 0.0
@@ -173,7 +172,7 @@ def _io_floor(root: Path) -> dict[str, float]:
 def _naive_replay(root: Path, n: int) -> dict[str, float]:
     """The naive replay of research performance.md §2b: rows from `iter_rows()`, a dict per side plus a sorted
     price list kept with bisect, and per event a tuple of best bid/ask and the top-5 prices and sizes per side."""
-    frame = pl.scan_parquet(lake_ready(root, PART, "book_delta_v2") / "*.parquet").head(n).collect()
+    frame = pl.scan_parquet(lake_ready(root, Partition(EX, SYM, DAY), "book_delta_v2") / "*.parquet").head(n).collect()
     t0 = time.perf_counter()
     books: dict[bool, dict[float, float]] = {True: {}, False: {}}
     prices: dict[bool, list[float]] = {True: [], False: []}  # ascending
@@ -203,10 +202,10 @@ def _same_job_in_python(root: Path, n: int) -> dict[str, float]:
     from lake_pipeline.schemas import N_LEVELS
     from lake_pipeline_tests.reference_replay import Delta, ReferenceReplay, Snapshot, Trade
 
-    deltas = scan_table(root, PART, "book_delta_v2").head(n).collect()
+    deltas = scan_table(root, Partition(EX, SYM, DAY), "book_delta_v2").head(n).collect()
     until = pl.col("origin_time") <= deltas["origin_time"][-1]
-    trades = scan_table(root, PART, "trades").filter(until).collect()
-    book = scan_table(root, PART, "book").filter(until).collect()
+    trades = scan_table(root, Partition(EX, SYM, DAY), "trades").filter(until).collect()
+    book = scan_table(root, Partition(EX, SYM, DAY), "book").filter(until).collect()
     levels = [f"{side}_{i}_{k}" for side in ("bid", "ask") for i in range(N_LEVELS) for k in ("price", "size")]
     t0 = time.perf_counter()
     t_events = [Trade(*r) for r in trades.select("origin_time", "received_time", "trade_id", "side_is_buy", "price",

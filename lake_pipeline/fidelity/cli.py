@@ -113,7 +113,8 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         files = adapters.golden_session_files(session)
         view = adapters.read_golden_session(files, spec, label=str(session), rebuild_book=False)
         views.append(view)
-        sources.append({"session": str(session), "symbol": symbol, "seconds": round(view.duration_s, 3),
+        sources.append({"session": str(session), "exchange": instrument.exchange, "symbol": symbol,
+                        "seconds": round(view.duration_s, 3),
                         "trades": view.trades.height, "bbo_rows": view.bbo.height,
                         "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in view.inputs]})
     kwargs = {} if args.margin is None else {"margin": args.margin}

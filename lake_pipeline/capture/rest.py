@@ -1,4 +1,5 @@
-"""Binance REST client for the capture: depth snapshots and server time, within the request-weight budget.
+"""Binance REST client for the capture: depth snapshots and server time, within the request-weight budget, on the
+venue's endpoints (spot `/api/v3/…`, USD-M `/fapi/v1/…`, weights and budget from `lake_pipeline.venue_api`).
 
 It reads `X-MBX-USED-WEIGHT-1M` from every reply, waits for the next minute rather than run over the budget,
 honours `Retry-After` on 429 (and on 418, which means the IP is banned: that should never happen and is logged as
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from loguru import logger
 
-from lake_pipeline.sim.exchange_limits import depth_weight
+from lake_pipeline.venue_api import SPOT_API, VenueApi
 
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
@@ -53,11 +54,12 @@ class Reply:
 class RestClient:
     """`GET`s against one base URL with Binance's weight accounting; one instance per capture."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, weight_limit: int = 6000,
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, api: VenueApi = SPOT_API,
                  min_snapshot_interval_s: float = 1.0, timeout_s: float = 10.0) -> None:
         self._http = session
         self.base = base_url.rstrip("/")
-        self.weight_limit = weight_limit
+        self.api = api
+        self.weight_limit = api.weight_limit
         self.min_snapshot_interval_s = min_snapshot_interval_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._used = 0
@@ -111,14 +113,16 @@ class RestClient:
         return Reply(text, wall, mono, send)
 
     async def depth(self, symbol: str, limit: int = 5000) -> Reply:
-        """A depth snapshot, spaced at least `min_snapshot_interval_s` from the previous one."""
+        """A depth snapshot (at most the venue's deepest: spot 5000, USD-M 1000 levels), spaced at least
+        `min_snapshot_interval_s` from the previous one."""
         since = time.monotonic() - self._last_snapshot
         await self._wait(self.min_snapshot_interval_s - since, "snapshot spacing")
         self._last_snapshot = time.monotonic()
-        limit = min(limit, 5000)
-        return await self.get("/api/v3/depth", {"symbol": symbol, "limit": str(limit)}, depth_weight(limit))
+        limit = min(limit, self.api.max_depth_limit)
+        return await self.get(self.api.depth_path, {"symbol": symbol, "limit": str(limit)},
+                              self.api.depth_weight(limit))
 
     async def server_time(self) -> tuple[int, int, int]:
         """(t_send_wall_ns, serverTime_ms, t_recv_wall_ns)."""
-        reply = await self.get("/api/v3/time", {}, 1)
+        reply = await self.get(self.api.time_path, {}, 1)
         return reply.send_wall_ns, int(json.loads(reply.text)["serverTime"]), reply.recv_wall_ns

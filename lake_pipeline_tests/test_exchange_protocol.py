@@ -18,7 +18,8 @@ from lake_pipeline.sim.exchange_feed import FeedError, build_feed
 from lake_pipeline.sim.exchange_limits import MessageRate, WeightBudget
 from lake_pipeline.sim.exchange_protocol import Subscriptions, handle_control, parse_stream, payload_of
 from lake_pipeline.sim.replay_book import DepthDiff, ReplayBook
-from lake_pipeline.venue_api import FUTURES_API, SPOT_API, venue_api
+from lake_pipeline.capture.protocol import FUTURES as FUTURES_API
+from lake_pipeline.capture.protocol import SPOT as SPOT_API
 
 
 @pytest.mark.parametrize(
@@ -56,7 +57,7 @@ def test_invalid_futures_stream_names(name):
 
 
 def test_futures_connection_stream_cap_is_200():
-    subs = Subscriptions(api=FUTURES_API)
+    subs = Subscriptions(protocol=FUTURES_API)
     subs.add([f"s{i:03d}usdt@trade" for i in range(200)])
     reply = json.loads(handle_control('{"method":"SUBSCRIBE","params":["zzzusdt@trade"],"id":1}', subs))
     assert reply["error"] == {"code": 2, "msg": "Invalid request: too many streams (max 200)"}
@@ -110,22 +111,6 @@ def test_payload_of_envelope():
                                                (1001, 250), (5000, 250)])
 def test_depth_weights(limit, weight):
     assert SPOT_API.depth_weight(limit) == weight
-
-
-@pytest.mark.parametrize(("limit", "weight"), [(5, 2), (50, 2), (100, 5), (500, 10), (1000, 20)])
-def test_futures_depth_weights(limit, weight):
-    assert FUTURES_API.depth_weight(limit) == weight
-
-
-def test_venue_apis():
-    assert venue_api(FUTURES) is FUTURES_API and FUTURES_API.depth_path == "/fapi/v1/depth"
-    assert (FUTURES_API.weight_limit, FUTURES_API.max_depth_limit, SPOT_API.time_path) == (2400, 1000, "/api/v3/time")
-    assert FUTURES_API.wire_symbol("BTC-USDT-PERP") == "BTCUSDT" == SPOT_API.wire_symbol("BTC-USDT")
-    assert FUTURES_API.lake_symbol("BTCUSDT") == "BTC-USDT-PERP"
-    with pytest.raises(ValueError, match="USD-M futures market, not BINANCE"):
-        SPOT_API.wire_symbol("BTC-USDT-PERP")
-    with pytest.raises(ValueError, match="speak BINANCE and BINANCE_FUTURES only"):
-        venue_api("KUCOIN")
 
 
 def test_weight_budget_429_then_418_when_ignored():
@@ -254,7 +239,7 @@ def test_feed_of_futures_frames_is_a_futures_feed():
     diff = lambda U, u, pu: _line("xusdt@depth@0ms", {"e": "depthUpdate", "E": u, "T": u, "s": "XUSDT", "U": U,  # noqa: E731
                                                       "u": u, "pu": pu, "b": [], "a": []})
     feed = build_feed([(1, diff(5, 9, 3)), (2, diff(12, 15, 9))], "usdm")
-    assert feed.exchange == FUTURES and feed.api is FUTURES_API
+    assert feed.exchange == FUTURES and feed.protocol is FUTURES_API
     assert feed.initial_book.update_id == 3  # without a snapshot the first diff's pu starts the chain
     spot = _line("xusdt@depth@100ms", {"e": "depthUpdate", "E": 1, "s": "XUSDT", "U": 16, "u": 17, "b": [], "a": []})
     with pytest.raises(FeedError, match="mixes spot diffs"):

@@ -1,5 +1,4 @@
-"""Binance REST client for the capture: depth snapshots and server time, within the request-weight budget, on the
-venue's endpoints (spot `/api/v3/…`, USD-M `/fapi/v1/…`, weights and budget from `lake_pipeline.venue_api`).
+"""Binance REST client for the capture: depth snapshots and server time, within the request-weight budget.
 
 It reads `X-MBX-USED-WEIGHT-1M` from every reply, waits for the next minute rather than run over the budget,
 honours `Retry-After` on 429 (and on 418, which means the IP is banned: that should never happen and is logged as
@@ -17,9 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from loguru import logger
 
-from lake_pipeline.venue_api import SPOT_API, VenueApi
-
-WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+from lake_pipeline.capture.protocol import SPOT, TIME_WEIGHT, WEIGHT_HEADER, VenueProtocol
 
 
 class RestError(RuntimeError):
@@ -54,12 +51,13 @@ class Reply:
 class RestClient:
     """`GET`s against one base URL with Binance's weight accounting; one instance per capture."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, api: VenueApi = SPOT_API,
-                 min_snapshot_interval_s: float = 1.0, timeout_s: float = 10.0) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, weight_limit: int = 6000,
+                 min_snapshot_interval_s: float = 1.0, timeout_s: float = 10.0,
+                 protocol: VenueProtocol = SPOT) -> None:
         self._http = session
+        self.protocol = protocol
         self.base = base_url.rstrip("/")
-        self.api = api
-        self.weight_limit = api.weight_limit
+        self.weight_limit = weight_limit
         self.min_snapshot_interval_s = min_snapshot_interval_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._used = 0
@@ -113,16 +111,15 @@ class RestClient:
         return Reply(text, wall, mono, send)
 
     async def depth(self, symbol: str, limit: int = 5000) -> Reply:
-        """A depth snapshot (at most the venue's deepest: spot 5000, USD-M 1000 levels), spaced at least
-        `min_snapshot_interval_s` from the previous one."""
+        """A depth snapshot, spaced at least `min_snapshot_interval_s` from the previous one."""
         since = time.monotonic() - self._last_snapshot
         await self._wait(self.min_snapshot_interval_s - since, "snapshot spacing")
         self._last_snapshot = time.monotonic()
-        limit = min(limit, self.api.max_depth_limit)
-        return await self.get(self.api.depth_path, {"symbol": symbol, "limit": str(limit)},
-                              self.api.depth_weight(limit))
+        limit = self.protocol.depth_limit(limit)
+        return await self.get(self.protocol.depth_path, {"symbol": symbol, "limit": str(limit)},
+                              self.protocol.depth_weight(limit))
 
     async def server_time(self) -> tuple[int, int, int]:
         """(t_send_wall_ns, serverTime_ms, t_recv_wall_ns)."""
-        reply = await self.get(self.api.time_path, {}, 1)
+        reply = await self.get(self.protocol.time_path, {}, TIME_WEIGHT)
         return reply.send_wall_ns, int(json.loads(reply.text)["serverTime"]), reply.recv_wall_ns

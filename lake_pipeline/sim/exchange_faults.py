@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, fields, replace
 
-from lake_pipeline.venue_api import VenueApi
+from lake_pipeline.capture.protocol import VenueProtocol
 
 
 @dataclass
 class ServerTiming:
-    """Protocol timers and limits (None: the venue's own, `lake_pipeline.venue_api`; tests shrink them)."""
+    """Protocol timers and limits (None: the venue's own, `capture.protocol`; tests shrink them)."""
 
     ping_interval_s: float | None = None
     pong_timeout_s: float | None = None
@@ -29,11 +29,11 @@ class ServerTiming:
     start_frame: int = 0  # the market ran silently through the frames before this one (a client joins mid-session)
     end_of_feed: str = "idle"  # "idle": keep connections open; "close": close them (1000) when the feed ends
 
-    def for_venue(self, api: VenueApi) -> ServerTiming:
-        """A copy with every unset limit taken from `api` (spot: ping 20 s, pong 60 s, 5 msg/s, 6000 weight/min;
+    def for_venue(self, protocol: VenueProtocol) -> ServerTiming:
+        """A copy with every unset limit taken from `protocol` (spot: ping 20 s, pong 60 s, 5 msg/s, 6000 weight/min;
         USD-M: 3 min, 10 min, 10 msg/s, 2400)."""
-        defaults = {"ping_interval_s": api.ping_interval_s, "pong_timeout_s": api.pong_timeout_s,
-                    "max_client_msgs_per_s": api.max_client_msgs_per_s, "weight_limit": api.weight_limit}
+        defaults = {"ping_interval_s": protocol.ping_interval_s, "pong_timeout_s": protocol.pong_timeout_s,
+                    "max_client_msgs_per_s": protocol.max_incoming_per_s, "weight_limit": protocol.weight_limit_1m}
         return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from lake_pipeline.instrument import FUTURES, SPOT
 from lake_pipeline.sim.replay_book import DepthDiff, ReplayBook
-from lake_pipeline.venue_api import VenueApi, venue_api
+from lake_pipeline.capture.protocol import VenueProtocol, venue_protocol
 
 KIND_OTHER, KIND_DEPTH, KIND_TRADE, KIND_TICKER = 0, 1, 2, 3
 
@@ -47,8 +47,8 @@ class Feed:
         return self.symbol.lower()
 
     @property
-    def api(self) -> VenueApi:
-        return venue_api(self.exchange)
+    def protocol(self) -> VenueProtocol:
+        return venue_protocol(self.exchange)
 
     def _with(self, frames: list[FeedFrame], source: str) -> Feed:
         return Feed(self.symbol, frames, self.initial_book, self.clock_shift_ns, source,

@@ -12,7 +12,15 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from lake_pipeline.venue_api import SPOT_API, VenueApi
+from lake_pipeline.capture.protocol import SPOT, VenueProtocol
+
+BARE_DEPTH_MS = {"BINANCE": 1000, "BINANCE_FUTURES": 250}
+"""Push interval of a bare `@depth` stream (no speed suffix) per venue."""
+
+
+def speed_ms(protocol: VenueProtocol, speed: str | None) -> int:
+    """`"100ms"` → 100; no suffix → the venue's bare `@depth` interval."""
+    return int(speed[:-2]) if speed else BARE_DEPTH_MS[protocol.exchange]
 
 _SYMBOL = r"[a-z0-9]{2,30}"
 _STREAM_RE = re.compile(
@@ -44,8 +52,8 @@ class StreamName:
         return self.levels is not None
 
 
-def parse_stream(name: str, api: VenueApi = SPOT_API) -> StreamName | None:
-    """The parsed stream, or None when `name` is not a valid market stream name of `api`'s venue (stream names are
+def parse_stream(name: str, protocol: VenueProtocol = SPOT) -> StreamName | None:
+    """The parsed stream, or None when `name` is not a valid market stream name of `protocol`'s venue (stream names are
     lowercase; each venue has its own depth speeds; `@0ms` exists for USD-M diffs only)."""
     m = _STREAM_RE.match(name)
     if m is None:
@@ -55,9 +63,10 @@ def parse_stream(name: str, api: VenueApi = SPOT_API) -> StreamName | None:
     if kind in ("trade", "aggTrade", "bookTicker"):
         return None if speed is not None else StreamName(name, m["symbol"], kind, None, None)
     levels = int(m["levels"]) if m["levels"] else None
-    if speed not in api.diff_speeds_ms or (levels is not None and speed == "0ms"):
+    speeds = protocol.diff_depth_speeds if levels is None else protocol.partial_depth_speeds
+    if (speed or "") not in speeds:
         return None
-    return StreamName(name, m["symbol"], "depth" if levels is None else kind, levels, api.diff_speeds_ms[speed])
+    return StreamName(name, m["symbol"], "depth" if levels is None else kind, levels, speed_ms(protocol, speed))
 
 
 class ProtocolError(ValueError):
@@ -89,22 +98,22 @@ class Subscriptions:
 
     streams: dict[str, StreamName] = field(default_factory=dict)  # insertion order = subscription order
     combined: bool = True
-    api: VenueApi = SPOT_API
+    protocol: VenueProtocol = SPOT
 
     def add(self, names: list[str]) -> None:
-        parsed = [parse_stream(n, self.api) if isinstance(n, str) else None for n in names]
+        parsed = [parse_stream(n, self.protocol) if isinstance(n, str) else None for n in names]
         bad = [n for n, p in zip(names, parsed, strict=True) if p is None]
         if bad:
             raise ProtocolError(2, "Invalid request: invalid stream")
-        if len(self.streams.keys() | set(names)) > self.api.max_streams:
-            raise ProtocolError(2, f"Invalid request: too many streams (max {self.api.max_streams})")
+        if len(self.streams.keys() | set(names)) > self.protocol.max_streams:
+            raise ProtocolError(2, f"Invalid request: too many streams (max {self.protocol.max_streams})")
         for p in parsed:
             assert p is not None
             self.streams[p.name] = p
 
     def remove(self, names: list[str]) -> None:
         for n in names:
-            if not isinstance(n, str) or parse_stream(n, self.api) is None:
+            if not isinstance(n, str) or parse_stream(n, self.protocol) is None:
                 raise ProtocolError(2, "Invalid request: invalid stream")
         for n in names:
             self.streams.pop(n, None)

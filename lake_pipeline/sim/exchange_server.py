@@ -6,7 +6,7 @@ as the real exchange does: a client that is disconnected misses what was pushed 
 `/stream?streams=a/b/c` and raw `/ws/<name>`, control messages, pings with a pong deadline, the 5 messages/s
 limit, `timeUnit=MICROSECOND`, serverShutdown. REST: the depth snapshot (`/api/v3/depth`, USD-M `/fapi/v1/depth`
 with `E` and `T`) generated at request time from the book the server rebuilds from the stream it pushes, `time`,
-`ping`, `exchangeInfo`, the venue's weights, limits and 429/418 (`lake_pipeline.venue_api`). USD-M diffs carry
+`ping`, `exchangeInfo`, the venue's weights, limits and 429/418 (`lake_pipeline.capture.protocol`). USD-M diffs carry
 `pu`: a dropped diff breaks that chain, which a client must answer with a resync.
 Faults (exchange_faults.Faults) are injected at fixed timeline positions so each test hits the same market moment.
 
@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from loguru import logger
 
+from lake_pipeline.capture.protocol import WEIGHT_HEADER
 from lake_pipeline.sim.derived_streams import (
     AggTradeBuilder,
     WindowDiffMerger,
@@ -54,8 +55,6 @@ from lake_pipeline.sim.exchange_protocol import (
     shutdown_frame,
 )
 from lake_pipeline.sim.replay_book import BookCursor, DepthDiff
-
-WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
 
 @dataclass
@@ -116,8 +115,8 @@ class ExchangeServer:
         self.faults = faults or Faults()
         self.feed = feed = feed.reordered(self.faults.reorder_ms) if self.faults.reorder_ms > 0 else feed
         self.speed = float(speed)
-        self.api = feed.api
-        self.timing = (timing or ServerTiming()).for_venue(self.api)
+        self.protocol = feed.protocol
+        self.timing = (timing or ServerTiming()).for_venue(self.protocol)
         self.host, self.port = host, port
         self.record_sent = record_sent
         self.stats = ServerStats()
@@ -135,7 +134,7 @@ class ExchangeServer:
         self._windows: dict[int, tuple[WindowDiffMerger, list[tuple[str, int | None]]]] = {}
         self._per_diff_routes: list[tuple[str, int | None]] = []
         self._recorded_depth = next((f.stream for f in feed.frames if f.kind == KIND_DEPTH), "")
-        recorded = parse_stream(self._recorded_depth, self.api)
+        recorded = parse_stream(self._recorded_depth, self.protocol)
         self._recorded_interval = recorded.interval_ms if recorded is not None and recorded.interval_ms is not None \
             else 100
         self._used_weight = 0
@@ -144,7 +143,7 @@ class ExchangeServer:
         self.finished = asyncio.Event()  # the timeline ended
         self._t0_mono = 0.0
         self._rec0 = feed.frames[0].recv_ns
-        self._agg = AggTradeBuilder(futures=self.api.futures)
+        self._agg = AggTradeBuilder(futures=self.protocol.diff_has_prev_id)
         self._runner: web.AppRunner | None = None
         self._timeline: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -174,18 +173,18 @@ class ExchangeServer:
         app.router.add_get("/stream", self._ws_handler)
         app.router.add_get("/ws", self._ws_handler)
         app.router.add_get("/ws/{name}", self._ws_handler)
-        api = self.api
-        app.router.add_get(api.depth_path, self._depth)
-        app.router.add_get(api.time_path, self._time)
-        app.router.add_get(api.ping_path, self._ping)
-        app.router.add_get(api.exchange_info_path, self._exchange_info)
+        protocol = self.protocol
+        app.router.add_get(protocol.depth_path, self._depth)
+        app.router.add_get(protocol.time_path, self._time)
+        app.router.add_get(protocol.time_path.rsplit("/", 1)[0] + "/ping", self._ping)
+        app.router.add_get(protocol.exchange_info_path, self._exchange_info)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._timeline = asyncio.create_task(self._run_timeline(), name="exchange-timeline")
-        logger.info("exchange server ({}) on {}:{} replaying {} ({} frames, {:.0f} s, speed {}, faults {})", self.api.exchange,
+        logger.info("exchange server ({}) on {}:{} replaying {} ({} frames, {:.0f} s, speed {}, faults {})", self.protocol.exchange,
                     self.host, self.port, self.feed.source or self.feed.symbol, len(self.feed.frames), self.feed.duration_s(),
                     self.speed, self.faults.describe() or "none")
         return self.port
@@ -341,7 +340,7 @@ class ExchangeServer:
             for name in conn.subs.streams:
                 routes.setdefault(name, []).append(conn)
         self._routes = routes
-        parsed = [p for p in (parse_stream(n, self.api) for n in routes)
+        parsed = [p for p in (parse_stream(n, self.protocol) for n in routes)
                   if p is not None and p.symbol == self.feed.stream_symbol and p.interval_ms is not None
                   and p.name != self._recorded_depth]
         # depth streams other than the recorded one are derived from its diffs: slower ones merged per window of
@@ -366,7 +365,7 @@ class ExchangeServer:
             self.stats.refused += 1  # an HTTP error instead of the upgrade: every client sees it (no silent retry)
             return web.json_response({"code": -1001, "msg": "Internal error; unable to process your request. "
                                                            "Please try again."}, status=503)
-        subs = Subscriptions(combined=request.path == "/stream", api=self.api)
+        subs = Subscriptions(combined=request.path == "/stream", protocol=self.protocol)
         names = request.query.get("streams", "")
         names_list = [n for n in names.split("/") if n] if request.path == "/stream" else []
         if request.path.startswith("/ws/"):
@@ -478,12 +477,12 @@ class ExchangeServer:
         except ValueError:
             return self._reply({"code": -1100, "msg": "Illegal characters found in parameter 'limit'; legal range "
                                                       "is '^[0-9]{1,20}$'."}, 400, self.budget._used)
-        limit = max(1, min(limit, self.api.max_depth_limit))
+        limit = self.protocol.depth_limit(limit)
         force = 0.0
         if self._force_429_left > 0:
             self._force_429_left -= 1
             force = self.faults.retry_after_s
-        limited = self._limited(self.api.depth_weight(limit), force)
+        limited = self._limited(self.protocol.depth_weight(limit), force)
         if limited is not None:
             return limited
         if symbol != self.feed.symbol:
@@ -510,10 +509,10 @@ class ExchangeServer:
             nxt = self._diff_index + 1
             if self.timing.snapshot_position == "inside_next" and nxt < len(self.feed.diffs):
                 d = self.feed.diffs[nxt]
-                contiguous = d.continues(book.update_id) if self.api.futures else d.first_id == book.update_id + 1
+                contiguous = d.continues(book.update_id) if self.protocol.diff_has_prev_id else d.first_id == book.update_id + 1
                 if d.last_id > d.first_id and contiguous:
                     label, kind = (d.first_id + d.last_id) // 2, "inside_next"
-        body = book.snapshot_body(limit, label, self.exchange_time_ms() if self.api.futures else None)
+        body = book.snapshot_body(limit, label, self.exchange_time_ms() if self.protocol.snapshot_has_times else None)
         self.stats.snapshots.append({"lastUpdateId": label or book.update_id, "kind": kind, "sent_diff_u": sent_u})
         return body
 
@@ -525,13 +524,13 @@ class ExchangeServer:
         return self._limited(1) or self._reply({}, 200, self._used_weight)
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
-        limited = self._limited(self.api.exchange_info_weight)
+        limited = self._limited(self.protocol.exchange_info_weight)
         if limited is not None:
             return limited
         wanted = [request.query["symbol"]] if "symbol" in request.query else []
         if "symbols" in request.query:
             wanted = json.loads(request.query["symbols"])
-        info = exchange_info(wanted, self.budget.limit, self.exchange_time_ms(), futures=self.api.futures)
+        info = exchange_info(wanted, self.budget.limit, self.exchange_time_ms(), futures=self.protocol.diff_has_prev_id)
         return self._reply(info, 200, self._used_weight)
 
     # ------------------------------------------------------------------------------------------------ for tests

@@ -7,14 +7,20 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("capture", help="record Binance spot golden samples (trade, depth@100ms, bookTicker)",
+    p = sub.add_parser("capture", help="record Binance golden samples, spot or USD-M futures (trade, depth@100ms, "
+                                       "bookTicker)",
                        description="Record one symbol's combined stream and REST snapshots into encrypted, rotated "
                                    "golden files under <data-root>/golden/, with session.json metadata.")
-    p.add_argument("--symbol", help="pipeline symbol, e.g. BTC-USDT (default: from the session config)")
+    p.add_argument("--symbol", help="pipeline symbol, e.g. BTC-USDT or BTC-USDT-PERP (default: from the session "
+                                    "config)")
+    p.add_argument("--exchange", default=None, choices=("BINANCE", "BINANCE_FUTURES"),
+                   help="venue (default: the symbol's; -PERP symbols are BINANCE_FUTURES, i.e. USD-M)")
     p.add_argument("--duration", default=None, help="e.g. 3600, 90s, 30m, 1h (default 1h or the session's)")
     p.add_argument("--data-root", type=Path, default=None, help="data root (default $LAKE_DATA_ROOT or ./data)")
-    p.add_argument("--ws-url", default=None, help="WebSocket base (default wss://stream.binance.com:9443)")
-    p.add_argument("--rest-url", default=None, help="REST base (default https://api.binance.com)")
+    p.add_argument("--ws-url", default=None, help="WebSocket base (default wss://stream.binance.com:9443, USD-M "
+                                                  "wss://fstream.binance.com)")
+    p.add_argument("--rest-url", default=None, help="REST base (default https://api.binance.com, USD-M "
+                                                    "https://fapi.binance.com)")
     p.add_argument("--session-config", type=Path, default=None, help="multi-session YAML (see capture.session_config)")
     p.add_argument("--session", default=None, help="session name in --session-config (default: its only session)")
     p.add_argument("--rotate", default=None, help="file rotation interval (default 1h)")
@@ -65,7 +71,8 @@ def build_config(args: argparse.Namespace):
     key = None if args.plaintext else load_key(key_file=args.key_file)
     duration = parse_duration(args.duration) if args.duration else (session.duration_s if session else 3600.0)
     rotate = parse_duration(args.rotate) if args.rotate else (session.rotate_s if session else 3600.0)
-    cfg = CaptureConfig(symbol=symbol, data_root=(args.data_root or default_data_root()).resolve(),
+    cfg = CaptureConfig(symbol=symbol, exchange=getattr(args, "exchange", None) or "",
+                        data_root=(args.data_root or default_data_root()).resolve(),
                         duration_s=duration, streams=streams, key=key, rotate_s=rotate, regime=regime,
                         session_name=session.name if session else None,
                         regime_intent=session.regime_intent if session else None)

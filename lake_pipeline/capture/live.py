@@ -127,7 +127,7 @@ class LiveCapture:
         self.log = SessionLog(self.session_id, cfg.exchange, cfg.symbol, self.stream_names)
         self.clock = ClockTracker()
         self.latency = LatencyStats()
-        self.physics = PhysicsMonitor()
+        self.physics = PhysicsMonitor(self.protocol)
         self.regimes = RegimeDetector(cfg.regime)
         self.tracker: BookTracker | None = None
         self._dirs: dict[str, Path] = {}

@@ -12,15 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from lake_pipeline.capture.protocol import SPOT, VenueProtocol
-
-BARE_DEPTH_MS = {"BINANCE": 1000, "BINANCE_FUTURES": 250}
-"""Push interval of a bare `@depth` stream (no speed suffix) per venue."""
-
-
-def speed_ms(protocol: VenueProtocol, speed: str | None) -> int:
-    """`"100ms"` → 100; no suffix → the venue's bare `@depth` interval."""
-    return int(speed[:-2]) if speed else BARE_DEPTH_MS[protocol.exchange]
+from lake_pipeline.capture.protocol import SPOT, VenueProtocol, depth_interval_ms
 
 _SYMBOL = r"[a-z0-9]{2,30}"
 _STREAM_RE = re.compile(
@@ -41,7 +33,8 @@ class StreamName:
     symbol: str  # lowercase, as in the stream name
     kind: str  # trade | aggTrade | bookTicker | depth | depthN
     levels: int | None  # 5 / 10 / 20 for partial book streams
-    interval_ms: int | None  # push interval of depth streams (spot `@depth` 1000, `@100ms` 100; USD-M `@0ms` 0)
+    interval_ms: int | None  # push interval of depth streams (spot `@depth` 1000, `@100ms` 100; USD-M `@0ms` 0:
+    # every engine update, real time)
 
     @property
     def is_diff_depth(self) -> bool:
@@ -66,7 +59,8 @@ def parse_stream(name: str, protocol: VenueProtocol = SPOT) -> StreamName | None
     speeds = protocol.diff_depth_speeds if levels is None else protocol.partial_depth_speeds
     if (speed or "") not in speeds:
         return None
-    return StreamName(name, m["symbol"], "depth" if levels is None else kind, levels, speed_ms(protocol, speed))
+    return StreamName(name, m["symbol"], "depth" if levels is None else kind, levels,
+                      depth_interval_ms(protocol, speed or "") or 0)
 
 
 class ProtocolError(ValueError):

@@ -245,6 +245,7 @@ class ExchangeServer:
             if loop_yield >= 64:  # let handlers (REST, control messages, pings) run at max speed too
                 loop_yield = 0
                 await asyncio.sleep(0)
+        await self._close_windows()
         self.finished.set()
         logger.info("exchange server: feed finished after {} frames", self.stats.frames_emitted)
         if self.timing.end_of_feed == "close":
@@ -299,6 +300,17 @@ class ExchangeServer:
             if done is not None:
                 await self._publish_depth(routes, done)
         await self._publish_depth(self._per_diff_routes, diff)
+
+    async def _close_windows(self) -> None:
+        """At the end of the feed the last window of each derived stream closes, as time moves on at the exchange:
+        its merged diff (and last aggTrade) go out, so a subscriber ends on the server's book."""
+        for merger, routes in self._windows.values():
+            done = merger.flush()
+            if done is not None:
+                await self._publish_depth(routes, done)
+        name = f"{self.feed.stream_symbol}@aggTrade"
+        if name in self._routes and (last := self._agg.flush()):
+            await self._publish(name, last)
 
     async def _publish_depth(self, routes: list[tuple[str, int | None]], diff: DepthDiff) -> None:
         for name, levels in routes:

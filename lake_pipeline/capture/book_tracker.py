@@ -27,6 +27,35 @@ MAX_PENDING_TICKERS = 50_000
 MAX_LISTED = 50
 
 
+def _units(levels: LevelParser, side: list, what: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return levels.arrays(side)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
+def diff_from_payload(data: dict, levels: LevelParser) -> DepthDiff:
+    """A `depthUpdate` payload (spot, or USD-M with `pu`) → `DepthDiff` in ticks/lots tagged with its `E`; the
+    same digit rule and kernel as the golden reader, so the live and the recorded path cannot disagree on a value.
+    A level off the grid is a ValueError naming the diff and the side."""
+    where = f"depthUpdate U={data.get('U')} u={data.get('u')}"
+    bid_px, bid_sz = _units(levels, data["b"], f"{where} bids")
+    ask_px, ask_sz = _units(levels, data["a"], f"{where} asks")
+    pu = data.get("pu")
+    return DepthDiff(int(data["U"]), int(data["u"]), bid_px, bid_sz, ask_px, ask_sz, meta=int(data["E"]),
+                     prev_id=None if pu is None else int(pu))
+
+
+def snapshot_from_body(body: dict, levels: LevelParser) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A REST depth body (spot, or USD-M with `E`/`T`) → `(lastUpdateId, bid_px, bid_sz, ask_px, ask_sz)`."""
+    where = f"snapshot lastUpdateId={body.get('lastUpdateId')}"
+    try:
+        return (int(body["lastUpdateId"]), *_units(levels, body["bids"], f"{where} bids"),
+                *_units(levels, body["asks"], f"{where} asks"))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"depth snapshot lacks {exc}: {str(body)[:120]!r}") from None
+
+
 @dataclass
 class Resync:
     reason: str
@@ -95,11 +124,7 @@ class BookTracker:
 
     # ----------------------------------------------------------------------------------------------- diffs
     def on_diff(self, data: dict, recv_wall_ns: int) -> DiffResult:
-        bid_px, bid_sz = self.levels.arrays(data["b"])
-        ask_px, ask_sz = self.levels.arrays(data["a"])
-        pu = data.get("pu")
-        diff = DepthDiff(int(data["U"]), int(data["u"]), bid_px, bid_sz, ask_px, ask_sz, meta=int(data["E"]),
-                         prev_id=None if pu is None else int(pu))
+        diff = diff_from_payload(data, self.levels)
         wire = self._wire_u
         # events never delivered, whatever the sync state: a flagged gap (USD-M: the pu chain breaks; the ids in
         # between are not all events there, so the gap names the last u received and the pu that was expected)
@@ -135,13 +160,7 @@ class BookTracker:
 
     # ----------------------------------------------------------------------------------------------- snapshots
     def on_snapshot(self, text: str) -> SnapshotOutcome:
-        body = json.loads(text)
-        try:
-            bid_px, bid_sz = self.levels.arrays(body["bids"])
-            ask_px, ask_sz = self.levels.arrays(body["asks"])
-            last_id = int(body["lastUpdateId"])
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"depth snapshot lacks {exc}: {text[:120]!r}") from None
+        last_id, bid_px, bid_sz, ask_px, ask_sz = snapshot_from_body(json.loads(text), self.levels)
         outcome = self.sync.on_snapshot(last_id, bid_px, bid_sz, ask_px, ask_sz)
         r = self.current_resync
         if r is not None:

@@ -206,3 +206,47 @@ def check_capture(server: ExchangeServer, capture: LiveCapture, result, data_roo
     assert_same_book(capture.tracker.book, server, spec, snapshot_range([f for _, _, f in lines], spec))
     assert doc["physics"]["ok"], doc["physics"]["violations"]
     return doc
+
+
+class SilentEndpoints:
+    """Two loopback endpoints that give a capture nothing: `deaf_url`, a TCP port that never answers (listening, never
+    accepting), and `mute_url`, a WebSocket server that accepts the upgrade and then sends nothing."""
+
+    def __enter__(self) -> SilentEndpoints:
+        import socket
+        import threading
+
+        from aiohttp import web
+
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.deaf_url = f"ws://127.0.0.1:{self._sock.getsockname()[1]}"
+
+        async def mute(request: web.Request) -> web.StreamResponse:
+            ws = web.WebSocketResponse(autoping=True)
+            await ws.prepare(request)
+            async for _ in ws:
+                pass
+            return ws
+
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+
+        async def start() -> int:
+            app = web.Application()
+            app.router.add_get("/stream", mute)
+            self._runner = web.AppRunner(app)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            return site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+        port = asyncio.run_coroutine_threadsafe(start(), self._loop).result(10)
+        self.mute_url = f"ws://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._sock.close()

@@ -87,8 +87,14 @@ def build_config(args: argparse.Namespace):
     return cfg
 
 
+EXIT_NO_DATA = 3
+"""`capture` exit code when no market frame was recorded (never connected, or the endpoint sent nothing): the
+source had nothing for us, as for every command's 3 ("missing at source"); 1 is any other failed capture."""
+
+
 def _capture(args: argparse.Namespace) -> int:
     import asyncio
+    import sys
 
     from lake_pipeline.capture.live import LiveCapture
 
@@ -97,7 +103,11 @@ def _capture(args: argparse.Namespace) -> int:
     print(f"session {result.session_id}: {result.status}, {result.frames} frames, {len(result.files)} files")
     for path in result.session_json:
         print(path)
-    return 0 if result.status == "complete" else 1
+    if result.status == "complete":
+        return 0
+    error = result.document.get("error", "")
+    print(f"capture failed: {error}", file=sys.stderr)
+    return EXIT_NO_DATA if not capture.stream_frames else 1
 
 
 def _keygen(args: argparse.Namespace) -> int:

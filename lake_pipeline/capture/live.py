@@ -11,7 +11,12 @@ resyncs on gaps while keeping the socket and the buffer, and measures clock, lat
 
 Reconnects: jittered exponential backoff after failures; right away after `serverShutdown`; after a clean close
 too (a server closing cleanly is not "done" — peer_lessons trap 6), never in a tight loop (the delay only resets
-once a connection delivered frames), and within Binance's 300 connection attempts per 5 minutes.
+once a connection delivered frames), and within Binance's 300 connection attempts per 5 minutes. A connection
+attempt is bounded (`connect_timeout_s`) and gives way to the end of the capture, so an endpoint that never answers
+cannot hold the run past its duration.
+
+A capture that recorded no market frame (it never connected, or the peer sent nothing) is `failed`, with an error
+that says which; its caller (CLI exit code, Dagster run) fails too, instead of reporting "complete: 0 frames".
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ class CaptureConfig:
     reconnect_base_s: float = 0.5
     reconnect_cap_s: float = 30.0
     silence_timeout_s: float = 30.0  # no frame and no ping for this long: the connection is dead
+    connect_timeout_s: float = 10.0  # one WebSocket connection attempt (TCP, TLS, upgrade)
     time_sample_s: float = 60.0
     ntp_interval_s: float = 3600.0
     ntp_servers: tuple[str, ...] = ("pool.ntp.org",)
@@ -154,6 +160,21 @@ class LiveCapture:
     @property
     def frames(self) -> int:
         return sum(self.log.frames.values())
+
+    @property
+    def stream_frames(self) -> int:
+        """Market frames of the subscribed streams (not snapshots, control replies or serverShutdown)."""
+        return sum(self.log.frames[s] for s in self.stream_names)
+
+    def _no_frame_reason(self) -> str:
+        url = self._url()
+        if not self.log.connections:
+            failures = self.log.connect_failures
+            last = f"; last error: {failures[-1]['error']}" if failures else ""
+            return (f"no frame recorded: could not connect to {url} in {self.cfg.duration_s:g} s "
+                    f"({len(failures)} failed attempts{last})")
+        return (f"no frame recorded: connected {len(self.log.connections)} time(s) to {url} but it sent no market "
+                f"frame of {', '.join(self.stream_names)} in {self.cfg.duration_s:g} s")
 
     def session_dir(self, date: str) -> Path:
         if date not in self._dirs:
@@ -226,7 +247,9 @@ class LiveCapture:
             if self._stop.is_set():
                 break
             try:
-                ws = await self.http.ws_connect(url, autoping=False, heartbeat=None, max_msg_size=16 << 20)
+                ws = await self._connect(url)
+                if ws is None:  # the capture ended while connecting
+                    break
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 failures += 1
                 delay = self._backoff(failures)
@@ -256,6 +279,25 @@ class LiveCapture:
             self.log.add_reconnect(conn.reason, delay)
             logger.warning("connection {} ended: {}; reconnecting in {:.2f} s", conn.id, conn.reason, delay)
             await self._sleep(delay)
+
+    async def _connect(self, url: str) -> aiohttp.ClientWebSocketResponse | None:
+        """One connection attempt, at most `connect_timeout_s`; None when the capture is stopped meanwhile."""
+        attempt = asyncio.ensure_future(self.http.ws_connect(url, autoping=False, heartbeat=None,
+                                                             max_msg_size=16 << 20))
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({attempt, stopped}, timeout=self.cfg.connect_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if attempt in done:
+            return attempt.result()
+        attempt.cancel()
+        await asyncio.gather(attempt, return_exceptions=True)
+        if self._stop.is_set():
+            self.log.add_connect_failure(url, "no answer before the capture ended", 0.0)
+            return None
+        raise TimeoutError(f"no answer within {self.cfg.connect_timeout_s:g} s")
 
     async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse, conn: ConnectionRecord) -> None:
         """Close a connection that delivered no frame and no ping for `silence_timeout_s` (a dead peer sends
@@ -456,6 +498,9 @@ class LiveCapture:
             status, error = "failed", error or f"{type(exc).__name__}: {exc}"
             logger.error("capture storage: {}", exc)
             files = self.storage.writer.files
+        if status == "complete" and not self.stream_frames:
+            status, error = "failed", self._no_frame_reason()
+            logger.error("capture {} failed: {}", self.session_id, error)
         ended = time.time_ns()
         offset = self.clock.offset_ns()
         segments = self.regimes.segments()

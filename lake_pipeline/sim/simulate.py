@@ -25,6 +25,7 @@ from loguru import logger
 from lake_pipeline import paths
 from lake_pipeline.atomic import atomic_dir
 from lake_pipeline.config import DEFAULT_EXCHANGE, symbol_spec
+from lake_pipeline.instrument import FUTURES
 from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS
 from lake_pipeline.sim.clock import (
     NS_PER_MS,
@@ -96,12 +97,13 @@ class SimSummary:
 
 
 def _validate(symbol: str, date: str, hours: float, start_hour: int, golden_hours: float | None,
-              lake_variant: str) -> tuple[int, float]:
+              lake_variant: str, exchange: str) -> tuple[int, float]:
     spec = symbol_spec(symbol)
     if spec is None:
         raise SimulationError(f"symbol {symbol!r} has no tick/lot in config (lake_pipeline/symbols.yaml)")
-    if symbol.endswith("-PERP"):
-        raise SimulationError(f"symbol {symbol!r}: the simulator speaks Binance spot only")
+    if (exchange == FUTURES) != symbol.endswith("-PERP") or exchange not in (FUTURES, DEFAULT_EXCHANGE):
+        raise SimulationError(f"symbol {symbol!r} on exchange {exchange!r}: the simulator speaks Binance spot "
+                              f"({DEFAULT_EXCHANGE}, e.g. BTC-USDT) and USD-M futures ({FUTURES}, -PERP symbols)")
     try:
         day = date_cls.fromisoformat(date)
     except ValueError as exc:
@@ -197,7 +199,7 @@ def simulate(data_root: Path, symbol: str, date: str, hours: float, seed: int, *
     """
     t_start = time.perf_counter()
     data_root = Path(data_root)
-    day_start_ms, golden_hours = _validate(symbol, date, hours, start_hour, golden_hours, lake_variant)
+    day_start_ms, golden_hours = _validate(symbol, date, hours, start_hour, golden_hours, lake_variant, exchange)
     spec = symbol_spec(symbol)
     # The market draws sizes in order steps (LOT_SIZE.stepSize); truth is written in the config's lot units.
     tick_e8, lot_e8 = _e8(spec.tick), _e8(spec.order_step)
@@ -228,7 +230,7 @@ def simulate(data_root: Path, symbol: str, date: str, hours: float, seed: int, *
         if out.golden_tmp is not None:
             delivery = InOrderDelivery(golden_latency(streams["golden"]))
             golden = GoldenFeed(out.golden_tmp, symbol, tick_e8, lot_e8, delivery, streams["golden_snapshot"],
-                                golden_end_ms)
+                                golden_end_ms, futures=exchange == FUTURES)
         stop_ms = end_ms - 101  # the last depth tick closes before the period ends
         msg_index = 0
         last_trade_e_ms = 0

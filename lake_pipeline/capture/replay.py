@@ -23,6 +23,7 @@ class DiffMeta:
     exchange_ms: int  # E
     recv_ns: int
     frame_no: int
+    transaction_ms: int | None = None  # USD-M `T` (matching engine time), None on spot
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -52,8 +53,9 @@ def book_events(frames: GoldenFrames) -> Iterator[DepthDiff | Snapshot]:
     levels = {kind: [_split_lists(df, c) for c in ("bid_px", "bid_qty", "ask_px", "ask_qty")]
               for kind, df in (("depth", depth), ("snapshots", snaps))}
     diffs = [
-        DepthDiff(first, last, *(col[i] for col in levels["depth"]), meta=DiffMeta(e, recv, no))
-        for i, (first, last, e, recv, no) in enumerate(depth.select("U", "u", "E", "recv_ns", "frame_no").iter_rows())
+        DepthDiff(first, last, *(col[i] for col in levels["depth"]), meta=DiffMeta(e, recv, no, t), prev_id=pu)
+        for i, (first, last, pu, e, t, recv, no) in enumerate(
+            depth.select("U", "u", "pu", "E", "T", "recv_ns", "frame_no").iter_rows())
     ]
     snapshots = [
         Snapshot(lid, *(col[i] for col in levels["snapshots"]), recv_ns=recv, frame_no=no)

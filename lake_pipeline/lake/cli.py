@@ -95,21 +95,26 @@ def _register_from_capture(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--capture", nargs="+", required=True, metavar="FILE", help="capture files, in session order")
     p.add_argument("--data-root", required=True, help="data root (lake/ready/... is written under it)")
-    p.add_argument("--symbol", required=True, help="e.g. BTC-USDT")
-    p.add_argument("--exchange", default="BINANCE")
+    p.add_argument("--symbol", required=True, help="e.g. BTC-USDT, or BTC-USDT-PERP for a USD-M capture")
+    p.add_argument("--exchange", default=None,
+                   help="BINANCE (spot) or BINANCE_FUTURES (USD-M); default: BINANCE_FUTURES for -PERP symbols")
     p.add_argument("--tick", help="price tick (default: symbol config)")
     p.add_argument("--lot", help="size lot (default: symbol config)")
+    p.add_argument("--replace", action="store_true",
+                   help="replace dates already converted from a different capture (default: refuse to mix)")
     p.set_defaults(func=_lake_from_capture)
 
 
 def _lake_from_capture(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from lake_pipeline.instrument import Instrument
     from lake_pipeline.lake.from_capture import lake_from_capture, resolve_spec
 
-    spec = resolve_spec(args.symbol, args.tick, args.lot)
+    instrument = Instrument.parse(args.symbol, args.exchange)
+    spec = resolve_spec(instrument.symbol, args.tick, args.lot)
     with tqdm(unit=" frames", desc="lake-from-capture", disable=None) as bar:
-        report = lake_from_capture(args.capture, args.data_root, args.symbol, args.exchange, spec,
-                                   progress=bar.update)
+        report = lake_from_capture(args.capture, args.data_root, instrument.symbol, instrument.exchange, spec,
+                                   progress=bar.update, replace=args.replace)
     print(json.dumps(report.to_dict(), indent=2))
     return 0

@@ -55,6 +55,14 @@ def converted(recording: list[Path], tmp_path_factory: pytest.TempPathFactory) -
     return root, lake_from_capture(recording, root, SYMBOL, VENUE)
 
 
+@pytest.fixture(scope="module")
+def reconstructed(converted: tuple[Path, object]) -> Path:
+    root, _ = converted
+    for d in DATES:
+        reconstruct_partition(root, VENUE, SYMBOL, d, chunk_rows=50_000)
+    return root
+
+
 def _matched(ticker: pl.DataFrame, ours: pl.DataFrame, ours_u: str) -> tuple[int, int, pl.DataFrame]:
     joined = ticker.join(ours, left_on="u", right_on=ours_u, how="inner", suffix="_book")
     equal = pl.all_horizontal([pl.col(c) == pl.col(f"{c}_book") for c in _BBO])
@@ -134,11 +142,9 @@ def test_converter_tables(converted: tuple[Path, object]) -> None:
 
 
 @pytest.mark.realdata
-def test_reconstructed_best_bid_ask_equals_book_ticker(converted: tuple[Path, object], frames) -> None:
+def test_reconstructed_best_bid_ask_equals_book_ticker(reconstructed: Path, frames) -> None:
     """(b) lake tables -> reconstruct -> unified_events' best bid/ask after each delta message."""
-    root, _ = converted
-    for d in DATES:
-        reconstruct_partition(root, VENUE, SYMBOL, d, chunk_rows=50_000)
+    root = reconstructed
     unified = pl.concat(
         pl.scan_parquet(str(unified_dir(root, VENUE, SYMBOL, d)) + "/part-*.parquet")
         .filter(pl.col("event_type") == "BOOK_DELTA")
@@ -152,3 +158,30 @@ def test_reconstructed_best_bid_ask_equals_book_ticker(converted: tuple[Path, ob
     print(f"USD-M capture -> lake -> reconstruct: bookTicker checkpoints matched {matched}/{total}")
     assert total == N_CHECKPOINTS and matched == total
     assert (joined["book_flags"] & 0b0111 == 0).all()  # initialised, never crossed, no gap at a checkpoint
+
+
+@pytest.mark.realdata
+def test_fidelity_on_the_futures_partition(reconstructed: Path, recording: list[Path]) -> None:
+    """The recording as the partition's golden session (a link, not a copy): Tier A paired with the pu rule."""
+    from lake_pipeline.fidelity.runner import run_fidelity
+
+    root = reconstructed
+    session = paths.golden_dir(root, VENUE, SYMBOL, DATES[0]) / "session=usdm"
+    session.mkdir(parents=True)
+    (session / recording[0].name).symlink_to(recording[0])
+    report = run_fidelity(root, VENUE, SYMBOL, DATES[0]).to_json()
+    values = {m["name"]: m["value"] for m in report["metrics"]}
+    assert report["status"] == "PASS"
+    assert values["bbo_update_match_rate"] == 1.0 and values["depth_ladder_match_rate"] == 1.0
+    assert values["trade_match_rate"] == 1.0 and values["golden_sequence_gaps"] == 0  # pu chain, not U == u + 1
+
+
+@pytest.mark.realdata
+def test_golden_messages_gap_follows_the_venue_rule(frames) -> None:
+    from dataclasses import replace
+
+    from lake_pipeline.fidelity.adapters import golden_messages
+
+    assert golden_messages(frames)["gap"].sum() == 0
+    broken = replace(frames, depth=frames.depth.filter(pl.int_range(pl.len()) != 100))
+    assert golden_messages(broken)["gap"].arg_max() == 100 and golden_messages(broken)["gap"].sum() == 1

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from lake_pipeline.capture.golden import GoldenFrames
-from lake_pipeline.capture.sync import BookSync, DepthDiff
+from lake_pipeline.capture.sync import FUTURES_RULE, SPOT_RULE, BookSync, DepthDiff, SyncRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,12 @@ def book_events(frames: GoldenFrames) -> Iterator[DepthDiff | Snapshot]:
 
 def _frame_no(event: DepthDiff | Snapshot) -> int:
     return event.meta.frame_no if isinstance(event, DepthDiff) else event.frame_no
+
+
+def recorded_rule(frames: GoldenFrames) -> SyncRule:
+    """The sync rule a recording needs: USD-M diffs carry `pu` (the futures rule), spot diffs do not."""
+    depth = frames.depth
+    return FUTURES_RULE if depth.height and depth["pu"].null_count() < depth.height else SPOT_RULE
 
 
 def feed(sync: BookSync, event: DepthDiff | Snapshot) -> None:

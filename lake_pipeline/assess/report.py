@@ -25,10 +25,11 @@ from lake_pipeline.assess.timing import latency, monotonicity, origin_availabili
 from lake_pipeline.atomic import write_json_atomic, write_text_atomic
 from lake_pipeline.config import DEFAULT_EXCHANGE
 from lake_pipeline.lake.validate import day_bounds_ns, iso_ns
+from lake_pipeline.lake.values import TIME_HOLE_S
 from lake_pipeline.paths import assessment_dir
 
 DEFAULT_CHUNK_ROWS = 1_000_000
-DEFAULT_HOLE_THRESHOLD_S = 5.0
+DEFAULT_HOLE_THRESHOLD_S = TIME_HOLE_S
 
 
 def _strip_private(obj):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from lake_pipeline import paths
 from lake_pipeline.argtypes import positive_float, positive_int
@@ -30,8 +31,10 @@ def _run(args: argparse.Namespace) -> int:
         report = assess_partition(root, args.symbol, args.date, exchange=args.exchange,
                                   chunk_rows=args.chunk_rows, hole_threshold_s=args.hole_threshold_s or DEFAULT_HOLE_THRESHOLD_S)
         json_path, md_path = write_assessment(report, root)
-    print(f"recommended_strategy: {report['recommended_strategy']} (event time {report['event_time_source']})")
+    print(f"recommended_strategy: {report['recommended_strategy']}")
     for reason in report["strategy_reasons"]:
         print(f"  - {reason}")
+    if not report["value_checks"]["ok"]:
+        print(f"WARNING: reconstruct will refuse this partition: {report['value_checks']['error']}", file=sys.stderr)
     print(f"wrote {json_path}\n      {md_path}")
     return 0

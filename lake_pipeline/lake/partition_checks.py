@@ -74,11 +74,47 @@ def count_duplicate_delta_rows(files: list[LakeFile], spec: SymbolSpec) -> int:
     return int(frame.select(same.sum()).item())
 
 
+ROW_CHECKED = {
+    "trades": ["origin_time", "received_time", "trade_id", "side_is_buy", "price", "quantity", "row"],
+    "book_delta_v2": ["origin_time", "received_time", "sequence_number", "side_is_bid", "price", "size", "row"],
+    "book": ["origin_time", "received_time", "sequence_number", "row"],
+}
+"""What `check_rows` reads: every row-local rule of the reader, except the book's 80 level columns."""
+
+
+def check_rows(files: list[LakeFile], spec: SymbolSpec) -> None:
+    """Every row-local rule (times in the day, prices > 0, sizes >= 0, on-grid values) and the merge's disorder
+    limit, as reconstruct applies them; raises the reader's BadValueError / reconstruct's rule as ValueError."""
+    limit = int(values.MAX_DISORDER_S * values.NS)
+    for f in files:
+        cols = ROW_CHECKED[f.table]
+        t = pl.col("origin_time").fill_null(pl.col("received_time"))
+        frame = collect_file(f, scan_file(f, spec, cols).select(
+            *[pl.col(c).null_count().alias(c) for c in cols],
+            back=(t.cum_max().shift(1) - t).max(),
+            back_row=(t.cum_max().shift(1) - t).arg_max(),
+        ))
+        back = frame["back"][0]
+        if back is not None and back > limit:
+            raise ValueError(f"{f.path}: event times go backwards by up to {back / 1e9:.3f} s (worst at row "
+                             f"{frame['back_row'][0]}, 0-based, in this file); reconstruct's merge absorbs at most {values.MAX_DISORDER_S:g} s "
+                             f"(the {f.table} table must be in event-time order)")
+
+
 def check_partition(data_root: Path, exchange: str, symbol: str, date: str, spec: SymbolSpec, *,
-                    count_delta_repairs: bool = True) -> PartitionChecks:
-    """Run the whole-table checks of one partition (BadValueError naming file, column, row, value)."""
+                    count_delta_repairs: bool = True, all_rows: bool = False) -> PartitionChecks:
+    """Run the whole-table checks of one partition (BadValueError naming file, column, row, value).
+
+    `all_rows` (assess) also runs every row-local rule over trades, deltas and the book's times: what reconstruct
+    applies as it streams, so an assessment never recommends a strategy for data reconstruct refuses."""
     trades = partition(Path(data_root), "trades", exchange, symbol, date)
-    reference, n = check_trades(trades, spec)
+    reference, n = check_trades(trades, spec)  # first, like reconstruct, so both name the same fault
+    if all_rows:
+        for table in ("trades", "book_delta_v2", "book"):
+            try:
+                check_rows(partition(Path(data_root), table, exchange, symbol, date), spec)
+            except FileNotFoundError:
+                continue
     repairs = {values.REPAIR_DUPLICATE_DELTA_ROWS: 0}
     if count_delta_repairs:
         try:

@@ -35,6 +35,8 @@ TIME_MARGIN_S = 300.0
 """How far outside the partition's UTC day a row time may lie (feeds straddle midnight by a few seconds)."""
 PRICE_BAND = 1000.0
 """A price more than this factor above or below the table's median price is a unit or feed error, not a market."""
+MAX_DISORDER_S = 1.0
+"""Within one table, event times may step back by at most this much (reconstruct's merge absorbs it)."""
 TIME_HOLE_S = 5.0
 """A silence longer than this between book messages is a gap (reconstruct flags it; assess reports it)."""
 NS = 1_000_000_000

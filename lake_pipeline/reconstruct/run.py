@@ -54,7 +54,7 @@ DEFAULT_CHUNK_ROWS = 1_000_000
 less memory at about the same speed (0.9 GiB at 500 k)."""
 GRID_ROWS_PER_CHUNK = 1 << 16
 """A chunk spans at most this many book-state grid steps (~1.8 h at 100 ms), bounding its state rows."""
-DEFAULT_MAX_DISORDER_NS = 1_000_000_000
+DEFAULT_MAX_DISORDER_NS = int(values.MAX_DISORDER_S * 1e9)
 
 
 @dataclass(frozen=True)

@@ -108,12 +108,6 @@ def test_bad_capture_exits_2_naming_the_file(tmp_path: Path, capsys: pytest.Capt
     assert _published(tmp_path / "data") == []
 
 
-def test_bad_tick_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    capture = _write(tmp_path / "c", SMALL)
-    assert main(_cli(capture, tmp_path / "data", "BTC-USDT", "--tick", "abc")) == 2
-    assert "--tick 'abc': expected a positive decimal such as 0.01" in capsys.readouterr().err
-
-
 def test_second_capture_of_a_date_is_refused_unless_replace(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     root = tmp_path / "data"
     first = _write(tmp_path / "first", SMALL)

@@ -108,6 +108,28 @@ def test_bad_capture_exits_2_naming_the_file(tmp_path: Path, capsys: pytest.Capt
     assert _published(tmp_path / "data") == []
 
 
+@pytest.mark.parametrize(("edit", "message"), [
+    (('"p":"100.00000000","q":"0.50000000"', '"p":"0.00000000","q":"0.50000000"'),
+     "trades.price of frame #2 = 0.0 is not a price: prices must be > 0"),
+    (('[["101.00000000","2.00000000"]]', '[["0.00","2.00000000"]]'),
+     "depth.ask_px of frame #0 = 0.0 is not a price"),
+])
+def test_value_policy_refuses_before_publishing(tmp_path: Path, capsys: pytest.CaptureFixture, edit: tuple,
+                                                message: str) -> None:
+    capture = _write(tmp_path / "c", SMALL.replace(*edit))
+    assert main(_cli(capture, tmp_path / "data")) == 2
+    assert f"{capture}: {message}" in capsys.readouterr().err
+    assert _published(tmp_path / "data") == []
+
+
+def test_a_trade_recorded_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    trade = SMALL.splitlines(keepends=True)[2]
+    capture = _write(tmp_path / "c", SMALL + trade)
+    assert main(_cli(capture, tmp_path / "data")) == 2
+    assert "trade id 7 appears twice (trade rows 0 and 1 of the capture" in capsys.readouterr().err
+    assert _published(tmp_path / "data") == []
+
+
 def test_second_capture_of_a_date_is_refused_unless_replace(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     root = tmp_path / "data"
     first = _write(tmp_path / "first", SMALL)

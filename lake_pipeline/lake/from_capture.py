@@ -19,7 +19,8 @@ Input checks (all errors name the file; nothing is published): an empty, foreign
 truncated capture; a depth stream that is not a diff this converter understands (`@depth20@100ms`); a capture
 of the other venue (USD-M diffs carry `pu`, spot diffs do not); an exchange time farther than
 `MAX_CLOCK_SKEW_S` from the frame's own receive time (a trade with `T=1000` would otherwise publish
-`dt=1970-01-01`); a date already converted from a different capture (unless `replace`).
+`dt=1970-01-01`); a value the shared policy refuses (lake/values.py: prices > 0, sizes >= 0, unique trade ids);
+a date already converted from a different capture (unless `replace`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from lake_pipeline.capture.units import units_to_float
 from lake_pipeline.config import DEFAULT_EXCHANGE, SymbolSpec, symbol_spec
 from lake_pipeline.lake.capture_manifest import SOURCE, CaptureFile, check_no_mix, fingerprint
 from lake_pipeline.lake.partition_writer import LakePartitionWriter, utc_date_of_ns
+from lake_pipeline.lake.values import Violation, check_prices, check_sizes, find_duplicate_trade_id
 from lake_pipeline.schemas import LAKE_STORED, LAKE_TABLES, N_LEVELS
 
 _KINDS = ("trades", "depth", "snapshots")
@@ -219,6 +221,33 @@ def _check_times(frames: GoldenFrames, max_skew_s: float) -> None:
                 f"it would publish a partition dt={utc_date_of_ns(ms * 1_000_000)}")
 
 
+def _check_values(frames: GoldenFrames, spec: SymbolSpec) -> None:
+    """The shared value policy (lake/values.py) on what this block would publish: prices > 0, sizes >= 0."""
+    trades, depth = frames.trades, frames.depth
+    levels = {side: depth.select("frame_no", pl.col(f"{side}_px"), pl.col(f"{side}_qty"))
+              .explode([f"{side}_px", f"{side}_qty"], empty_as_null=False).drop_nulls() for side in ("bid", "ask")}
+    checks = [("trades", trades, "price", "qty")] + [("depth", levels[side], f"{side}_px", f"{side}_qty")
+                                                      for side in ("bid", "ask")]
+    for kind, frame, price, size in checks:
+        violation = (check_prices(f"{kind}.{price}", units_to_float(frame[price].to_numpy(), spec.tick))
+                     or check_sizes(f"{kind}.{size}", units_to_float(frame[size].to_numpy(), spec.lot)))
+        if violation is not None:
+            raise _frame_error(frames, frame, violation)
+
+
+def _frame_error(frames: GoldenFrames, frame: pl.DataFrame, v: Violation) -> CaptureFormatError:
+    return CaptureFormatError(f"{frames.source}: {v.column} of frame #{frame['frame_no'][v.row]} = {v.value!r} "
+                              f"{v.problem}; nothing was published")
+
+
+def _check_trade_ids(paths: list[Path], ids: list[np.ndarray]) -> None:
+    """Trade ids unique over the whole capture (a frame recorded twice would publish one trade twice)."""
+    if ids and (v := find_duplicate_trade_id(np.concatenate(ids), "t")) is not None:
+        raise CaptureFormatError(f"{', '.join(map(str, paths))}: trade id {v.value} appears twice (trade rows "
+                                 f"{v.problem.split('row ')[1].split(':')[0]} and {v.row} of the capture, 0-based): "
+                                 "trade ids must be unique; nothing was published")
+
+
 def _check_capture(paths: list[Path], streams: dict[str, int], sync: BookSync) -> None:
     """The capture as a whole: not empty, Binance market frames, a depth stream, and a book that synced."""
     names = ", ".join(str(p) for p in paths)
@@ -286,11 +315,14 @@ def lake_from_capture(
     for path in cleaned:
         logger.warning("removed {} (left by a killed run)", path)
     first_recv = last_recv = None
+    trade_ids: list[np.ndarray] = []
     try:
         for frames in iter_golden(paths, spec, kinds=_KINDS):
             _check_streams(frames, symbol)
             _check_venue(frames, exchange)
             _check_times(frames, max_skew_s)
+            _check_values(frames, spec)
+            trade_ids.append(frames.trades["t"].to_numpy())
             for stream, n in frames.counts.items():
                 streams[stream] = streams.get(stream, 0) + n
             for reason, n in frames.skipped.items():
@@ -307,6 +339,7 @@ def lake_from_capture(
             if progress is not None:
                 progress(sum(frames.counts.values()))
         _check_capture(paths, streams, sync)
+        _check_trade_ids(paths, trade_ids)
         days = sorted({d for w in writers.values() for d in w.days})
         for writer in writers.values():
             for day in days:

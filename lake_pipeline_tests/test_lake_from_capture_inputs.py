@@ -126,7 +126,7 @@ def test_a_trade_recorded_twice_is_refused(tmp_path: Path, capsys: pytest.Captur
     trade = SMALL.splitlines(keepends=True)[2]
     capture = _write(tmp_path / "c", SMALL + trade)
     assert main(_cli(capture, tmp_path / "data")) == 2
-    assert "trade id 7 appears twice (trade rows 0 and 1 of the capture" in capsys.readouterr().err
+    assert "trade id 7 appears twice (again as trade 1 of the capture, 0-based)" in capsys.readouterr().err
     assert _published(tmp_path / "data") == []
 
 

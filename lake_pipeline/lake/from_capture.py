@@ -243,9 +243,8 @@ def _frame_error(frames: GoldenFrames, frame: pl.DataFrame, v: Violation) -> Cap
 def _check_trade_ids(paths: list[Path], ids: list[np.ndarray]) -> None:
     """Trade ids unique over the whole capture (a frame recorded twice would publish one trade twice)."""
     if ids and (v := find_duplicate_trade_id(np.concatenate(ids), "t")) is not None:
-        raise CaptureFormatError(f"{', '.join(map(str, paths))}: trade id {v.value} appears twice (trade rows "
-                                 f"{v.problem.split('row ')[1].split(':')[0]} and {v.row} of the capture, 0-based): "
-                                 "trade ids must be unique; nothing was published")
+        raise CaptureFormatError(f"{', '.join(map(str, paths))}: trade id {v.value} appears twice (again as trade "
+                                 f"{v.row} of the capture, 0-based): trade ids must be unique; nothing was published")
 
 
 def _check_capture(paths: list[Path], streams: dict[str, int], sync: BookSync) -> None:
@@ -266,13 +265,16 @@ def _check_capture(paths: list[Path], streams: dict[str, int], sync: BookSync) -
 
 
 def _manifests(captures: list[CaptureFile], spec: SymbolSpec, exchange: str, symbol: str, sync: BookSync,
-               skipped: dict[str, int], writers: dict[str, LakePartitionWriter]):
+               skipped: dict[str, int], writers: dict[str, LakePartitionWriter],
+               max_skew_s: float) -> Callable[[str, str], dict]:
+    """`_manifest.json` of each published partition: what made it (capture files) and what was left out."""
+
     def manifest(table: str, day: str) -> dict:
         return {
             "table": table, "exchange": exchange, "symbol": symbol, "date": day, "source": SOURCE,
             "rows": writers[table].rows.get(day, 0), "captures": [c.to_dict() for c in captures],
             "spec": spec.to_dict(), "sync": sync.stats.to_dict(), "skipped": skipped,
-            "max_clock_skew_s": MAX_CLOCK_SKEW_S, "tool": f"lake_pipeline {__version__}",
+            "max_clock_skew_s": max_skew_s, "tool": f"lake_pipeline {__version__}",
             "converted_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
     return manifest
@@ -349,7 +351,7 @@ def lake_from_capture(
         for writer in writers.values():
             writer.abort(exc)
         raise
-    manifest = _manifests(captures, spec, exchange, symbol, sync, skipped, writers)
+    manifest = _manifests(captures, spec, exchange, symbol, sync, skipped, writers, max_skew_s)
     for writer in writers.values():
         writer.close(manifest)
     report = ConversionReport(

@@ -234,8 +234,10 @@ def test_cli_errors_are_clear(tmp_path: Path, data_root: Path, capsys: pytest.Ca
     capture = tmp_path / "c"
     capture.write_text(SMALL)
     base = ["lake-from-capture", "--capture", str(capture), "--data-root", str(data_root)]
-    assert main([*base, "--symbol", "DOGE-USDT"]) == 2
-    assert "symbol DOGE-USDT has no tick/lot in config" in capsys.readouterr().err
+    assert main([*base, "--symbol", "DOGE-USDT", "--tick", "0.01"]) == 2
+    assert "symbol DOGE-USDT has no tick/lot in config (lake_pipeline/symbols.yaml): pass both" in capsys.readouterr().err
+    assert main([*base, "--symbol", "DOGE-USDT"]) == 2  # tick/lot inferred, then the stream names the other symbol
+    assert "capture holds stream 'btcusdt@depth@100ms', not symbol DOGE-USDT" in capsys.readouterr().err
     assert main([*base, "--symbol", "ETH-USDT", "--tick", "0.01", "--lot", "0.00000001"]) == 2
     assert "capture holds stream 'btcusdt@depth@100ms', not symbol ETH-USDT (expected streams 'ethusdt@...')" in capsys.readouterr().err
 

@@ -67,6 +67,16 @@ def test_futures_capture_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert manifest["captures"][0]["bytes"] == capture.stat().st_size
 
 
+def test_unconfigured_symbol_gets_its_grid_from_the_capture(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    capture = _write(tmp_path / "c", SMALL.replace("btcusdt@", "xrpusdt@").replace("0.50000000", "0.55000000"))
+    assert main(_cli(capture, tmp_path / "data", "XRP-USDT")) == 0
+    report = json.loads(capsys.readouterr().out)
+    # prices 99/100/101 (8 decimals, all zeros after the point), sizes down to 0.55: the coarsest exact grids
+    assert report["spec"] == {"symbol": "XRP-USDT", "tick": "1", "lot": "0.01", "source": "inferred"}
+    trades = pl.read_parquet(paths.lake_ready(tmp_path / "data", "trades", "BINANCE", "XRP-USDT", "2024-08-09") / PART)
+    assert trades.select("price", "amount").rows() == [(100.0, 0.55)]
+
+
 def test_wrong_venue_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     fut = _write(tmp_path / "fut", FUT)
     assert main(_cli(fut, tmp_path / "data", "BTC-USDT", "--exchange", "BINANCE")) == 2

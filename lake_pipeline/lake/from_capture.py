@@ -151,17 +151,44 @@ def _delta_table(depth: pl.DataFrame, spec: SymbolSpec) -> pa.Table:
     )
 
 
-def resolve_spec(symbol: str, tick: str | None = None, lot: str | None = None) -> SymbolSpec:
-    """Tick/lot from the arguments, else from config; a clear error when neither has them."""
+def resolve_spec(symbol: str, tick: str | None = None, lot: str | None = None) -> SymbolSpec | None:
+    """Tick/lot from the arguments, else from config; None when neither has them (then inferred from the capture:
+    `infer_capture_spec`)."""
     from decimal import Decimal
 
     configured = symbol_spec(symbol)
     if tick is None or lot is None:
         if configured is None:
-            raise ValueError(f"symbol {symbol} has no tick/lot in config (lake_pipeline/symbols.yaml); "
-                             "pass --tick and --lot (Binance's wire precision 0.00000001 is always exact)")
+            if tick is not None or lot is not None:
+                raise ValueError(f"symbol {symbol} has no tick/lot in config (lake_pipeline/symbols.yaml): pass both "
+                                 "--tick and --lot, or neither (then both are inferred from the capture)")
+            return None
         tick, lot = tick or str(configured.tick), lot or str(configured.lot)
     return SymbolSpec(symbol, Decimal(tick), Decimal(lot), "config" if configured else "argument")
+
+
+_FRACTION_DIGITS = pl.col("v").str.extract(r"\.(\d*?)0*$", 1).str.len_chars().fill_null(0)
+_GRID_COLUMNS = {"tick": ("price", "bid_px", "ask_px"), "lot": ("qty", "bid_qty", "ask_qty")}
+
+
+def infer_capture_spec(paths: list[Path], symbol: str) -> SymbolSpec:
+    """The coarsest decimal grids 10^-k holding every price and every size of the capture's trades, diffs and
+    snapshots, from Binance's exact decimal strings (a first, string-only pass over the files)."""
+    from lake_pipeline.lake.grid import decimal_step
+
+    needed = dict.fromkeys(_GRID_COLUMNS, 0)
+    for frames in iter_golden(paths, None, kinds=_KINDS):
+        for kind in _KINDS:
+            frame = frames.frame(kind)
+            for unit, columns in _GRID_COLUMNS.items():
+                for c in (c for c in columns if c in frame.columns):
+                    values = frame[c].explode() if isinstance(frame[c].dtype, pl.List) else frame[c]
+                    digits = values.drop_nulls().to_frame("v").select(_FRACTION_DIGITS.max()).item()
+                    needed[unit] = max(needed[unit], digits or 0)
+    spec = SymbolSpec(symbol, decimal_step(needed["tick"]), decimal_step(needed["lot"]), "inferred")
+    logger.info("{} is not in the symbol config: tick {} and lot {} inferred from the capture's decimal strings",
+                symbol, f"{spec.tick:f}", f"{spec.lot:f}")
+    return spec
 
 
 def _check_streams(frames: GoldenFrames, symbol: str) -> None:
@@ -302,7 +329,7 @@ def lake_from_capture(
         raise ValueError("no capture files given")
     rule = rule_for(exchange)
     captures = fingerprint(paths)
-    spec = spec or resolve_spec(symbol)
+    spec = spec or resolve_spec(symbol) or infer_capture_spec(paths, symbol)
     if book_factory is None:
         from lake_pipeline.book import OrderBook
 

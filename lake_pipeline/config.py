@@ -46,23 +46,56 @@ class SymbolSpec:
         return d
 
 
+def read_yaml_mapping(path: Path, what: str) -> dict:
+    """A YAML file whose top level is a mapping (empty file: {}); a ValueError naming the file otherwise."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: {what} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: {what} is not a text file ({exc})") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: {what} must be a mapping at the top level, found {type(doc).__name__}")
+    return doc
+
+
+def positive_decimal(value: object, where: str) -> Decimal:
+    """`value` as an exact positive Decimal ("0.01", 0.01), else a ValueError naming `where`."""
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{where}: {value!r} is not a decimal number") from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError(f"{where}: {value!r} must be a positive number")
+    return number
+
+
 @lru_cache(maxsize=1)
-def _configured() -> dict[str, dict[str, str]]:
-    path = Path(__file__).with_name("symbols.yaml")
-    extra = os.environ.get("LAKE_SYMBOLS_FILE")
-    table = yaml.safe_load(path.read_text()) or {}
-    if extra:
-        table.update(yaml.safe_load(Path(extra).read_text()) or {})
+def _configured() -> dict[str, tuple[Path, dict]]:
+    """symbol -> (file it comes from, its entry), from the shipped symbols.yaml and $LAKE_SYMBOLS_FILE."""
+    paths = [Path(__file__).with_name("symbols.yaml")]
+    if os.environ.get("LAKE_SYMBOLS_FILE"):
+        paths.append(Path(os.environ["LAKE_SYMBOLS_FILE"]))
+    table: dict[str, tuple[Path, dict]] = {}
+    for path in paths:
+        for symbol, entry in read_yaml_mapping(path, "the symbols file").items():
+            if not isinstance(entry, dict) or "tick" not in entry or "lot" not in entry:
+                raise ValueError(f"{path}: symbol {symbol!r} needs a mapping with 'tick' and 'lot', found {entry!r}")
+            table[str(symbol)] = (path, entry)
     return table
 
 
 def symbol_spec(symbol: str) -> SymbolSpec | None:
     """The configured spec for `symbol`, or None when the symbol is not in config (caller infers from data)."""
-    entry = _configured().get(symbol)
-    if entry is None:
+    found = _configured().get(symbol)
+    if found is None:
         return None
-    step = Decimal(str(entry["step"])) if "step" in entry else None
-    return SymbolSpec(symbol, Decimal(str(entry["tick"])), Decimal(str(entry["lot"])), "config", step)
+    path, entry = found
+    tick, lot = (positive_decimal(entry[k], f"{path}: {symbol}.{k}") for k in ("tick", "lot"))
+    step = positive_decimal(entry["step"], f"{path}: {symbol}.step") if "step" in entry else None
+    return SymbolSpec(symbol, tick, lot, "config", step)
 
 
 def configured_symbols() -> list[str]:

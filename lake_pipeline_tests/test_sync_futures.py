@@ -6,6 +6,8 @@ Update ids are deliberately NOT contiguous between events (`U != pu + 1`), as on
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lake_pipeline.capture.sync import (
@@ -18,7 +20,15 @@ from lake_pipeline.capture.sync import (
     SyncState,
     rule_for,
 )
-from lake_pipeline_tests.test_sync import SNAP_ASKS, SNAP_BIDS, DictBook, arr, snapshot
+from lake_pipeline_tests.test_sync import (
+    SNAP_ASKS,
+    SNAP_BIDS,
+    DictBook,
+    _cryptofeed_capture,
+    _replay_with_checkpoints,
+    arr,
+    snapshot,
+)
 
 
 def fdiff(first: int, last: int, prev: int | None, bids: dict[int, int] | None = None,
@@ -145,3 +155,39 @@ def test_futures_diff_without_pu_is_an_error(sync: BookSync) -> None:
     snapshot(sync, 30)
     with pytest.raises(ValueError, match="futures depthUpdate U=31 u=40 has no pu"):
         sync.on_diff(fdiff(31, 40, None))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Real cryptofeed USD-M recording (2021, SOURCES.md §2). Measured here: every REST snapshot was AHEAD of the
+# WebSocket (diffs older than L arrive after it and are dropped live); for AKRO/KEEP/CTK L equals a later diff's u
+# exactly, for SUSHI L equals a later diff's U (SOURCES.md's "L equals some diff's u" holds for 3 of the 4).
+# ---------------------------------------------------------------------------------------------------------------
+# symbol: (L, first applied diff (U, u, pu), stale diffs, bookTicker checkpoints)
+CRYPTOFEED_FUTURES = {
+    "SUSHIUSDT": (600859605926, (600859605926, 600859607423, 600859604824), 3, 12),
+    "AKROUSDT": (600859605486, (600859603597, 600859605486, 600859599831), 1, 7),
+    "KEEPUSDT": (600859619434, (600859618057, 600859619434, 600859607807), 3, 13),
+    "CTKUSDT": (600859618836, (600859617271, 600859618836, 600859616469), 5, 18),
+}
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("symbol", CRYPTOFEED_FUTURES)
+def test_cryptofeed_futures_recording(realdata: Path, tmp_path: Path, symbol: str) -> None:
+    snapshot_id, first_applied, stale, checkpoints = CRYPTOFEED_FUTURES[symbol]
+    path, spec, found_id = _cryptofeed_capture(realdata, symbol, tmp_path / symbol, venue="BINANCE_FUTURES")
+    sync, results, n_checks = _replay_with_checkpoints(path, spec, FUTURES_RULE)  # asserts every checkpoint
+    assert found_id == snapshot_id and n_checks == checkpoints
+    applied = [event for event, delta in results if delta.get("applied")]
+    assert (applied[0].first_id, applied[0].last_id, applied[0].prev_id) == first_applied
+    assert applied[0].first_id <= snapshot_id <= applied[0].last_id  # the first event rule, pu != L
+    assert all(b.prev_id == a.last_id for a, b in zip(applied, applied[1:]))  # then the pu chain, unbroken
+    assert (sync.stats.stale, sync.stats.gaps, sync.stats.snapshots_loaded, sync.is_live) == (stale, 0, 1, True)
+    # the same events under the spot rule: the non-contiguous ids (U != previous u + 1) are taken for gaps
+    spot = BookSync(DictBook())
+    for event, _ in results:
+        if isinstance(event, DepthDiff):
+            spot.on_diff(event)
+        else:
+            spot.on_snapshot(event.last_update_id, event.bid_px, event.bid_sz, event.ask_px, event.ask_sz)
+    assert spot.stats.gaps > 0

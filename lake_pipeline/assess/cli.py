@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from lake_pipeline import paths
+from lake_pipeline.argtypes import positive_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,22 +16,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--symbol", required=True)
     p.add_argument("--date", required=True)
     p.add_argument("--exchange", default="BINANCE")
-    p.add_argument("--chunk-rows", type=int, default=1_000_000, help="reconstruction chunk size for the memory estimate")
-    p.add_argument("--hole-threshold-s", type=float, default=5.0, help="report time holes longer than this")
+    p.add_argument("--chunk-rows", type=positive_int, default=1_000_000, help="reconstruction chunk size for the memory estimate")
+    p.add_argument("--hole-threshold-s", type=positive_float, default=None,
+                   help="report time holes longer than this (default: the gap threshold reconstruct uses, 5 s)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lake_pipeline.assess.report import assess_partition, write_assessment
+    from lake_pipeline.assess.report import DEFAULT_HOLE_THRESHOLD_S, assess_partition, write_assessment
     from lake_pipeline.remote import local_or_staged
 
     with local_or_staged(args.data_root, exchange=args.exchange, symbol=args.symbol, date=args.date,
                          **paths.ASSESS_ZONES) as root:
         report = assess_partition(root, args.symbol, args.date, exchange=args.exchange,
-                                  chunk_rows=args.chunk_rows, hole_threshold_s=args.hole_threshold_s)
+                                  chunk_rows=args.chunk_rows, hole_threshold_s=args.hole_threshold_s or DEFAULT_HOLE_THRESHOLD_S)
         json_path, md_path = write_assessment(report, root)
-    print(f"recommended_strategy: {report['recommended_strategy']} (event time {report['event_time_source']})")
+    print(f"recommended_strategy: {report['recommended_strategy']}")
     for reason in report["strategy_reasons"]:
         print(f"  - {reason}")
+    if not report["value_checks"]["ok"]:
+        print(f"WARNING: reconstruct will refuse this partition: {report['value_checks']['error']}", file=sys.stderr)
     print(f"wrote {json_path}\n      {md_path}")
     return 0

@@ -24,7 +24,10 @@ from loguru import logger
 
 from lake_pipeline.book import DEFAULT_WINDOW, META_NAMES, OrderBook
 from lake_pipeline.config import SymbolSpec
+from lake_pipeline.exits import InputChangedError
+from lake_pipeline.lake import values
 from lake_pipeline.lake.files import partition_files
+from lake_pipeline.lake.partition_checks import check_partition
 from lake_pipeline.lake.read import resolve_symbol_spec
 from lake_pipeline.paths import book_states_dir, partition_dir, unified_dir
 from lake_pipeline.reconstruct.buffers import ChunkBuffers
@@ -51,7 +54,7 @@ DEFAULT_CHUNK_ROWS = 1_000_000
 less memory at about the same speed (0.9 GiB at 500 k)."""
 GRID_ROWS_PER_CHUNK = 1 << 16
 """A chunk spans at most this many book-state grid steps (~1.8 h at 100 ms), bounding its state rows."""
-DEFAULT_MAX_DISORDER_NS = 1_000_000_000
+DEFAULT_MAX_DISORDER_NS = int(values.MAX_DISORDER_S * 1e9)
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,7 @@ class _Run:
             throughput={"events_per_s": round(total / max(wall_s, 1e-9)),
                         "replay_events_per_cpu_s": round(total / replay_s)},
             params=self.options.to_dict(),
+            repairs={values.REPAIR_DUPLICATE_DELTA_ROWS: self.sources[1].total_rows - c["delta_rows"]},
         )
 
 
@@ -344,6 +348,29 @@ def _sources(root: Path, exchange: str, symbol: str, date: str, spec: SymbolSpec
     book = TableSource(root, BOOK, exchange, symbol, date, spec)
     deltas = TableSource(root, DELTAS, exchange, symbol, date, spec) if has_deltas else _EmptySource(DELTAS)
     return [trades, deltas, book]
+
+
+def input_identity(root: Path, exchange: str, symbol: str, date: str) -> dict[str, list]:
+    """Every input file as (name, bytes, mtime_ns, inode): taken at start and again before publishing, so an input
+    replaced meanwhile (acquire's atomic rename gives new inodes) stops the publication."""
+    out: dict[str, list] = {}
+    for table in TABLE_ORDER:
+        try:
+            files = partition_files(root, table, exchange, symbol, date)
+        except FileNotFoundError:
+            out[table] = []
+            continue
+        out[table] = [[p.name, *(lambda s: (s.st_size, s.st_mtime_ns, s.st_ino))(p.stat())] for p in files]
+    return out
+
+
+def _check_inputs_unchanged(before: dict[str, list], root: Path, exchange: str, symbol: str, date: str) -> None:
+    after = input_identity(root, exchange, symbol, date)
+    changed = [table for table in TABLE_ORDER if before.get(table) != after.get(table)]
+    if changed:
+        raise InputChangedError(
+            f"{exchange} {symbol} dt={date}: input table(s) {', '.join(changed)} changed during the reconstruction "
+            f"(replaced, rewritten or added/removed files under {root / 'lake' / 'ready'})")
 
 
 def reconstruct_partition(
@@ -370,31 +397,38 @@ def reconstruct_partition(
         raise ValueError(f"chunk_rows must be positive, got {options.chunk_rows}")
     for table in (TRADES, BOOK):  # required by every strategy: fail early, naming the missing partition
         partition_files(root, table, exchange, symbol, date)
+    inputs_at_start = input_identity(root, exchange, symbol, date)
     has_deltas = _has_table(root, DELTAS, exchange, symbol, date)
     choice = choose_strategy(root, exchange, symbol, date, override=strategy, has_deltas=has_deltas)
     spec = resolve_symbol_spec(root, exchange, symbol, date)
-    run = _Run(root, exchange, symbol, date, spec, choice, _sources(root, exchange, symbol, date, spec, has_deltas),
-               options)
+    sources = _sources(root, exchange, symbol, date, spec, has_deltas)
+    run = _Run(root, exchange, symbol, date, spec, choice, sources, options)
     wal = Wal(work_dir(root, exchange, symbol, date), run.fingerprint())
     unified, states = unified_dir(root, exchange, symbol, date), book_states_dir(root, exchange, symbol, date)
     with wal.opened():
         done = wal.finished()
         if done is not None:  # every chunk is durable; a previous run died while publishing
             logger.info("{}: all chunks were already done; publishing", wal.dir)
+            _check_inputs_unchanged(inputs_at_start, root, exchange, symbol, date)
             wal.publish(unified, states, done)
             return ReconstructSummary.from_dict(done)
         saved = wal.load_checkpoint()
         try:
+            checks = check_partition(root, exchange, symbol, date, spec, count_delta_repairs=False)
+            for source in sources[:2]:
+                source.reference_price_ticks = checks.reference_price_ticks
             if saved is not None:
                 run.restore(*saved)
             ctx = OutputContext.build(exchange, symbol, spec, {"strategy": choice.name})
             run.replay(wal, ctx, progress)
-        except (ValueError, FileNotFoundError):
-            wal.remove()  # bad input: nothing to resume, nothing published
+            _check_inputs_unchanged(inputs_at_start, root, exchange, symbol, date)
+        except (ValueError, FileNotFoundError, InputChangedError):
+            wal.remove()  # bad or changed input: nothing to resume, nothing published
             raise
         t1 = time.perf_counter()
         summary = run.summary(wal, t1 - t0)
         wal.finish(summary.to_dict())
+        _check_inputs_unchanged(inputs_at_start, root, exchange, symbol, date)
         wal.publish(unified, states, summary.to_dict())
         summary.timings_s["publish"] = round(time.perf_counter() - t1, 3)
     logger.info("{} {} {}: {} rows ({} book states) in {:.1f} s, {} events/s; drift {}; gaps {}", exchange, symbol,

@@ -87,14 +87,11 @@ def build_config(args: argparse.Namespace):
     return cfg
 
 
-EXIT_NO_DATA = 3
-"""`capture` exit code when no market frame was recorded (never connected, or the endpoint sent nothing): the
-source had nothing for us, as for every command's 3 ("missing at source"); 1 is any other failed capture."""
-
-
 def _capture(args: argparse.Namespace) -> int:
     import asyncio
     import sys
+
+    from lake_pipeline import exits
 
     from lake_pipeline.capture.live import LiveCapture
 
@@ -105,9 +102,10 @@ def _capture(args: argparse.Namespace) -> int:
         print(path)
     if result.status == "complete":
         return 0
-    error = result.document.get("error", "")
-    print(f"capture failed: {error}", file=sys.stderr)
-    return EXIT_NO_DATA if not capture.stream_frames else 1
+    # no market frame (never connected, or the endpoint sent nothing): missing at the source; any other failed
+    # capture (storage, a dropped connection it could not survive) is the environment's
+    print(f"capture failed: {result.document.get('error', '')}", file=sys.stderr)
+    return exits.MISSING if not capture.stream_frames else exits.ENVIRONMENT
 
 
 def _keygen(args: argparse.Namespace) -> int:

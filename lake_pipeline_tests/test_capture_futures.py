@@ -13,8 +13,12 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from lake_pipeline.book import OrderBook
+from lake_pipeline.capture.replay import book_events, feed, recorded_rule
+from lake_pipeline.capture.sync import FUTURES_RULE, BookSync
 from lake_pipeline.config import symbol_spec
 from lake_pipeline.instrument import FUTURES
 from lake_pipeline.sim.exchange_faults import Faults, ServerTiming
@@ -90,6 +94,18 @@ def test_futures_capture_of_the_whole_recording_is_exact(usdm_feed, data_root, c
     checked = doc["book"]["book_checks"]["checked"]
     # every aligned bookTicker after the sync point is a checkpoint (those before it cannot be: no book yet)
     assert checked == _aligned(frames, doc["resyncs"][0]["snapshot_id"]) > 600 and aligned == 629
+    # the stored files through the golden reader, the recording's own sync rule and the numba engine, offline
+    golden = _read_capture(doc, data_root)
+    assert recorded_rule(golden) is FUTURES_RULE
+    book = OrderBook()
+    bbo: dict[int, tuple] = {}
+    sync = BookSync(book, on_applied=lambda d: bbo.__setitem__(d.last_id, (*book.best_bid(), *book.best_ask())),
+                    rule=FUTURES_RULE)
+    for event in book_events(golden):
+        feed(sync, event)
+    rows = list(golden.book_ticker.filter(pl.col("u").is_in(list(bbo)))
+                .select("u", "bid_px", "bid_qty", "ask_px", "ask_qty").iter_rows())
+    assert len(rows) == checked and all(bbo[u] == tuple(rest) for u, *rest in rows)
     with capsys.disabled():
         print(f"\nUSD-M capture, whole recording, no fault: {checked}/{checked} checkpoints exact "
               f"({aligned} aligned bookTickers served, {aligned - checked} before the sync point), "
@@ -137,6 +153,15 @@ def test_futures_derived_100ms_stream_keeps_the_pu_chain(usdm_feed, data_root):
     aggs = payloads(served, "btcusdt@aggTrade")
     assert aggs and all("M" not in a and a["l"] >= a["f"] for a in aggs)
     assert doc["gaps"] == [] and len(doc["resyncs"]) == 1 and ref.checked > 50
+
+
+def _read_capture(doc: dict, data_root: Path):
+    from lake_pipeline.capture.golden import read_golden
+    from lake_pipeline.capture.keys import use_key
+    from lake_pipeline_tests.exchange_helpers import CAPTURE_KEY
+
+    with use_key(CAPTURE_KEY):
+        return read_golden([data_root / f["path"] for f in doc["files"]], SPEC)
 
 
 def _first_payloads(lines: list[str]) -> dict[str, dict]:

@@ -36,14 +36,6 @@ class StreamName:
     interval_ms: int | None  # push interval of depth streams (spot `@depth` 1000, `@100ms` 100; USD-M `@0ms` 0:
     # every engine update, real time)
 
-    @property
-    def is_diff_depth(self) -> bool:
-        return self.kind == "depth"
-
-    @property
-    def is_partial_depth(self) -> bool:
-        return self.levels is not None
-
 
 def parse_stream(name: str, protocol: VenueProtocol = SPOT) -> StreamName | None:
     """The parsed stream, or None when `name` is not a valid market stream name of `protocol`'s venue (stream names are

@@ -551,9 +551,6 @@ class ExchangeServer:
         conns = sorted([*self.closed_connections, *self.connections.values()], key=lambda c: c.id)
         return [text for c in conns for text in (c.sent or [])]
 
-    def route_names(self) -> list[str]:
-        return sorted(self._routes)
-
 
 class ServerThread:
     """Runs an ExchangeServer on its own event loop in a daemon thread (tests and benchmarks).

@@ -90,6 +90,10 @@ def test_futures_capture_of_the_whole_recording_is_exact(usdm_feed, data_root, c
     [snapshot] = [json.loads(t) for t in lines if t.startswith('{"lastUpdateId"')]
     assert list(snapshot)[:3] == ["lastUpdateId", "E", "T"] and len(snapshot["bids"]) == 1000
     assert doc["rest"]["max_used_weight"] >= 20
+    # the spot session metadata, on USD-M: clock samples from /fapi/v1/time, latency per stream, regimes, encryption
+    assert [c for c in doc["clock"]["samples"] if c["source"] == "binance_time"]
+    assert set(doc["latency"]) == {DEPTH, "btcusdt@trade"} and doc["regimes"]
+    assert doc["encryption"]["algorithm"] == "AES-256-GCM" and doc["physics"]["streams"][DEPTH]["messages"] > 6000
     aligned = _aligned(frames)
     checked = doc["book"]["book_checks"]["checked"]
     # every aligned bookTicker after the sync point is a checkpoint (those before it cannot be: no book yet)

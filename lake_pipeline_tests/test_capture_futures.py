@@ -78,6 +78,7 @@ def _aligned(frames: list[str], after: int = 0) -> int:
     return sum(1 for t in payloads(frames, "btcusdt@bookTicker") if t["u"] in diff_us)
 
 
+@pytest.mark.slow  # ~30-50 s; the whole recording also runs, with faults, in the default suite below
 def test_futures_capture_of_the_whole_recording_is_exact(usdm_feed, data_root, capsys):
     server, doc, served, ref, lines = _capture(usdm_feed, data_root)
     assert server.protocol.exchange == FUTURES and doc["exchange"] == FUTURES and doc["sync_rule"] == "futures"

@@ -199,7 +199,8 @@ def test_simulated_futures_day_looks_like_the_real_recording_and_captures_exactl
         assert list(sim[kind]) == list(real[kind]), kind
     assert sim["trade"]["X"] == "MARKET" and sim["trade"]["s"] == "BTCUSDT"
     for a, b in ((sim["trade"]["p"], real["trade"]["p"]), (sim["trade"]["q"], real["trade"]["q"]),
-                 (sim["depth"]["b"][0][1], real["depth"]["b"][0][1]), (sim["bookTicker"]["B"], real["bookTicker"]["B"])):
+                 (sim["depth"]["b"][0][1], real["depth"]["b"][0][1]),
+                 (sim["bookTicker"]["B"], real["bookTicker"]["B"])):
         assert len(a.split(".")[1]) == len(b.split(".")[1])  # 2 price decimals, 3 quantity decimals
     feed = load_feed(files)
     assert feed.exchange == FUTURES

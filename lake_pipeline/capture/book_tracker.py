@@ -20,7 +20,15 @@ from loguru import logger
 
 from lake_pipeline.book import OrderBook
 from lake_pipeline.capture.levels import LevelParser
-from lake_pipeline.capture.sync import SPOT_RULE, BookSync, DepthDiff, DiffResult, SnapshotOutcome, SnapshotResult, SyncRule
+from lake_pipeline.capture.sync import (
+    SPOT_RULE,
+    BookSync,
+    DepthDiff,
+    DiffResult,
+    SnapshotOutcome,
+    SnapshotResult,
+    SyncRule,
+)
 from lake_pipeline.config import SymbolSpec
 
 MAX_PENDING_TICKERS = 50_000

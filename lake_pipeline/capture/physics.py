@@ -46,7 +46,8 @@ class PhysicsMonitor:
     def observe(self, stream: str, event_ms: int) -> None:
         s = self._streams.get(stream)
         if s is None:
-            s = self._streams[stream] = _StreamClock(stream_interval_ms(stream, self._protocol), first_ms=event_ms, last_ms=event_ms)
+            s = self._streams[stream] = _StreamClock(stream_interval_ms(stream, self._protocol), first_ms=event_ms,
+                                                     last_ms=event_ms)
         elif event_ms < s.last_ms:
             s.backwards += 1
         else:

@@ -2,7 +2,8 @@
 else a small built-in.
 
 The real files (`shared/realdata/binance/cryptofeed/BINANCE.0`, `BINANCE_FUTURES.0`) are read at runtime and never
-copied into the repo. Their 2021 REQUEST_WEIGHT limits (spot 1200/min) are replaced by the server's configured budget so clients that read limits
+copied into the repo. Their 2021 REQUEST_WEIGHT limits (spot 1200/min) are replaced by the server's configured budget
+so clients that read limits
 from exchangeInfo see the ones the server enforces.
 """
 
@@ -56,7 +57,8 @@ def _load_fixture(path: str) -> dict | None:
 
 def exchange_info(symbols: list[str], weight_limit: int, server_time_ms: int, futures: bool = False) -> dict:
     """exchangeInfo restricted to `symbols` (all when empty), with the server's time and weight limit."""
-    fixture = _load_fixture(str(shared_realdata_dir() / "cryptofeed" / ("BINANCE_FUTURES.0" if futures else "BINANCE.0")))
+    name = "BINANCE_FUTURES.0" if futures else "BINANCE.0"
+    fixture = _load_fixture(str(shared_realdata_dir() / "cryptofeed" / name))
     builtin = _BUILTIN_FUTURES_SYMBOL if futures else _BUILTIN_SYMBOL
     base = fixture or {"timezone": "UTC", "rateLimits": [], "exchangeFilters": [], "symbols": [builtin]}
     info = dict(base)  # shallow: nested entries are shared with the cache and never mutated

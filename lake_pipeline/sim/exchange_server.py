@@ -135,8 +135,7 @@ class ExchangeServer:
         self._per_diff_routes: list[tuple[str, int | None]] = []
         self._recorded_depth = next((f.stream for f in feed.frames if f.kind == KIND_DEPTH), "")
         recorded = parse_stream(self._recorded_depth, self.protocol)
-        self._recorded_interval = recorded.interval_ms if recorded is not None and recorded.interval_ms is not None \
-            else 100
+        self._recorded_interval = recorded.interval_ms if recorded and recorded.interval_ms is not None else 100
         self._used_weight = 0
         self._has_subscriber = asyncio.Event()
         self.started = asyncio.Event()  # the timeline began
@@ -184,9 +183,9 @@ class ExchangeServer:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._timeline = asyncio.create_task(self._run_timeline(), name="exchange-timeline")
-        logger.info("exchange server ({}) on {}:{} replaying {} ({} frames, {:.0f} s, speed {}, faults {})", self.protocol.exchange,
-                    self.host, self.port, self.feed.source or self.feed.symbol, len(self.feed.frames), self.feed.duration_s(),
-                    self.speed, self.faults.describe() or "none")
+        logger.info("exchange server ({}) on {}:{} replaying {} ({} frames, {:.0f} s, speed {}, faults {})",
+                    self.protocol.exchange, self.host, self.port, self.feed.source or self.feed.symbol,
+                    len(self.feed.frames), self.feed.duration_s(), self.speed, self.faults.describe() or "none")
         return self.port
 
     async def stop(self) -> None:
@@ -521,10 +520,10 @@ class ExchangeServer:
             nxt = self._diff_index + 1
             if self.timing.snapshot_position == "inside_next" and nxt < len(self.feed.diffs):
                 d = self.feed.diffs[nxt]
-                contiguous = d.continues(book.update_id) if self.protocol.diff_has_prev_id else d.first_id == book.update_id + 1
-                if d.last_id > d.first_id and contiguous:
+                if d.last_id > d.first_id and d.continues(book.update_id):
                     label, kind = (d.first_id + d.last_id) // 2, "inside_next"
-        body = book.snapshot_body(limit, label, self.exchange_time_ms() if self.protocol.snapshot_has_times else None)
+        event_ms = self.exchange_time_ms() if self.protocol.snapshot_has_times else None
+        body = book.snapshot_body(limit, label, event_ms)
         self.stats.snapshots.append({"lastUpdateId": label or book.update_id, "kind": kind, "sent_diff_u": sent_u})
         return body
 
@@ -542,7 +541,8 @@ class ExchangeServer:
         wanted = [request.query["symbol"]] if "symbol" in request.query else []
         if "symbols" in request.query:
             wanted = json.loads(request.query["symbols"])
-        info = exchange_info(wanted, self.budget.limit, self.exchange_time_ms(), futures=self.protocol.diff_has_prev_id)
+        info = exchange_info(wanted, self.budget.limit, self.exchange_time_ms(),
+                             futures=self.protocol.diff_has_prev_id)
         return self._reply(info, 200, self._used_weight)
 
     # ------------------------------------------------------------------------------------------------ for tests

@@ -104,7 +104,8 @@ class ReplayBook:
 
     def snapshot_body(self, limit: int, last_update_id: int | None = None, event_ms: int | None = None) -> str:
         """The REST depth body: spot `{"lastUpdateId":…,"bids":[[p,q]…],"asks":[…]}`; with `event_ms` (USD-M)
-        `{"lastUpdateId":…,"E":…,"T":…,"bids":…,"asks":…}`, `T` the transaction time of the book's last update."""
+        `{"lastUpdateId":…,"E":…,"T":…,"bids":…,"asks":…}`, `T` the transaction time of the book's last
+        update."""
         bids, asks = self.top(limit)
         lid = self.update_id if last_update_id is None else last_update_id
         body: dict = {"lastUpdateId": lid}

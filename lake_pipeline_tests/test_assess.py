@@ -14,6 +14,7 @@ import pytest
 
 from lake_pipeline.assess.report import assess_partition, write_assessment
 from lake_pipeline.cli import main as cli_main
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.paths import assessment_dir, lake_ready, truth_dir
 
 EX, SYM, DAY = "BINANCE", "BTC-USDT", "2024-08-08"
@@ -248,8 +249,8 @@ def test_real_btc_recording_converted_to_lake_format(btc_recording, tmp_path):
     from_capture = pytest.importorskip("lake_pipeline.lake.from_capture",
                                        reason="the real-capture -> lake converter (branch golden) is not merged here")
     root = tmp_path / "real"
-    spec = from_capture.resolve_spec(SYM, None, None)
-    from_capture.lake_from_capture([str(p) for p in btc_recording], root, SYM, EX, spec)
+    spec = from_capture.resolve_spec(Instrument(EX, SYM), None, None)
+    from_capture.lake_from_capture([str(p) for p in btc_recording], root, Instrument(EX, SYM), spec)
     dates = sorted(p.name[3:] for p in (root / "lake/ready/book_delta_v2" / f"exchange={EX}" / f"symbol={SYM}").iterdir())
     rep = assess_partition(root, SYM, dates[0])
     d = rep["book_delta_v2"]

@@ -16,6 +16,7 @@ from lake_pipeline.capture.replay import book_events, feed
 from lake_pipeline.capture.sync import BookSync
 from lake_pipeline.cli import main
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.lake.from_capture import exchange_ms_to_lake_ns, lake_from_capture
 from lake_pipeline.schemas import LAKE_STORED, LAKE_TABLES
 from lake_pipeline_tests.conftest import realdata_dir
@@ -41,7 +42,7 @@ def recording() -> list[Path]:
 @pytest.fixture(scope="module")
 def converted(recording: list[Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     root = tmp_path_factory.mktemp("lake")
-    return root, lake_from_capture(recording, root, "BTC-USDT")
+    return root, lake_from_capture(recording, root, Instrument.parse("BTC-USDT"))
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +227,7 @@ def test_failed_conversion_publishes_nothing(tmp_path: Path, data_root: Path) ->
     bad = tmp_path / "b"
     bad.write_text(SMALL.splitlines()[2] + "\nnot a line\n")
     with pytest.raises(CaptureFormatError, match=f"{bad}:2:"):
-        lake_from_capture([good, bad], data_root, "BTC-USDT")
+        lake_from_capture([good, bad], data_root, Instrument.parse("BTC-USDT"))
     assert not (data_root / "lake").exists() or not any(p.is_file() for p in (data_root / "lake").rglob("*"))
 
 
@@ -254,7 +255,7 @@ def test_gap_in_capture_pauses_book_rows_until_the_next_snapshot(tmp_path: Path,
         + '1723161599937087000 {"lastUpdateId":21,"bids":[["96.00","1"]],"asks":[["102.00","4"]]}\n'
         + depth(22, 23, "95.00")
     )
-    report = lake_from_capture([capture], data_root, "BTC-USDT")
+    report = lake_from_capture([capture], data_root, Instrument.parse("BTC-USDT"))
     counters = {k: report.sync[k] for k in ("applied", "gaps", "snapshots_loaded", "stale")}
     assert counters == {"applied": 3, "gaps": 1, "snapshots_loaded": 2, "stale": 1}  # [20..21] ends at L=21
     book = pl.read_parquet(paths.lake_ready(data_root, "book", "BINANCE", "BTC-USDT", "2024-08-08") / PART)

@@ -13,6 +13,7 @@ import pytest
 
 from lake_pipeline import paths
 from lake_pipeline.cli import main
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.lake.from_capture import lake_from_capture
 from lake_pipeline.schemas import LAKE_TABLES
 from lake_pipeline_tests.test_lake_from_capture import SMALL
@@ -163,7 +164,7 @@ def test_second_capture_of_a_date_is_refused_unless_replace(tmp_path: Path, caps
 
 def test_every_touched_date_gets_every_table(tmp_path: Path) -> None:
     """The trade after midnight makes 2024-08-09 a date of this capture: all three tables exist for it."""
-    report = lake_from_capture([_write(tmp_path / "c", SMALL)], tmp_path / "data", "BTC-USDT")
+    report = lake_from_capture([_write(tmp_path / "c", SMALL)], tmp_path / "data", Instrument.parse("BTC-USDT"))
     assert report.rows == {"trades": {"2024-08-08": 0, "2024-08-09": 1}, "book": {"2024-08-08": 1, "2024-08-09": 1},
                            "book_delta_v2": {"2024-08-08": 2, "2024-08-09": 1}}
 
@@ -177,7 +178,7 @@ def test_killed_runs_temp_dirs_are_cleaned_live_ones_kept(tmp_path: Path) -> Non
     for d in (dead, legacy, live):
         d.mkdir(parents=True)
         (d / PART).write_bytes(b"PAR1 partial")
-    report = lake_from_capture([_write(tmp_path / "c", SMALL)], root, "BTC-USDT")
+    report = lake_from_capture([_write(tmp_path / "c", SMALL)], root, Instrument.parse("BTC-USDT"))
     assert sorted(report.cleaned) == sorted([str(dead), str(legacy)])
     assert live.exists() and not dead.exists() and not legacy.exists()
     assert sorted(p.name for p in instrument.iterdir()) == [live.name, "dt=2024-08-08", "dt=2024-08-09"]

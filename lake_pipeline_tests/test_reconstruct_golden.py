@@ -9,6 +9,7 @@ import pytest
 
 from lake_pipeline.capture.golden import read_golden
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.lake.from_capture import lake_from_capture
 from lake_pipeline.paths import unified_dir
 from lake_pipeline.reconstruct.run import reconstruct_partition
@@ -26,7 +27,7 @@ _COLUMNS = [("bid_price", "bid_px", 100), ("bid_quantity", "bid_qty", 10**8), ("
 def reconstructed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     recording = [realdata_dir() / "hftbacktest" / "spot" / f"btcusdt_2024080{d}.gz" for d in (8, 9)]
     root = tmp_path_factory.mktemp("golden_lake")
-    lake_from_capture(recording, root, "BTC-USDT")
+    lake_from_capture(recording, root, Instrument.parse("BTC-USDT"))
     summaries = {d: reconstruct_partition(root, "BINANCE", "BTC-USDT", d, chunk_rows=50_000) for d in DATES}
     ticker = read_golden(recording, BTC, kinds=["book_ticker"]).book_ticker
     return root, summaries, ticker

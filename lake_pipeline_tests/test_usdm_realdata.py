@@ -20,6 +20,7 @@ from lake_pipeline.capture.golden import read_golden
 from lake_pipeline.capture.replay import book_events, feed
 from lake_pipeline.capture.sync import FUTURES_RULE, BookSync, DepthDiff
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.lake.from_capture import lake_from_capture
 from lake_pipeline.paths import unified_dir
 from lake_pipeline.reconstruct.run import reconstruct_partition
@@ -52,7 +53,7 @@ def frames(recording: list[Path]):
 @pytest.fixture(scope="module")
 def converted(recording: list[Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     root = tmp_path_factory.mktemp("usdm_lake")
-    return root, lake_from_capture(recording, root, SYMBOL, VENUE)
+    return root, lake_from_capture(recording, root, Instrument(VENUE, SYMBOL))
 
 
 @pytest.fixture(scope="module")

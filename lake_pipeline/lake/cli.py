@@ -112,9 +112,9 @@ def _lake_from_capture(args: argparse.Namespace) -> int:
     from lake_pipeline.lake.from_capture import lake_from_capture, resolve_spec
 
     instrument = Instrument.parse(args.symbol, args.exchange)
-    spec = resolve_spec(instrument.symbol, args.tick, args.lot)
+    spec = resolve_spec(instrument, args.tick, args.lot)
     with tqdm(unit=" frames", desc="lake-from-capture", disable=None) as bar:
-        report = lake_from_capture(args.capture, args.data_root, instrument.symbol, instrument.exchange, spec,
+        report = lake_from_capture(args.capture, args.data_root, instrument, spec,
                                    progress=bar.update, replace=args.replace)
     print(json.dumps(report.to_dict(), indent=2))
     return 0

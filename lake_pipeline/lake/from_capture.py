@@ -158,7 +158,7 @@ def resolve_spec(instrument: Instrument, tick: str | None = None, lot: str | Non
     from decimal import Decimal
 
     symbol = instrument.symbol
-    configured = symbol_spec(symbol)
+    configured = symbol_spec(instrument)
     if tick is None or lot is None:
         if configured is None:
             if tick is not None or lot is not None:

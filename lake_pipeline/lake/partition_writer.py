@@ -50,7 +50,7 @@ class LakePartitionWriter:
         return self.final_dir("1970-01-01").parent
 
     def final_dir(self, day: str) -> Path:
-        return paths.lake_ready(self.data_root, self.table, self.instrument.exchange, self.instrument.symbol, day)
+        return paths.lake_ready(self.data_root, self.instrument.on(day), self.table)
 
     @property
     def days(self) -> list[str]:

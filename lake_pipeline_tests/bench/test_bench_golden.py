@@ -35,7 +35,7 @@ def _timed(fn) -> float:  # noqa: ANN001
 def test_bench_golden_reader_lines_per_second() -> None:
     paths = _recording()
     lines = sum(stream_counts(paths).values())
-    spec = symbol_spec("BTC-USDT")
+    spec = symbol_spec(Instrument.parse("BTC-USDT"))
     rates = {
         "stream_counts": _best_rate(lambda: stream_counts(paths), lines),
         "read_golden strings": _best_rate(lambda: read_golden(paths), lines),

@@ -18,6 +18,7 @@ from lake_pipeline.capture.keys import CaptureKey, use_key
 from lake_pipeline.capture.levels import LevelParser
 from lake_pipeline.capture.live import CaptureConfig, CaptureResult, LiveCapture
 from lake_pipeline.config import SymbolSpec, symbol_spec
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.sim.exchange_faults import Faults, ServerTiming
 from lake_pipeline.sim.exchange_feed import Feed, load_feed
 from lake_pipeline.sim.exchange_server import ExchangeServer, ServerThread
@@ -25,7 +26,7 @@ from lake_pipeline_tests.conftest import realdata_dir
 
 STREAMS = "btcusdt@trade/btcusdt@depth@100ms/btcusdt@bookTicker"
 DEPTH = "btcusdt@depth@100ms"
-SPEC = symbol_spec("BTC-USDT")
+SPEC = symbol_spec(Instrument.parse("BTC-USDT"))
 
 
 @lru_cache(maxsize=1)

@@ -20,7 +20,7 @@ from lake_pipeline.book import OrderBook
 from lake_pipeline.capture.replay import book_events, feed, recorded_rule
 from lake_pipeline.capture.sync import FUTURES_RULE, BookSync
 from lake_pipeline.config import symbol_spec
-from lake_pipeline.instrument import FUTURES
+from lake_pipeline.instrument import FUTURES, Instrument
 from lake_pipeline.sim.exchange_faults import Faults, ServerTiming
 from lake_pipeline.sim.exchange_feed import Feed, load_feed
 from lake_pipeline_tests.conftest import realdata_dir
@@ -37,7 +37,7 @@ from lake_pipeline_tests.futures_reference import FuturesReference
 pytestmark = pytest.mark.realdata
 
 SYMBOL = "BTC-USDT-PERP"
-SPEC = symbol_spec(SYMBOL)
+SPEC = symbol_spec(Instrument(FUTURES, SYMBOL))
 DEPTH = "btcusdt@depth@0ms"  # the recorded stream: the server's faults act on it
 STREAMS = ("trade", "depth@0ms", "bookTicker")
 
@@ -188,7 +188,7 @@ def test_simulated_futures_day_looks_like_the_real_recording_and_captures_exactl
 
     from lake_pipeline.sim import simulate
 
-    summary = simulate(tmp_path / "sim", SYMBOL, "2024-08-08", 0.02, 5, exchange=FUTURES, start_hour=9,
+    summary = simulate(tmp_path / "sim", Instrument(FUTURES, SYMBOL).on("2024-08-08"), 0.02, 5, start_hour=9,
                        golden_hours=0.02)
     files = sorted(Path(summary.paths["golden"]).glob("frames-*"))
     assert f"exchange={FUTURES}/symbol={SYMBOL}" in str(files[0])

@@ -13,6 +13,7 @@ import pytest
 
 from lake_pipeline import paths
 from lake_pipeline.cli import main
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.lake.from_capture import lake_from_capture
 from lake_pipeline.schemas import LAKE_TABLES
 from lake_pipeline_tests.test_lake_from_capture import SMALL
@@ -54,7 +55,7 @@ def test_futures_capture_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     report = json.loads(capsys.readouterr().out)
     assert report["exchange"] == "BINANCE_FUTURES" and report["skipped"] == {"trade X=INSURANCE_FUND": 1}
     assert {k: report["sync"][k] for k in ("applied", "stale", "gaps")} == {"applied": 2, "stale": 0, "gaps": 0}
-    ready = {t: paths.lake_ready(tmp_path / "data", t, "BINANCE_FUTURES", "BTC-USDT-PERP", "2024-08-08")
+    ready = {t: paths.lake_ready(tmp_path / "data", Partition("BINANCE_FUTURES", "BTC-USDT-PERP", "2024-08-08"), t)
              for t in LAKE_TABLES}
     # [10..20] straddles L=15 (U <= L <= u), then [27..30] continues it by pu=20
     assert pl.read_parquet(ready["book"] / PART).select("sequence_number", "bid_0_price", "bid_1_price",
@@ -73,7 +74,7 @@ def test_unconfigured_symbol_gets_its_grid_from_the_capture(tmp_path: Path, caps
     report = json.loads(capsys.readouterr().out)
     # prices 99/100/101 (8 decimals, all zeros after the point), sizes down to 0.55: the coarsest exact grids
     assert report["spec"] == {"symbol": "XRP-USDT", "tick": "1", "lot": "0.01", "source": "inferred"}
-    trades = pl.read_parquet(paths.lake_ready(tmp_path / "data", "trades", "BINANCE", "XRP-USDT", "2024-08-09") / PART)
+    trades = pl.read_parquet(paths.lake_ready(tmp_path / "data", Partition("BINANCE", "XRP-USDT", "2024-08-09"), "trades") / PART)
     assert trades.select("price", "amount").rows() == [(100.0, 0.55)]
 
 
@@ -155,29 +156,29 @@ def test_second_capture_of_a_date_is_refused_unless_replace(tmp_path: Path, caps
     assert main(_cli(second, root, "BTC-USDT", "--replace")) == 0
     for table in LAKE_TABLES:
         for day in ("2024-08-08", "2024-08-09"):
-            manifest = json.loads((paths.lake_ready(root, table, "BINANCE", "BTC-USDT", day) / MANIFEST).read_text())
+            manifest = json.loads((paths.lake_ready(root, Partition("BINANCE", "BTC-USDT", day), table) / MANIFEST).read_text())
             assert [c["name"] for c in manifest["captures"]] == ["second"]
-    trades = pl.read_parquet(paths.lake_ready(root, "trades", "BINANCE", "BTC-USDT", "2024-08-09") / PART)
+    trades = pl.read_parquet(paths.lake_ready(root, Partition("BINANCE", "BTC-USDT", "2024-08-09"), "trades") / PART)
     assert trades["amount"].to_list() == [0.7]
 
 
 def test_every_touched_date_gets_every_table(tmp_path: Path) -> None:
     """The trade after midnight makes 2024-08-09 a date of this capture: all three tables exist for it."""
-    report = lake_from_capture([_write(tmp_path / "c", SMALL)], tmp_path / "data", "BTC-USDT")
+    report = lake_from_capture([_write(tmp_path / "c", SMALL)], tmp_path / "data", Instrument.parse("BTC-USDT"))
     assert report.rows == {"trades": {"2024-08-08": 0, "2024-08-09": 1}, "book": {"2024-08-08": 1, "2024-08-09": 1},
                            "book_delta_v2": {"2024-08-08": 2, "2024-08-09": 1}}
 
 
 def test_killed_runs_temp_dirs_are_cleaned_live_ones_kept(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    instrument = paths.lake_ready(root, "book", "BINANCE", "BTC-USDT", "2024-08-08").parent
+    instrument = paths.lake_ready(root, Partition("BINANCE", "BTC-USDT", "2024-08-08"), "book").parent
     dead = instrument / ".dt=2024-08-08.tmp-999999999-0123abcd"  # no such pid
     legacy = instrument / ".dt=2024-08-09.tmp-89abcdef"  # written before temp names carried a pid
     live = instrument / f".dt=2024-08-07.tmp-{os.getpid()}-fedcba98"
     for d in (dead, legacy, live):
         d.mkdir(parents=True)
         (d / PART).write_bytes(b"PAR1 partial")
-    report = lake_from_capture([_write(tmp_path / "c", SMALL)], root, "BTC-USDT")
+    report = lake_from_capture([_write(tmp_path / "c", SMALL)], root, Instrument.parse("BTC-USDT"))
     assert sorted(report.cleaned) == sorted([str(dead), str(legacy)])
     assert live.exists() and not dead.exists() and not legacy.exists()
     assert sorted(p.name for p in instrument.iterdir()) == [live.name, "dt=2024-08-08", "dt=2024-08-09"]

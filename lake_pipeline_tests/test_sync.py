@@ -18,6 +18,7 @@ from lake_pipeline.capture.golden import read_golden
 from lake_pipeline.capture.replay import book_events, feed
 from lake_pipeline.capture.sync import SPOT_RULE, BookSync, DepthDiff, DiffResult, SnapshotResult, SyncRule, SyncState
 from lake_pipeline.config import SymbolSpec
+from lake_pipeline.instrument import Instrument
 
 
 class DictBook:
@@ -298,7 +299,7 @@ def test_live_payloads_equal_recorded_events(realdata: Path) -> None:
     from lake_pipeline.capture.levels import LevelParser
     from lake_pipeline.config import symbol_spec
 
-    btc = symbol_spec("BTC-USDT")
+    btc = symbol_spec(Instrument.parse("BTC-USDT"))
     levels = LevelParser(btc.tick, btc.lot)
     path = realdata / "hftbacktest" / "spot" / "btcusdt_20240808.gz"
     recorded = [e for frames in _first_block(path, btc) for e in book_events(frames)]

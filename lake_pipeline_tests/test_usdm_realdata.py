@@ -20,13 +20,14 @@ from lake_pipeline.capture.golden import read_golden
 from lake_pipeline.capture.replay import book_events, feed
 from lake_pipeline.capture.sync import FUTURES_RULE, BookSync, DepthDiff
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.lake.from_capture import lake_from_capture
 from lake_pipeline.paths import unified_dir
 from lake_pipeline.reconstruct.run import reconstruct_partition
 from lake_pipeline.schemas import LAKE_STORED, LAKE_TABLES
 from lake_pipeline_tests.conftest import realdata_dir
 
-PERP = symbol_spec("BTC-USDT-PERP")
+PERP = symbol_spec(Instrument.parse("BTC-USDT-PERP"))
 VENUE, SYMBOL = "BINANCE_FUTURES", "BTC-USDT-PERP"
 DATES = ("2024-08-08", "2024-08-09")  # the recorder's clock ran 1.27 s slow: the last diffs are dated 08-09
 N_CHECKPOINTS = 629  # bookTicker u == u of an applied diff (of 66,089 bookTickers and 6,547 applied diffs)
@@ -52,14 +53,14 @@ def frames(recording: list[Path]):
 @pytest.fixture(scope="module")
 def converted(recording: list[Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     root = tmp_path_factory.mktemp("usdm_lake")
-    return root, lake_from_capture(recording, root, SYMBOL, VENUE)
+    return root, lake_from_capture(recording, root, Instrument(VENUE, SYMBOL))
 
 
 @pytest.fixture(scope="module")
 def reconstructed(converted: tuple[Path, object]) -> Path:
     root, _ = converted
     for d in DATES:
-        reconstruct_partition(root, VENUE, SYMBOL, d, chunk_rows=50_000)
+        reconstruct_partition(root, Partition(VENUE, SYMBOL, d), chunk_rows=50_000)
     return root
 
 
@@ -131,13 +132,13 @@ def test_converter_tables(converted: tuple[Path, object]) -> None:
                                 "sha256": "0ad7b3a0f5cff220761ea890cfd6e3c15f6899edc7f94637ec915043d7a72251"}]
     for table in LAKE_TABLES:
         for d in DATES:
-            ready = paths.lake_ready(root, table, VENUE, SYMBOL, d)
+            ready = paths.lake_ready(root, Partition(VENUE, SYMBOL, d), table)
             assert sorted(f.name for f in ready.iterdir()) == ["_manifest.json", "part-00000.parquet"]
             assert pq.read_schema(ready / "part-00000.parquet").equals(LAKE_STORED[table])
             assert pq.read_metadata(ready / "part-00000.parquet").num_rows == EXPECTED_ROWS[table][d]
-    first = pl.read_parquet(paths.lake_ready(root, "book_delta_v2", VENUE, SYMBOL, DATES[0]) / "part-00000.parquet")
+    first = pl.read_parquet(paths.lake_ready(root, Partition(VENUE, SYMBOL, DATES[0]), "book_delta_v2") / "part-00000.parquet")
     assert first.row(0) == (1723161256299000064, 1723161255030314667, 5123107837557, True, 58710.2, 0.014)
-    trade = pl.read_parquet(paths.lake_ready(root, "trades", VENUE, SYMBOL, DATES[0]) / "part-00000.parquet").row(0)
+    trade = pl.read_parquet(paths.lake_ready(root, Partition(VENUE, SYMBOL, DATES[0]), "trades") / "part-00000.parquet").row(0)
     assert trade == ("buy", 0.006, 61800.3, 5266583935, 1723161256322000128, 1723161255088176367)
 
 
@@ -146,7 +147,7 @@ def test_reconstructed_best_bid_ask_equals_book_ticker(reconstructed: Path, fram
     """(b) lake tables -> reconstruct -> unified_events' best bid/ask after each delta message."""
     root = reconstructed
     unified = pl.concat(
-        pl.scan_parquet(str(unified_dir(root, VENUE, SYMBOL, d)) + "/part-*.parquet")
+        pl.scan_parquet(str(unified_dir(root, Partition(VENUE, SYMBOL, d))) + "/part-*.parquet")
         .filter(pl.col("event_type") == "BOOK_DELTA")
         .group_by("sequence_number", maintain_order=True).last()
         .select("sequence_number", "book_flags",
@@ -166,10 +167,10 @@ def test_fidelity_on_the_futures_partition(reconstructed: Path, recording: list[
     from lake_pipeline.fidelity.runner import run_fidelity
 
     root = reconstructed
-    session = paths.golden_dir(root, VENUE, SYMBOL, DATES[0]) / "session=usdm"
+    session = paths.golden_dir(root, Partition(VENUE, SYMBOL, DATES[0])) / "session=usdm"
     session.mkdir(parents=True)
     (session / recording[0].name).symlink_to(recording[0])
-    report = run_fidelity(root, VENUE, SYMBOL, DATES[0]).to_json()
+    report = run_fidelity(root, Partition(VENUE, SYMBOL, DATES[0])).to_json()
     values = {m["name"]: m["value"] for m in report["metrics"]}
     assert report["status"] == "PASS"
     assert values["bbo_update_match_rate"] == 1.0 and values["depth_ladder_match_rate"] == 1.0

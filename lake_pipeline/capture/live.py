@@ -106,6 +106,10 @@ class CaptureConfig:
     regime: RegimeConfig = field(default_factory=RegimeConfig)
     spec: SymbolSpec | None = None  # tick/lot; default: config, else the exchange's exchangeInfo
 
+    @property
+    def instrument(self) -> Instrument:
+        return Instrument(self.exchange, self.symbol)
+
 
 @dataclass
 class CaptureResult:
@@ -178,7 +182,7 @@ class LiveCapture:
 
     def session_dir(self, date: str) -> Path:
         if date not in self._dirs:
-            self._dirs[date] = golden_dir(self.cfg.data_root, self.cfg.exchange, self.cfg.symbol, date) / \
+            self._dirs[date] = golden_dir(self.cfg.data_root, self.cfg.instrument.on(date)) / \
                 f"session={self.session_id}"
         return self._dirs[date]
 
@@ -196,7 +200,7 @@ class LiveCapture:
             self.rest = RestClient(http, cfg.rest_url, weight_limit=self.protocol.weight_limit_1m,
                                    min_snapshot_interval_s=cfg.min_snapshot_interval_s, protocol=self.protocol)
             try:
-                spec = cfg.spec or symbol_spec(cfg.symbol) or await self._spec_from_exchange()
+                spec = cfg.spec or symbol_spec(cfg.instrument) or await self._spec_from_exchange()
                 self.tracker = BookTracker(spec, rule_for(cfg.exchange))
                 tasks = [asyncio.create_task(self._time_sampler(), name="capture-time"),
                          asyncio.create_task(self._ntp_sampler(), name="capture-ntp"),

@@ -42,7 +42,8 @@ from lake_pipeline.capture.protocol import is_depth_stream, stream_kind, venue_p
 from lake_pipeline.capture.replay import DiffMeta, book_events, feed
 from lake_pipeline.capture.sync import BookSync, DepthDiff, rule_for
 from lake_pipeline.capture.units import units_to_float
-from lake_pipeline.config import DEFAULT_EXCHANGE, SymbolSpec, symbol_spec
+from lake_pipeline.config import SymbolSpec, symbol_spec
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.lake.capture_manifest import SOURCE, CaptureFile, check_no_mix, fingerprint
 from lake_pipeline.lake.partition_writer import LakePartitionWriter, utc_date_of_ns
 from lake_pipeline.lake.values import Violation, check_prices, check_sizes, find_duplicate_trade_id
@@ -69,7 +70,7 @@ class ConversionReport:
     streams: dict[str, int]
     spec: dict[str, str]
     partitions: list[str] = field(default_factory=list)
-    exchange: str = DEFAULT_EXCHANGE
+    exchange: str = ""
     captures: list[dict] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     session: dict[str, str | None] = field(default_factory=dict)
@@ -151,12 +152,13 @@ def _delta_table(depth: pl.DataFrame, spec: SymbolSpec) -> pa.Table:
     )
 
 
-def resolve_spec(symbol: str, tick: str | None = None, lot: str | None = None) -> SymbolSpec | None:
+def resolve_spec(instrument: Instrument, tick: str | None = None, lot: str | None = None) -> SymbolSpec | None:
     """Tick/lot from the arguments, else from config; None when neither has them (then inferred from the capture:
     `infer_capture_spec`)."""
     from decimal import Decimal
 
-    configured = symbol_spec(symbol)
+    symbol = instrument.symbol
+    configured = symbol_spec(instrument)
     if tick is None or lot is None:
         if configured is None:
             if tick is not None or lot is not None:
@@ -310,8 +312,7 @@ def _manifests(captures: list[CaptureFile], spec: SymbolSpec, exchange: str, sym
 def lake_from_capture(
     capture: Iterable[str | Path],
     data_root: str | Path,
-    symbol: str,
-    exchange: str = DEFAULT_EXCHANGE,
+    instrument: Instrument,
     spec: SymbolSpec | None = None,
     book_factory: Callable[[], object] | None = None,
     progress: Callable[[int], None] | None = None,
@@ -320,16 +321,17 @@ def lake_from_capture(
 ) -> ConversionReport:
     """Convert capture files (in order: one continuous session) into the three lake tables; return the report.
 
-    `exchange`: `BINANCE` (spot) or `BINANCE_FUTURES` (USD-M), which picks the sync rule. `book_factory` builds
+    The instrument's venue, `BINANCE` (spot) or `BINANCE_FUTURES` (USD-M), picks the sync rule. `book_factory` builds
     the order book (default: the numba `OrderBook`); `progress(frames)` is called per block. `replace` lets this
     capture replace dates another capture made.
     """
     paths = [Path(p) for p in capture]
     if not paths:
         raise ValueError("no capture files given")
+    exchange, symbol = instrument.exchange, instrument.symbol
     rule = rule_for(exchange)
     captures = fingerprint(paths)
-    spec = spec or resolve_spec(symbol) or infer_capture_spec(paths, symbol)
+    spec = spec or resolve_spec(instrument) or infer_capture_spec(paths, symbol)
     if book_factory is None:
         from lake_pipeline.book import OrderBook
 
@@ -339,7 +341,7 @@ def lake_from_capture(
     sync = BookSync(book, on_applied=book_rows, rule=rule)
     streams: dict[str, int] = {}
     skipped: dict[str, int] = {}
-    writers = {t: LakePartitionWriter(Path(data_root), t, exchange, symbol, LAKE_STORED[t]) for t in LAKE_TABLES}
+    writers = {t: LakePartitionWriter(Path(data_root), t, instrument, LAKE_STORED[t]) for t in LAKE_TABLES}
     cleaned = [str(p) for w in writers.values() for p in clean_stale_temps(w.directory)]
     for path in cleaned:
         logger.warning("removed {} (left by a killed run)", path)

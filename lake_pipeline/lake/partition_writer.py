@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from lake_pipeline import paths
 from lake_pipeline.atomic import atomic_dir, write_json_atomic
+from lake_pipeline.instrument import Instrument
 
 NS_PER_DAY = 86_400 * 10**9
 PART_FILE = "part-00000.parquet"
@@ -34,9 +35,9 @@ def utc_date_of_ns(ns: int) -> str:
 class LakePartitionWriter:
     """Writes `pa.Table` batches of one lake table, split by the UTC date of `date_column` (int64 ns)."""
 
-    def __init__(self, data_root: Path, table: str, exchange: str, symbol: str, schema: pa.Schema,
+    def __init__(self, data_root: Path, table: str, instrument: Instrument, schema: pa.Schema,
                  date_column: str = "timestamp", compression: str = "zstd") -> None:
-        self.data_root, self.table, self.exchange, self.symbol = Path(data_root), table, exchange, symbol
+        self.data_root, self.table, self.instrument = Path(data_root), table, instrument
         self.schema, self.date_column, self.compression = schema, date_column, compression
         self.rows: dict[str, int] = {}
         self._stack = contextlib.ExitStack()
@@ -49,7 +50,7 @@ class LakePartitionWriter:
         return self.final_dir("1970-01-01").parent
 
     def final_dir(self, day: str) -> Path:
-        return paths.lake_ready(self.data_root, self.table, self.exchange, self.symbol, day)
+        return paths.lake_ready(self.data_root, self.instrument.on(day), self.table)
 
     @property
     def days(self) -> list[str]:

@@ -110,12 +110,9 @@ def _validate(part: Partition, hours: float, start_hour: int, golden_hours: floa
                               f"(start_hour {start_hour} + hours {hours} <= 24)")
     lake_schema("trades", lake_variant)  # raises for an unknown variant
     if golden_hours is None:
-        golden_hours = 0.0 if part.instrument.is_futures else (hours if hours <= 2 else 1.0)
+        golden_hours = hours if hours <= 2 else 1.0
     if golden_hours < 0:
         raise SimulationError(f"golden_hours must be >= 0, got {golden_hours}")
-    if golden_hours > 0 and part.instrument.is_futures:
-        raise SimulationError(f"{part.instrument}: the simulator's golden feed speaks Binance spot only; "
-                              "pass golden_hours=0 (--golden-hours 0) for a futures partition")
     day_start_ms = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
     return day_start_ms, min(float(golden_hours), hours)
 

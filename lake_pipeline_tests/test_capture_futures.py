@@ -119,10 +119,10 @@ def test_futures_capture_of_the_whole_recording_is_exact(usdm_feed, data_root, c
 
 def test_futures_broken_pu_chain_is_a_flagged_gap_and_a_resync(usdm_feed, data_root):
     feed = usdm_feed.head(20000)
-    server, doc, served, _, _ = _capture(feed, data_root, Faults(drop_diff_at=(300, 900)), seconds=2.0)
+    server, doc, served, _, _ = _capture(feed, data_root, Faults(drop_diff_at=(300, 1000)), seconds=3.0)
     # the diff after each dropped one has pu = the dropped u: the gap is (u before it + 1 .. dropped u)
     assert [(g["from_id"], g["to_id"]) for g in doc["gaps"]] == [(feed.diffs[k - 1].last_id + 1, feed.diffs[k].last_id)
-                                                                for k in (300, 900)]
+                                                                for k in (300, 1000)]
     assert [r["reason"] for r in doc["resyncs"]] == ["initial", "gap", "gap"]
     assert all(r["checks_after"] > 0 and r["mismatches_after"] == 0 for r in doc["resyncs"])
     assert doc["book"]["sync"]["gaps"] == 2 and server.stats.diffs_dropped == 2

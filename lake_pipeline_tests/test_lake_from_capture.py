@@ -30,7 +30,7 @@ EXPECTED_ROWS = {
     "book": {"2024-08-08": 3437, "2024-08-09": 3056},  # 6,493 applied diffs (6,495 minus 2 before the snapshot)
     "book_delta_v2": {"2024-08-08": 123840, "2024-08-09": 174271},  # 298,111 levels in 6,495 diffs
 }
-PART = "part-00000.parquet"
+PART_FILE = "part-00000.parquet"
 N_CHECKPOINTS = 1072  # bookTicker u == some applied diff's u (SOURCES.md: 1,072/1,072)
 
 
@@ -71,9 +71,9 @@ def test_partitions_schemas_and_row_counts(converted: tuple[Path, object]) -> No
         assert days == [f"dt={d}" for d in DATES]
         for d in DATES:
             ready = paths.lake_ready(root, Partition("BINANCE", "BTC-USDT", d), table)
-            assert sorted(f.name for f in ready.iterdir()) == ["_manifest.json", PART]  # no temp leftovers
-            assert pq.read_schema(ready / PART).equals(LAKE_STORED[table])
-            assert pq.read_metadata(ready / PART).num_rows == EXPECTED_ROWS[table][d]
+            assert sorted(f.name for f in ready.iterdir()) == ["_manifest.json", PART_FILE]  # no temp leftovers
+            assert pq.read_schema(ready / PART_FILE).equals(LAKE_STORED[table])
+            assert pq.read_metadata(ready / PART_FILE).num_rows == EXPECTED_ROWS[table][d]
 
 
 @pytest.mark.realdata
@@ -209,13 +209,13 @@ def test_cli_small_capture_rerun_replaces(tmp_path: Path, data_root: Path, capsy
     for _ in range(2):  # a re-run replaces its partitions, never appends
         assert main(args) == 0
     assert '"applied": 2' in capsys.readouterr().out
-    book = {d: pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", d), "book") / PART) for d in DATES}
+    book = {d: pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", d), "book") / PART_FILE) for d in DATES}
     assert book["2024-08-08"].select("sequence_number", "bid_0_price", "bid_0_size", "bid_1_price", "ask_0_price",
                                      "ask_1_price", "ask_2_price").rows() == [(12, 100.0, 1.0, 99.0, 101.0, 102.0, 0.0)]
     assert book["2024-08-09"].select("sequence_number", "bid_0_price", "bid_1_price").rows() == [(13, 99.0, 0.0)]
-    trades = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-09"), "trades") / PART)
+    trades = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-09"), "trades") / PART_FILE)
     assert trades.rows() == [("buy", 0.5, 100.0, 7, 1723161600000000000, 1723161599937085900)]
-    deltas = pl.concat([pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", d), "book_delta_v2") / PART)
+    deltas = pl.concat([pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", d), "book_delta_v2") / PART_FILE)
                         for d in DATES])
     assert deltas.select("sequence_number", "side_is_bid", "price", "size").rows() == [
         (12, True, 100.0, 1.0), (12, False, 101.0, 2.0), (13, True, 100.0, 0.0)]
@@ -258,8 +258,8 @@ def test_gap_in_capture_pauses_book_rows_until_the_next_snapshot(tmp_path: Path,
     report = lake_from_capture([capture], data_root, Instrument.parse("BTC-USDT"))
     counters = {k: report.sync[k] for k in ("applied", "gaps", "snapshots_loaded", "stale")}
     assert counters == {"applied": 3, "gaps": 1, "snapshots_loaded": 2, "stale": 1}  # [20..21] ends at L=21
-    book = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-08"), "book") / PART)
+    book = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-08"), "book") / PART_FILE)
     assert book.select("sequence_number", "bid_0_price", "bid_1_price", "bid_2_price").rows() == [
         (12, 100.0, 99.0, 0.0), (13, 100.0, 99.0, 98.0), (23, 96.0, 95.0, 0.0)]
-    deltas = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-08"), "book_delta_v2") / PART)
+    deltas = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-08"), "book_delta_v2") / PART_FILE)
     assert deltas["sequence_number"].to_list() == [12, 12, 13, 21, 23]  # every diff, synced or not

@@ -18,7 +18,7 @@ from lake_pipeline.lake.from_capture import lake_from_capture
 from lake_pipeline.schemas import LAKE_TABLES
 from lake_pipeline_tests.test_lake_from_capture import SMALL
 
-PART, MANIFEST = "part-00000.parquet", "_manifest.json"
+PART_FILE, MANIFEST = "part-00000.parquet", "_manifest.json"
 FUT = (
     '1723161599937000000 {"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1723161599950,'
     '"T":1723161599949,"s":"BTCUSDT","U":10,"u":20,"pu":5,"b":[["100.0","1.000"]],"a":[["101.0","2.000"]]}}\n'
@@ -58,10 +58,10 @@ def test_futures_capture_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     ready = {t: paths.lake_ready(tmp_path / "data", Partition("BINANCE_FUTURES", "BTC-USDT-PERP", "2024-08-08"), t)
              for t in LAKE_TABLES}
     # [10..20] straddles L=15 (U <= L <= u), then [27..30] continues it by pu=20
-    assert pl.read_parquet(ready["book"] / PART).select("sequence_number", "bid_0_price", "bid_1_price",
+    assert pl.read_parquet(ready["book"] / PART_FILE).select("sequence_number", "bid_0_price", "bid_1_price",
                                                         "ask_0_price").rows() == [(20, 100.0, 99.0, 101.0),
                                                                                   (30, 99.0, 0.0, 101.0)]
-    assert pl.read_parquet(ready["trades"] / PART).select("id", "price", "amount").rows() == [(7, 100.0, 0.5)]
+    assert pl.read_parquet(ready["trades"] / PART_FILE).select("id", "price", "amount").rows() == [(7, 100.0, 0.5)]
     manifest = json.loads((ready["trades"] / MANIFEST).read_text())
     assert manifest["skipped"] == {"trade X=INSURANCE_FUND": 1} and manifest["rows"] == 1
     assert manifest["captures"][0]["name"] == "btcusdt_20240808.gz" and manifest["source"] == "capture"
@@ -74,7 +74,7 @@ def test_unconfigured_symbol_gets_its_grid_from_the_capture(tmp_path: Path, caps
     report = json.loads(capsys.readouterr().out)
     # prices 99/100/101 (8 decimals, all zeros after the point), sizes down to 0.55: the coarsest exact grids
     assert report["spec"] == {"symbol": "XRP-USDT", "tick": "1", "lot": "0.01", "source": "inferred"}
-    trades = pl.read_parquet(paths.lake_ready(tmp_path / "data", Partition("BINANCE", "XRP-USDT", "2024-08-09"), "trades") / PART)
+    trades = pl.read_parquet(paths.lake_ready(tmp_path / "data", Partition("BINANCE", "XRP-USDT", "2024-08-09"), "trades") / PART_FILE)
     assert trades.select("price", "amount").rows() == [(100.0, 0.55)]
 
 
@@ -158,7 +158,7 @@ def test_second_capture_of_a_date_is_refused_unless_replace(tmp_path: Path, caps
         for day in ("2024-08-08", "2024-08-09"):
             manifest = json.loads((paths.lake_ready(root, Partition("BINANCE", "BTC-USDT", day), table) / MANIFEST).read_text())
             assert [c["name"] for c in manifest["captures"]] == ["second"]
-    trades = pl.read_parquet(paths.lake_ready(root, Partition("BINANCE", "BTC-USDT", "2024-08-09"), "trades") / PART)
+    trades = pl.read_parquet(paths.lake_ready(root, Partition("BINANCE", "BTC-USDT", "2024-08-09"), "trades") / PART_FILE)
     assert trades["amount"].to_list() == [0.7]
 
 
@@ -177,7 +177,7 @@ def test_killed_runs_temp_dirs_are_cleaned_live_ones_kept(tmp_path: Path) -> Non
     live = instrument / f".dt=2024-08-07.tmp-{os.getpid()}-fedcba98"
     for d in (dead, legacy, live):
         d.mkdir(parents=True)
-        (d / PART).write_bytes(b"PAR1 partial")
+        (d / PART_FILE).write_bytes(b"PAR1 partial")
     report = lake_from_capture([_write(tmp_path / "c", SMALL)], root, Instrument.parse("BTC-USDT"))
     assert sorted(report.cleaned) == sorted([str(dead), str(legacy)])
     assert live.exists() and not dead.exists() and not legacy.exists()

@@ -15,9 +15,10 @@
     message, so the first book row describes every level; seeding from it and applying the deltas reproduces the
     true BBO after every message (deeper levels created later arrive as deltas). The file starts mid-stream.
 * `golden/exchange=E/symbol=S/dt=D/session=sim-<seed>/frames-<YYYYmmddTHHMMSSZ>.jsonl.gz` + `session.json` —
-  the Binance spot feed of the same market (`<recv_ns> <frame>` lines like the hftbacktest recordings: @trade per
+  the Binance feed of the same market (`<recv_ns> <frame>` lines like the hftbacktest recordings: @trade per
   fill, @depth@100ms with the same ticks as the lake deltas and `U == prev_u + 1`, @bookTicker at every BBO change,
-  one REST snapshot (limit 1000) whose `lastUpdateId` lies strictly inside the 3rd or a later diff).
+  one REST snapshot (limit 1000) whose `lastUpdateId` lies strictly inside the 3rd or a later diff); in USD-M
+  payloads for a BINANCE_FUTURES partition (`pu`, `T`, trades with `"X":"MARKET"`, snapshot `E`/`T`).
 * `sim_truth/exchange=E/symbol=S/dt=D/bbo.parquet` — per depth message: `update_id` (u), `exchange_time_ns`
   (exact `E` in ns), `bid_price`, `bid_size`, `ask_price`, `ask_size` (int64 ticks/lots); and `faults.json` — every
   injected lake fault (kind, time range, sequence numbers, expected effect) plus where a documented reference
@@ -27,6 +28,31 @@ Same arguments -> byte-identical files. Modules: `engine` (numba market), `param
 conventions, latencies), `lake_writer`, `golden_writer`, `faults`, `replay` (reference replay), `simulate`, `cli`.
 """
 
-from lake_pipeline.sim.simulate import SimSummary, SimulationError, simulate
+
+import importlib
+import sys
+import types
 
 __all__ = ["SimSummary", "SimulationError", "simulate"]
+
+
+class _LazySimPackage(types.ModuleType):
+    """Imports the simulator (numba, scipy.signal: ~1 s) only when one of `__all__` is used, so that merely
+    importing `lake_pipeline.sim.cli` (every `lake-pipeline` command registers it) stays cheap. The package
+    attribute `simulate` stays the function even after the submodule `lake_pipeline.sim.simulate` is imported."""
+
+    def __getattr__(self, name: str) -> object:
+        if name not in __all__:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        module = importlib.import_module("lake_pipeline.sim.simulate")
+        for public in __all__:
+            self.__dict__[public] = getattr(module, public)
+        return self.__dict__[name]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "simulate" and isinstance(value, types.ModuleType):
+            return  # the import system binding the submodule: keep the function
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _LazySimPackage

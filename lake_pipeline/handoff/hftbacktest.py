@@ -88,7 +88,7 @@ def _read_batch(p: PublishedPartition, part: Path):
     (`changed`); `seeded_snapshot` marks every snapshot with a seeded book (to find its book_states row)."""
     import polars as pl
 
-    from lake_pipeline.handoff.read import as_float
+    from lake_pipeline.handoff.read import as_units
 
     types, _ = _hbt()
     strategy = p.strategy
@@ -104,8 +104,7 @@ def _read_batch(p: PublishedPartition, part: Path):
             .select(pl.col("event_time").dt.epoch("ns").alias("exch"),
                     pl.col("received_time").fill_null(pl.col("event_time")).dt.epoch("ns").alias("local"),
                     ev.cast(pl.UInt64).alias("ev"),
-                    as_float("price", p.tick).fill_null(np.nan).alias("px"),
-                    as_float("quantity", p.lot).fill_null(0.0).alias("qty"),
+                    as_units("price", p.tick).alias("px"), as_units("quantity", p.lot).alias("qty"),
                     (seeded & (etype == EVENT_SNAPSHOT)).alias("seeded_snapshot"),
                     ((etype == EVENT_TRADE) | (seeded & (etype == EVENT_DELTA) & pl.lit(strategy == FULL_REPLAY))
                      | (seeded & (etype == EVENT_SNAPSHOT) & changed)).alias("keep"))
@@ -119,7 +118,7 @@ def _snapshot_levels(p: PublishedPartition, seeded_snaps) -> np.ndarray:
     (the replay writes it right after the snapshot; a grid row at the same time comes after)."""
     import polars as pl
 
-    from lake_pipeline.handoff.read import as_float
+    from lake_pipeline.handoff.read import as_units
     from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS
 
     keyed = (seeded_snaps.select("exch", "keep", pl.int_range(pl.len()).over("exch").alias("k"))
@@ -130,13 +129,24 @@ def _snapshot_levels(p: PublishedPartition, seeded_snaps) -> np.ndarray:
               .filter(pl.col("exch").is_between(first, last))
               .with_columns(pl.int_range(pl.len()).over("exch").alias("k"))
               .join(keyed.lazy(), on=["exch", "k"], how="right", maintain_order="right")
-              .select("exch", *[as_float(c, p.tick if c.endswith("_price") else p.lot) for c in BOOK_LEVEL_COLUMNS])
+              .select("exch", *[as_units(c, p.tick if c.endswith("_price") else p.lot) for c in BOOK_LEVEL_COLUMNS])
               .collect())
     missing = states.filter(pl.col("bid_0_price").is_null() & pl.col("ask_0_price").is_null())
     if len(missing):
         raise ValueError(f"partition {p.partition.key}: no book_states row for the snapshot at exch_ts "
                          f"{missing['exch'][0]} (book_states and unified disagree; re-run reconstruct)")
-    return states.select(BOOK_LEVEL_COLUMNS).to_numpy().astype(np.float64)
+    prices = [c for c in BOOK_LEVEL_COLUMNS if c.endswith("_price")]
+    levels = np.empty((len(states), len(BOOK_LEVEL_COLUMNS)))
+    levels[:, 0::2] = _floats(states.select(prices).to_numpy(), p.tick)
+    levels[:, 1::2] = _floats(states.select([c for c in BOOK_LEVEL_COLUMNS if c not in prices]).to_numpy(), p.lot)
+    return levels
+
+
+def _floats(units: np.ndarray, unit) -> np.ndarray:
+    """Int64 units of 10^-d (`read.as_units`, NaN/None = null) -> correctly rounded floats (IEEE division)."""
+    from lake_pipeline.handoff.read import unit_decimals
+
+    return units.astype(np.float64) / 10 ** unit_decimals(unit)
 
 
 def batch_events(p: PublishedPartition, part: Path, offset_ns: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -156,8 +166,9 @@ def batch_events(p: PublishedPartition, part: Path, offset_ns: int) -> tuple[np.
     start = np.cumsum(counts) - counts
     out = np.zeros(int(counts.sum()), types.event_dtype)
     exch, local = rows["exch"].to_numpy(), rows["local"].to_numpy() + offset_ns
-    for name, values in (("ev", ev), ("exch_ts", exch), ("local_ts", local), ("px", rows["px"].to_numpy()),
-                         ("qty", rows["qty"].to_numpy())):
+    px = _floats(rows["px"].to_numpy(), p.tick)  # null -> NaN (snapshot rows)
+    qty = np.nan_to_num(_floats(rows["qty"].to_numpy(), p.lot), nan=0.0)
+    for name, values in (("ev", ev), ("exch_ts", exch), ("local_ts", local), ("px", px), ("qty", qty)):
         out[name][start] = values
     if len(levels):
         snap_start = start[is_snap]

@@ -189,3 +189,33 @@ def test_real_recording_across_midnight_matches_in_hftbacktest(real_two_days: Pa
     # each day's book is seeded by its own first snapshot: two seeding rows, and the export clears at both
     seeded = events(real_two_days, INSTRUMENT, "2024-08-08", "2024-08-10", columns=["date", "seeded"]).collect()
     assert seeded.filter("seeded")["date"].cast(str).to_list() == ["2024-08-08", "2024-08-09"]
+
+
+def test_dagster_asset_writes_the_partitions_export(sim_quarter_hour: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import dagster as dg
+
+    from lake_pipeline.defs.handoff import EXPORT_ZONE, hftbacktest_export
+    from lake_pipeline.instrument import Partition
+    from lake_pipeline.partitions import partition_key
+    from lake_pipeline.resources import DataRoot
+    from lake_pipeline_tests.handoff_support import copy_partition
+
+    root = copy_partition(sim_quarter_hour, tmp_path / "data")
+    with dg.instance_for_test() as instance:
+        res = dg.materialize([hftbacktest_export], partition_key=partition_key(DAY, "BTC-USDT"), instance=instance,
+                             resources={"data_root": DataRoot(path=str(root))})
+    assert res.success
+    out = Partition("BINANCE", "BTC-USDT", DAY).dir(root, EXPORT_ZONE)
+    meta = res.asset_materializations_for_node("hftbacktest_export")[0].metadata
+    data = np.load(out / "events.npz")["data"]
+    assert meta["dagster/row_count"].value == len(data) > 250_000
+    assert meta["path"].value == str(out / "events.npz")
+    assert (out / "events_snapshot.npz").exists()
+    shutil.rmtree(Partition("BINANCE", "BTC-USDT", DAY).dir(root, "unified"))  # unpublished now: the run fails
+    with dg.instance_for_test() as instance:
+        res = dg.materialize([hftbacktest_export], partition_key=partition_key(DAY, "BTC-USDT"), instance=instance,
+                             resources={"data_root": DataRoot(path=str(root))}, raise_on_error=False)
+    assert not res.success
+    assert "is not readable: no unified events" in str(res.get_step_failure_events()[0].event_specific_data.error)

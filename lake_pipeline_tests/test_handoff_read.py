@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake_pipeline.handoff import UnpublishedPartition, book_at, book_states, events
-from lake_pipeline.handoff.published import to_utc
+from lake_pipeline.handoff.readable import to_utc
 from lake_pipeline.instrument import Partition
 from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS, FLAG_CROSSED, FLAG_TRADE_CONSUMED, FLAG_UNINITIALISED
 from lake_pipeline_tests.handoff_support import DAY, EX, INSTRUMENT, SYM, copy_partition, sim_quarter_hour  # noqa: F401
@@ -147,3 +147,15 @@ def test_two_venues_interleave_by_event_time(sim_quarter_hour: Path, tmp_path: P
     assert both["event_time"].is_sorted()
     assert both.group_by("exchange").len().sort("exchange").rows() == [("BINANCE", len(one)),
                                                                       ("BINANCE_FUTURES", len(one))]
+
+
+def test_readme_example_runs(sim_quarter_hour: Path, capsys) -> None:
+    """The README's Python example, on a simulated quarter hour instead of `make demo`'s data root."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Backtesting on the stream"):]
+    code = section[section.index("```python\n") + 10:]
+    code = code[:code.index("```")]
+    assert 'root = "data"' in code
+    exec(compile(code.replace('root = "data"', f"root = {str(sim_quarter_hour)!r}"), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "spread_ticks" in out and "61" in out and out.count("shape:") == 3

@@ -15,10 +15,10 @@ _NAMES = {
     "events": "lake_pipeline.handoff.read",
     "book_states": "lake_pipeline.handoff.read",
     "book_at": "lake_pipeline.handoff.read",
-    "published": "lake_pipeline.handoff.published",
-    "published_range": "lake_pipeline.handoff.published",
-    "PublishedPartition": "lake_pipeline.handoff.published",
-    "UnpublishedPartition": "lake_pipeline.handoff.published",
+    "published": "lake_pipeline.handoff.readable",
+    "published_range": "lake_pipeline.handoff.readable",
+    "PublishedPartition": "lake_pipeline.handoff.readable",
+    "UnpublishedPartition": "lake_pipeline.handoff.readable",
     "export_hftbacktest": "lake_pipeline.handoff.hftbacktest",
 }
 __all__ = list(_NAMES)

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from lake_pipeline.handoff.hftbacktest import export_hftbacktest
-    from lake_pipeline.handoff.published import date_range
+    from lake_pipeline.handoff.readable import date_range
     from lake_pipeline.instrument import Instrument
 
     instrument = Instrument.parse(args.symbol, args.exchange)

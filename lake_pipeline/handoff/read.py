@@ -1,7 +1,7 @@
 """The public reader: the unified stream and the top-20 grid of published partitions as polars LazyFrames.
 
 Users should not write their own Parquet readers: these functions pick the partitions of a time range across days
-and venues, refuse unpublished or stale ones (`published.py`), add what each partition knows (exchange, symbol,
+and venues, refuse unpublished or stale ones (`readable.py`), add what each partition knows (exchange, symbol,
 date, its tick and lot) and convert prices and sizes on request:
 
 - `prices="decimal"` (default): decimal128(38,18) as written, exact;
@@ -21,7 +21,7 @@ from typing import Literal
 
 import polars as pl
 
-from lake_pipeline.handoff.published import (
+from lake_pipeline.handoff.readable import (
     PublishedPartition,
     TimeLike,
     UnpublishedPartition,

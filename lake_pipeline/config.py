@@ -1,4 +1,4 @@
-"""Runtime configuration: the data root and per-symbol tick/lot sizes.
+"""Runtime configuration: the data root and per-instrument tick/lot sizes (`symbols.yaml`, keyed by venue).
 
 Tick and lot are kept as `Decimal` (exact) and as an integer scale so conversions between float lake values,
 int64 ticks/lots and decimal128 outputs never go through binary floating point guesses.
@@ -14,8 +14,10 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_EXCHANGE = "BINANCE"
+from lake_pipeline.instrument import Instrument, default_venue
+
 DATA_ROOT_ENV = "LAKE_DATA_ROOT"
+SYMBOLS_FILE_ENV = "LAKE_SYMBOLS_FILE"
 
 
 def default_data_root() -> Path:
@@ -46,24 +48,42 @@ class SymbolSpec:
         return d
 
 
+def _by_venue(table: dict, source: Path) -> dict[Instrument, dict]:
+    """`{VENUE: {SYMBOL: {tick, lot[, step]}}}` -> {Instrument: entry}. A file in the older flat layout
+    (`{SYMBOL: {tick, lot}}`) still loads: each symbol goes to its default venue."""
+    out: dict[Instrument, dict] = {}
+    for name, value in (table or {}).items():
+        if not isinstance(value, dict):
+            raise ValueError(f"{source}: entry {name!r} is not a mapping")
+        if "tick" in value:  # flat layout: SYMBOL -> spec
+            out[Instrument(default_venue(name), name)] = value
+            continue
+        for symbol, entry in value.items():
+            if not isinstance(entry, dict) or "tick" not in entry or "lot" not in entry:
+                raise ValueError(f"{source}: {name}.{symbol} needs tick and lot")
+            out[Instrument(name, symbol)] = entry
+    return out
+
+
 @lru_cache(maxsize=1)
-def _configured() -> dict[str, dict[str, str]]:
+def _configured() -> dict[Instrument, dict]:
     path = Path(__file__).with_name("symbols.yaml")
-    extra = os.environ.get("LAKE_SYMBOLS_FILE")
-    table = yaml.safe_load(path.read_text()) or {}
+    table = _by_venue(yaml.safe_load(path.read_text()), path)
+    extra = os.environ.get(SYMBOLS_FILE_ENV)
     if extra:
-        table.update(yaml.safe_load(Path(extra).read_text()) or {})
+        table.update(_by_venue(yaml.safe_load(Path(extra).read_text()), Path(extra)))
     return table
 
 
-def symbol_spec(symbol: str) -> SymbolSpec | None:
-    """The configured spec for `symbol`, or None when the symbol is not in config (caller infers from data)."""
-    entry = _configured().get(symbol)
+def symbol_spec(instrument: Instrument) -> SymbolSpec | None:
+    """The configured spec of `instrument`, or None when it is not in config (caller infers from data).
+    The same symbol may trade with different tick/lot on two venues, so the venue is part of the lookup."""
+    entry = _configured().get(instrument)
     if entry is None:
         return None
     step = Decimal(str(entry["step"])) if "step" in entry else None
-    return SymbolSpec(symbol, Decimal(str(entry["tick"])), Decimal(str(entry["lot"])), "config", step)
+    return SymbolSpec(instrument.symbol, Decimal(str(entry["tick"])), Decimal(str(entry["lot"])), "config", step)
 
 
-def configured_symbols() -> list[str]:
+def configured_instruments() -> list[Instrument]:
     return sorted(_configured())

@@ -10,8 +10,11 @@ import pytest
 
 from lake_pipeline_tests.requires import unavailable
 
+from lake_pipeline.instrument import Instrument, Partition
+
 EX, SYM, DAY = "BINANCE", "BTC-USDT", "2024-08-08"
 INSTRUMENT = f"{EX}.{SYM}"
+PART = Partition(EX, SYM, DAY)
 
 
 def hftbacktest_installed() -> None:
@@ -27,8 +30,8 @@ def simulated_root(base: Path, hours: float = 0.25, seed: int = 3, faults: tuple
     from lake_pipeline.reconstruct.run import reconstruct_partition
     from lake_pipeline.sim.simulate import simulate
 
-    simulate(base, SYM, DAY, hours, seed, faults=list(faults), golden_hours=0)
-    reconstruct_partition(base, EX, SYM, DAY, chunk_rows=100_000)
+    simulate(base, PART, hours, seed, faults=list(faults), golden_hours=0)
+    reconstruct_partition(base, PART, chunk_rows=100_000)
     return base
 
 
@@ -38,16 +41,14 @@ def real_root(base: Path, realdata: Path) -> Path:
     from lake_pipeline.reconstruct.run import reconstruct_partition
 
     files = [realdata / "hftbacktest" / "spot" / f"btcusdt_2024080{d}.gz" for d in (8, 9)]
-    lake_from_capture(files, base, SYM)
+    lake_from_capture(files, base, Instrument(EX, SYM))
     for day in ("2024-08-08", "2024-08-09"):
-        reconstruct_partition(base, EX, SYM, day)
+        reconstruct_partition(base, Instrument(EX, SYM).on(day))
     return base
 
 
 def copy_partition(src: Path, dst: Path, date: str = DAY) -> Path:
     """Copy one partition's lake, unified and book_states zones to another data root (to break it on purpose)."""
-    from lake_pipeline.instrument import Partition
-
     p = Partition(EX, SYM, date)
     for zone in ("lake/ready/trades", "lake/ready/book", "lake/ready/book_delta_v2", "unified", "book_states"):
         if p.dir(src, zone).exists():

@@ -205,7 +205,7 @@ def test_dagster_asset_writes_the_partitions_export(sim_quarter_hour: Path, tmp_
 
     root = copy_partition(sim_quarter_hour, tmp_path / "data")
     with dg.instance_for_test() as instance:
-        res = dg.materialize([hftbacktest_export], partition_key=partition_key(DAY, "BTC-USDT"), instance=instance,
+        res = dg.materialize([hftbacktest_export], partition_key=partition_key(Partition("BINANCE", "BTC-USDT", DAY)), instance=instance,
                              resources={"data_root": DataRoot(path=str(root))})
     assert res.success
     out = Partition("BINANCE", "BTC-USDT", DAY).dir(root, EXPORT_ZONE)
@@ -216,7 +216,7 @@ def test_dagster_asset_writes_the_partitions_export(sim_quarter_hour: Path, tmp_
     assert (out / "events_snapshot.npz").exists()
     shutil.rmtree(Partition("BINANCE", "BTC-USDT", DAY).dir(root, "unified"))  # unpublished now: the run fails
     with dg.instance_for_test() as instance:
-        res = dg.materialize([hftbacktest_export], partition_key=partition_key(DAY, "BTC-USDT"), instance=instance,
+        res = dg.materialize([hftbacktest_export], partition_key=partition_key(Partition("BINANCE", "BTC-USDT", DAY)), instance=instance,
                              resources={"data_root": DataRoot(path=str(root))}, raise_on_error=False)
     assert not res.success
     assert "is not readable: no unified events" in str(res.get_step_failure_events()[0].event_specific_data.error)

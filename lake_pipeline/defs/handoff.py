@@ -9,7 +9,7 @@ No `from __future__ import annotations` here: Dagster validates the `context` an
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from lake_pipeline.partitions import split_key, symbol_date_partitions
+from lake_pipeline.partitions import instrument_date_partitions, partition_of
 from lake_pipeline.resources import DataRoot
 
 HFTBACKTEST_EXPORT = dg.AssetKey("hftbacktest_export")
@@ -19,7 +19,7 @@ EXPORT_ZONE = "exports/hftbacktest"
 @dg.asset(
     key=HFTBACKTEST_EXPORT,
     group_name="handoff",
-    partitions_def=symbol_date_partitions,
+    partitions_def=instrument_date_partitions,
     deps=[dg.AssetKey("unified_events")],
     kinds={"numpy", "hftbacktest"},
     description="hftbacktest's event array of the partition (exch_ts = event time, local_ts = received time; depth "
@@ -28,15 +28,12 @@ EXPORT_ZONE = "exports/hftbacktest"
 )
 def hftbacktest_export(context: AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
     from lake_pipeline.handoff.hftbacktest import export_hftbacktest
-    from lake_pipeline.instrument import Instrument
 
-    symbol, date = split_key(context)
-    instrument = Instrument(data_root.exchange, symbol)
-    with data_root.staged(reads=["unified", "book_states"], optional_reads=["lake/ready/trades", "lake/ready/book",
-                                                                           "lake/ready/book_delta_v2"],
-                          writes=[EXPORT_ZONE], symbol=symbol, date=date) as root:
-        out = instrument.on(date).dir(root, EXPORT_ZONE) / "events.npz"
-        s = export_hftbacktest(root, instrument, [date], out)
+    part = partition_of(context)
+    with data_root.staged(part, reads=["unified", "book_states"],
+                          optional_reads=["lake/ready/trades", "lake/ready/book", "lake/ready/book_delta_v2"],
+                          writes=[EXPORT_ZONE]) as root:
+        s = export_hftbacktest(root, part.instrument, [part.date], part.dir(root, EXPORT_ZONE) / "events.npz")
     metadata = {
         "dagster/row_count": s.rows,
         "path": dg.MetadataValue.path(s.out),

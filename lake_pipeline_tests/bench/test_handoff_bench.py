@@ -49,8 +49,8 @@ def _day() -> Path:
         return root
     except ValueError:
         shutil.rmtree(root, ignore_errors=True)
-    simulate(root, SYM, DAY, HOURS, SEED, golden_hours=0)
-    reconstruct_partition(root, EX, SYM, DAY)
+    simulate(root, Partition(EX, SYM, DAY), HOURS, SEED, golden_hours=0)
+    reconstruct_partition(root, Partition(EX, SYM, DAY))
     return root
 
 

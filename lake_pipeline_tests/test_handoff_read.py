@@ -149,13 +149,20 @@ def test_two_venues_interleave_by_event_time(sim_quarter_hour: Path, tmp_path: P
                                                                       ("BINANCE_FUTURES", len(one))]
 
 
-def test_readme_example_runs(sim_quarter_hour: Path, capsys) -> None:
-    """The README's Python example, on a simulated quarter hour instead of `make demo`'s data root."""
+def test_readme_example_runs(sim_quarter_hour: Path, tmp_path: Path, capsys) -> None:
+    """The README's Python example on the data `make demo` makes: a spot and a futures partition."""
+    from lake_pipeline.reconstruct.run import reconstruct_partition
+    from lake_pipeline.sim.simulate import simulate
+
+    root = copy_partition(sim_quarter_hour, tmp_path / "data")
+    futures = Partition("BINANCE_FUTURES", "BTC-USDT-PERP", DAY)
+    simulate(root, futures, 0.1, 7, golden_hours=0)
+    reconstruct_partition(root, futures)
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme[readme.index("## Backtesting on the stream"):]
     code = section[section.index("```python\n") + 10:]
     code = code[:code.index("```")]
     assert 'root = "data"' in code
-    exec(compile(code.replace('root = "data"', f"root = {str(sim_quarter_hour)!r}"), "README.md", "exec"), {})
+    exec(compile(code.replace('root = "data"', f"root = {str(root)!r}"), "README.md", "exec"), {})
     out = capsys.readouterr().out
-    assert "spread_ticks" in out and "61" in out and out.count("shape:") == 3
+    assert "BINANCE_FUTURES" in out and "mean_spread_ticks" in out and out.count("shape:") == 3

@@ -166,3 +166,21 @@ def test_readme_example_runs(sim_quarter_hour: Path, tmp_path: Path, capsys) -> 
     exec(compile(code.replace('root = "data"', f"root = {str(root)!r}"), "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "BINANCE_FUTURES" in out and "mean_spread_ticks" in out and out.count("shape:") == 3
+
+
+def test_export_without_hftbacktest_says_how_to_install(sim_quarter_hour: Path, tmp_path: Path, monkeypatch,
+                                                        capsys) -> None:
+    import sys
+
+    from lake_pipeline.cli import main
+
+    monkeypatch.setitem(sys.modules, "hftbacktest", None)  # as if the optional extra were not installed
+    monkeypatch.setitem(sys.modules, "hftbacktest.data", None)
+    rc = main(["export", "--format", "hftbacktest", "--data-root", str(sim_quarter_hour), "--symbol", SYM,
+               "--date", DAY, "--out", str(tmp_path / "x.npz")])
+    assert rc == 2
+    assert "pip install 'lake_pipeline[hftbacktest]'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    assert main(["export", "--format", "hftbacktest", "--data-root", str(sim_quarter_hour), "--symbol", SYM,
+                 "--date", "2024-08-09..2024-08-08", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "the range ends before it starts" in capsys.readouterr().err

@@ -23,7 +23,8 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from lake_pipeline.defs import fidelity as fd  # noqa: E402
 
-KEY = f"{fxt.DATE}|{fxt.SYMBOL}"
+PART = Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
+KEY = PART.key  # 2024-08-08|BINANCE.BTC-USDT
 
 
 @dg.asset(key=dg.AssetKey("unified_events"), partitions_def=instrument_date_partitions)

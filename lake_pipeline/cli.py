@@ -1,5 +1,7 @@
 """`lake-pipeline <component> …`: every component runs without Dagster too.
 
+Exit codes (all commands): 0 done, 2 bad input or usage, 3 missing at the source, 4 an input changed during the
+run, 5 environment (disk full, permissions), 1 a bug, 130 interrupted; see `lake_pipeline/exits.py`.
 Each component owns a small `cli.py` module exposing `register(subparsers)`; heavy imports (numba, dagster,
 polars) happen inside the command handlers so `lake-pipeline --help` stays fast.
 """
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from lake_pipeline import exits
 
 # Modules that contribute sub-commands. Each has `register(sub: argparse._SubParsersAction) -> None` and sets
 # `func` on its parsers (a callable taking the parsed Namespace and returning an exit code).
@@ -29,13 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lake-pipeline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # component not built yet
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -43,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (Exception, KeyboardInterrupt) as exc:
         # Domain errors carry the file / partition / field in their message; show it without a traceback.
-        print(f"lake-pipeline {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        code, message = exits.describe(exc)
+        if code == exits.BUG:
+            raise
+        print(f"lake-pipeline {args.command}: error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -48,41 +48,77 @@ class SymbolSpec:
         return d
 
 
-def _by_venue(table: dict, source: Path) -> dict[Instrument, dict]:
-    """`{VENUE: {SYMBOL: {tick, lot[, step]}}}` -> {Instrument: entry}. A file in the older flat layout
-    (`{SYMBOL: {tick, lot}}`) still loads: each symbol goes to its default venue."""
-    out: dict[Instrument, dict] = {}
-    for name, value in (table or {}).items():
-        if not isinstance(value, dict):
-            raise ValueError(f"{source}: entry {name!r} is not a mapping")
-        if "tick" in value:  # flat layout: SYMBOL -> spec
-            out[Instrument(default_venue(name), name)] = value
+def read_yaml_mapping(path: Path, what: str) -> dict:
+    """A YAML file whose top level is a mapping (empty file: {}); a ValueError naming the file otherwise."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: {what} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: {what} is not a text file ({exc})") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: {what} must be a mapping at the top level, found {type(doc).__name__}")
+    return doc
+
+
+def positive_decimal(value: object, where: str) -> Decimal:
+    """`value` as an exact positive Decimal ("0.01", 0.01), else a ValueError naming `where`."""
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{where}: {value!r} is not a decimal number") from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError(f"{where}: {value!r} must be a positive number")
+    return number
+
+
+def _entry(name: str, entry: object, source: Path) -> dict:
+    if not isinstance(entry, dict) or "tick" not in entry or "lot" not in entry:
+        what = f"{name} needs tick and lot" if "." in name else f"symbol {name!r} needs a mapping with 'tick' and 'lot'"
+        raise ValueError(f"{source}: {what}, found {entry!r}")
+    return entry
+
+
+def _by_venue(table: dict, source: Path) -> dict[Instrument, tuple[str, dict]]:
+    """`{VENUE: {SYMBOL: {tick, lot[, step]}}}` -> {Instrument: (name as written, entry)}. A file in the older flat
+    layout (`{SYMBOL: {tick, lot}}`) still loads: each symbol goes to its default venue."""
+    out: dict[Instrument, tuple[str, dict]] = {}
+    for name, value in table.items():
+        name = str(name)
+        if not isinstance(value, dict) or "tick" in value or "lot" in value:  # flat layout: SYMBOL -> spec
+            out[Instrument(default_venue(name), name)] = (name, _entry(name, value, source))
             continue
         for symbol, entry in value.items():
-            if not isinstance(entry, dict) or "tick" not in entry or "lot" not in entry:
-                raise ValueError(f"{source}: {name}.{symbol} needs tick and lot")
-            out[Instrument(name, symbol)] = entry
+            out[Instrument(name, str(symbol))] = (f"{name}.{symbol}", _entry(f"{name}.{symbol}", entry, source))
     return out
 
 
 @lru_cache(maxsize=1)
-def _configured() -> dict[Instrument, dict]:
-    path = Path(__file__).with_name("symbols.yaml")
-    table = _by_venue(yaml.safe_load(path.read_text()), path)
-    extra = os.environ.get(SYMBOLS_FILE_ENV)
-    if extra:
-        table.update(_by_venue(yaml.safe_load(Path(extra).read_text()), Path(extra)))
+def _configured() -> dict[Instrument, tuple[Path, str, dict]]:
+    """instrument -> (file it comes from, its name there, its entry), from the shipped symbols.yaml and
+    $LAKE_SYMBOLS_FILE (which overrides)."""
+    paths = [Path(__file__).with_name("symbols.yaml")]
+    if os.environ.get(SYMBOLS_FILE_ENV):
+        paths.append(Path(os.environ[SYMBOLS_FILE_ENV]))
+    table: dict[Instrument, tuple[Path, str, dict]] = {}
+    for path in paths:
+        for instrument, (name, entry) in _by_venue(read_yaml_mapping(path, "the symbols file"), path).items():
+            table[instrument] = (path, name, entry)
     return table
 
 
 def symbol_spec(instrument: Instrument) -> SymbolSpec | None:
     """The configured spec of `instrument`, or None when it is not in config (caller infers from data).
     The same symbol may trade with different tick/lot on two venues, so the venue is part of the lookup."""
-    entry = _configured().get(instrument)
-    if entry is None:
+    found = _configured().get(instrument)
+    if found is None:
         return None
-    step = Decimal(str(entry["step"])) if "step" in entry else None
-    return SymbolSpec(instrument.symbol, Decimal(str(entry["tick"])), Decimal(str(entry["lot"])), "config", step)
+    path, name, entry = found
+    tick, lot = (positive_decimal(entry[k], f"{path}: {name}.{k}") for k in ("tick", "lot"))
+    step = positive_decimal(entry["step"], f"{path}: {name}.step") if "step" in entry else None
+    return SymbolSpec(instrument.symbol, tick, lot, "config", step)
 
 
 def configured_instruments() -> list[Instrument]:

@@ -316,6 +316,8 @@ class ReferenceReplay:
             self._state(t)
 
     def run(self, trades: list[Trade], deltas: list[Delta], snaps: list[Snapshot]) -> Result:
+        # the value policy (lake/values.py): a delta row equal to the row before it in the file is dropped
+        deltas = [d for i, d in enumerate(deltas) if i == 0 or d != deltas[i - 1]]
         keyed = [((e.time, 0, 0, 0, i), e) for i, e in enumerate(trades)]
         keyed += [((e.time, 1, _seq_key(e.seq), 0, i), e) for i, e in enumerate(deltas)]
         keyed += [((e.time, 1, _seq_key(e.seq), 1, i), e) for i, e in enumerate(snaps)]

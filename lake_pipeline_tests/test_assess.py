@@ -150,7 +150,8 @@ def test_origin_time_float_artefacts_match_numpy(sim_root, report):
 def test_report_files_and_recommendation_on_the_faulty_day(sim_root, report):
     out = assessment_dir(sim_root, Partition(EX, SYM, DAY))
     data = json.loads((out / "assessment.json").read_text())
-    assert data["recommended_strategy"] == "full_event_replay" and data["event_time_source"] == "origin_time"
+    assert data["recommended_strategy"] == "full_event_replay" and "event_time_source" not in data
+    assert data["value_checks"] == {"ok": True, "error": None, "repairs": {"duplicate_delta_rows_dropped": 0}}
     assert isinstance(data["strategy_reasons"], list) and all(isinstance(r, str) for r in data["strategy_reasons"])
     md = (out / "assessment.md").read_text()
     assert "**Recommended strategy: `full_event_replay`**" in md
@@ -179,10 +180,11 @@ def test_blanked_origin_time_switches_the_event_time_and_says_why(sim_root, tmp_
             t.schema.get_field_index("timestamp"), "timestamp", pa.array([b] * t.num_rows, pa.int64())))
         n[table] = t.num_rows
     rep = assess_partition(root, Partition(EX, SYM, DAY))
-    assert rep["event_time_source"] == "received_time"
     assert rep["recommended_strategy"] == "full_event_replay"  # message order comes from sequence_number
     reasons = " ".join(rep["strategy_reasons"])
-    assert "origin_time is missing on too many rows" in reasons and "no strategy here relies on origin_time" in reasons
+    assert ("rows without it use their own received_time, row by row: "
+            f"trades {n['trades']:,} row(s), book {n['book']:,} row(s), book_delta_v2 {n['book_delta_v2']:,} row(s)"
+            ) in reasons
     o = {k: rep["tables"][k]["origin_time"] for k in n}
     assert (o["trades"]["non_positive"], o["book"]["non_positive"], o["book_delta_v2"]["null"]) == (
         n["trades"], n["book"], n["book_delta_v2"])
@@ -191,7 +193,7 @@ def test_blanked_origin_time_switches_the_event_time_and_says_why(sim_root, tmp_
 
     shutil.rmtree(lake_ready(root, Partition(EX, SYM, DAY), "book_delta_v2"))
     rep = assess_partition(root, Partition(EX, SYM, DAY))
-    assert (rep["recommended_strategy"], rep["event_time_source"]) == ("snapshot_anchored", "received_time")
+    assert rep["recommended_strategy"] == "snapshot_anchored"
 
 
 def test_without_any_valid_snapshot_the_fallback_is_origin_time_sort(sim_root, tmp_path):
@@ -274,3 +276,35 @@ def test_trades_only_partition_and_an_empty_book_file(data_root):
     assert "none of the 0 snapshots is valid" in " ".join(rep["strategy_reasons"])
     assert rep["tables"]["trades"]["rows"] == 2_000 and rep["tables"]["trades"]["latency_ms"]["n"] == 2_000
     write_assessment(rep, data_root)  # renders with absent sections
+
+
+# ---------------------------------------------------------------- agreement with reconstruct ----------------------
+def test_assess_warns_about_data_reconstruct_refuses(sim_root, tmp_path):
+    from lake_pipeline.lake.errors import BadValueError
+    from lake_pipeline.reconstruct.run import reconstruct_partition
+
+    root = _variant(sim_root, tmp_path)
+    _rewrite(root, "trades", lambda t: pa.concat_tables([t, t]))  # every trade twice
+    rep = assess_partition(root, Partition(EX, SYM, DAY))
+    checks = rep["value_checks"]
+    assert not checks["ok"] and "repeats the trade id of row 0" in checks["error"]
+    assert rep["strategy_reasons"][0] == f"WARNING: reconstruct will refuse this partition: {checks['error']}"
+    with pytest.raises(BadValueError) as refused:
+        reconstruct_partition(root, Partition(EX, SYM, DAY))
+    assert str(refused.value) == checks["error"]  # the same rule, the same message
+
+
+def test_repeated_delta_rows_are_counted_as_a_repair(sim_root, tmp_path):
+    root = _variant(sim_root, tmp_path)
+    _rewrite(root, "book_delta_v2", lambda t: pa.concat_tables([t.slice(0, 10), t.slice(9, 1), t.slice(10)]))
+    rep = assess_partition(root, Partition(EX, SYM, DAY))
+    assert rep["value_checks"] == {"ok": True, "error": None, "repairs": {"duplicate_delta_rows_dropped": 1}}
+    assert "1 input rows repaired by reconstruct (duplicate delta rows dropped)" in rep["strategy_reasons"]
+
+
+def test_an_empty_book_table_is_called_empty(sim_root, tmp_path):
+    root = _variant(sim_root, tmp_path)
+    _rewrite(root, "book", lambda t: t.slice(0, 0))
+    rep = assess_partition(root, Partition(EX, SYM, DAY))
+    reasons = " ".join(rep["strategy_reasons"])
+    assert "book: present but without rows" in reasons and "origin_time is missing" not in reasons

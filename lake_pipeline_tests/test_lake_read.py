@@ -33,6 +33,16 @@ from lake_pipeline.paths import lake_ready
 from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS, LAKE_LOADED, LAKE_STORED, NORMALISED
 
 EX, SYM, DAY = "BINANCE", "BTC-USDT", "2022-10-01"
+
+
+def us(ns: int) -> int:
+    """What the reader makes of a lake time: the nearest microsecond (float-second artefacts removed)."""
+    return (ns + 500) // 1000 * 1000
+
+
+def rounded(expected: dict[str, list]) -> dict[str, list]:
+    """Expected normalised columns with their times rounded like the reader does."""
+    return {k: [us(t) for t in v] if k.endswith("_time") else v for k, v in expected.items()}
 T0 = 1664582400 * 10**9  # 2022-10-01T00:00:00Z in ns
 # Real rows printed in crypto-lake/analysis-sharing (BINANCE BTC-USDT 2022-10-01): float-second artefacts.
 ORIGIN_NS = 1664582400032999936  # 00:00:00.032999936 == int(1664582400.033 * 1e9)
@@ -165,7 +175,8 @@ def test_round_trip_exact_values(data_root: Path, table: str, variant: str) -> N
     else:
         write_lake(data_root, table, loaded(cols), LAKE_LOADED[table])
     df = read_table(data_root, Partition(EX, SYM, DAY), table)
-    assert normalised(df, table) == expected
+    # lake times are float-second images: the reader rounds them to the microsecond (…032999936 -> …033000000)
+    assert normalised(df, table) == rounded(expected)
     assert df.select(NORMALISED[table].names).schema == pl.from_arrow(NORMALISED[table].empty_table()).schema
 
 
@@ -182,11 +193,11 @@ def test_detect_variant_both_sets_and_mixed(data_root: Path, table: str) -> None
 
 def test_first_alias_wins_and_extra_columns_are_ignored(data_root: Path) -> None:
     cols = dict(TRADE_STORED)
-    cols["origin_time"] = [ORIGIN_NS + 1, ORIGIN_NS + 2, ORIGIN_NS + 3]  # lakeapi name listed first: it wins
+    cols["origin_time"] = [ORIGIN_NS + 1064, ORIGIN_NS + 2064, ORIGIN_NS + 3064]  # lakeapi name listed first: it wins
     cols["venue_note"] = ["x", "y", "z"]
     write_lake(data_root, "trades", cols)
     df = read_table(data_root, Partition(EX, SYM, DAY), "trades")
-    assert df["origin_time"].to_list() == [ORIGIN_NS + 1, ORIGIN_NS + 2, ORIGIN_NS + 3]
+    assert df["origin_time"].to_list() == [us(ORIGIN_NS) + 1000, us(ORIGIN_NS) + 2000, us(ORIGIN_NS) + 3000]
     assert "venue_note" not in df.columns
 
 
@@ -236,7 +247,7 @@ MS_AS_NS = [v * 10**6 for v in MS]
         (pa.array([ORIGIN_NS, RECEIVED_NS], pa.timestamp("ns")), [ORIGIN_NS, RECEIVED_NS]),
         (pa.array(MS, pa.timestamp("ms", tz="UTC")), MS_AS_NS),
         (pa.array([ORIGIN_NS, RECEIVED_NS], pa.timestamp("ns", tz="Asia/Tokyo")), [ORIGIN_NS, RECEIVED_NS]),
-        # float seconds -> int(s * 1e9): reproduces the lake's own ns, artefacts included
+        # float seconds -> the same ns as the lake's own int64 ones, then both are rounded to the microsecond
         (pa.array([1664582400.033, 1664582400.286983936], pa.float64()), [ORIGIN_NS, RECEIVED_NS]),
         (pa.array([1664582400.043, 1664582400.0], pa.float64()), [1664582400043000064, T0]),
     ],
@@ -249,18 +260,19 @@ def test_time_normalisation(data_root: Path, array: pa.Array, expected: list[int
     cols["receipt_timestamp"] = array
     write_lake(data_root, "book_delta_v2", cols)
     df = read_table(data_root, Partition(EX, SYM, DAY), "book_delta_v2")
-    assert df["origin_time"].to_list() == expected
-    assert df["received_time"].to_list() == expected
+    assert df["origin_time"].to_list() == [us(t) for t in expected]
+    assert df["received_time"].to_list() == [us(t) for t in expected]
+    assert us(ORIGIN_NS) == 1664582400033000000 and us(1664582400043000064) == 1664582400043000000
 
 
 def test_missing_origin_time_becomes_null(data_root: Path) -> None:
     cols = {k: v * 2 for k, v in TRADE_STORED.items()}
     cols["timestamp"] = pa.array([ORIGIN_NS, 0, -1, None, -5, ORIGIN_NS], pa.int64())
     write_lake(data_root, "trades", cols)
-    assert read_table(data_root, Partition(EX, SYM, DAY), "trades")["origin_time"].to_list() == [ORIGIN_NS, None, None, None, None, ORIGIN_NS]
+    assert read_table(data_root, Partition(EX, SYM, DAY), "trades")["origin_time"].to_list() == [us(ORIGIN_NS), None, None, None, None, us(ORIGIN_NS)]
     cols["timestamp"] = pa.array([1664582400.033, 0.0, -1.0, None, float("nan"), 1664582400.033], pa.float64())
     write_lake(data_root, "trades", cols)
-    assert read_table(data_root, Partition(EX, SYM, DAY), "trades")["origin_time"].to_list() == [ORIGIN_NS, None, None, None, None, ORIGIN_NS]
+    assert read_table(data_root, Partition(EX, SYM, DAY), "trades")["origin_time"].to_list() == [us(ORIGIN_NS), None, None, None, None, us(ORIGIN_NS)]
 
 
 def test_missing_received_time_is_an_error_naming_file_column_row(data_root: Path) -> None:
@@ -466,7 +478,7 @@ def test_scan_is_lazy_and_validates_as_data_flows(data_root: Path) -> None:
     lf = scan_table(data_root, Partition(EX, SYM, DAY), "trades")  # builds the plan from footers only: no error yet
     assert isinstance(lf, pl.LazyFrame)
     assert lf.select(pl.len()).collect().item() == 9  # no column projected: nothing decoded or validated
-    assert normalised(lf.head(1).collect(), "trades") == {k: v[:1] for k, v in TRADE_EXPECTED.items()}
+    assert normalised(lf.head(1).collect(), "trades") == {k: v[:1] for k, v in rounded(TRADE_EXPECTED).items()}
     with pytest.raises(OffGridError) as err:
         lf.collect()
     assert (err.value.path, err.value.column, err.value.file_row) == (bad, "price", 1)
@@ -485,8 +497,8 @@ def test_describe_partition(data_root: Path) -> None:
     assert info["variant"] == "stored"
     assert info["schema"] == {"side": "string", "amount": "double", "price": "double", "id": "int64",
                               "timestamp": "int64", "receipt_timestamp": "int64"}
-    assert info["first_time"] == "2022-10-01T00:00:00.286983936Z"
-    assert info["last_time"] == "2022-10-01T00:00:00.287030784Z"
+    assert info["first_time"] == "2022-10-01T00:00:00.286984000Z"
+    assert info["last_time"] == "2022-10-01T00:00:00.287031000Z"
     assert info["origin_time_missing"] == 1
     assert info["contains_gaps"] == "Yes"
     assert info["spec"] == {"symbol": SYM, "tick": "0.01", "lot": "0.00001", "source": "config"}
@@ -503,13 +515,15 @@ def test_raw_lake_asset_materialises_with_describe_metadata(data_root: Path) -> 
     day = "2024-08-08"
     directory = lake_ready(data_root, Partition(EX, SYM, day), "book_delta_v2")
     directory.mkdir(parents=True)
-    pq.write_table(pa.table(DELTA_STORED, schema=LAKE_STORED["book_delta_v2"]), directory / "1.snappy.parquet")
+    shift = 677 * 86_400 * 10**9  # 2022-10-01 -> 2024-08-08: times must lie in the partition's day
+    cols = {k: [t + shift for t in v] if k.endswith("timestamp") else v for k, v in DELTA_STORED.items()}
+    pq.write_table(pa.table(cols, schema=LAKE_STORED["book_delta_v2"]), directory / "1.snappy.parquet")
     asset = next(a for a in assets if a.key.path[-1] == "book_delta_v2")
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([asset], partition_key=partition_key(Partition(EX, SYM, day)), instance=instance,
                                 resources={"data_root": DataRoot(path=str(data_root))})
     md = result.asset_materializations_for_node(asset.op.name)[0].metadata
     assert md["dagster/row_count"].value == 3 and md["schema_variant"].value == "stored"
-    assert md["first_time"].value == "2022-10-01T00:00:00.286983936Z"
+    assert md["first_time"].value == "2024-08-08T00:00:00.286984000Z"
     assert md["symbol_spec"].value == {"symbol": SYM, "tick": "0.01", "lot": "0.00001", "source": "config"}
     assert [c.name for c in md["dagster/column_schema"].schema.columns] == list(DELTA_STORED)

@@ -105,7 +105,7 @@ def test_event_times_going_backwards_inside_a_file(good) -> None:
     root, deltas, before = good
     columns = deltas_columns(deltas)
     k = 2 * len(deltas) // 3
-    columns["timestamp"][k] -= 3600 * S  # an hour back: far beyond what the merge absorbs
+    columns["timestamp"][k] -= 3 * S  # 3 s back: beyond the 1 s the merge absorbs (still inside the day)
     path = write_table(root, "book_delta_v2", columns)
     _expect_failure(root, before, DisorderError, rf"{path}: event times go backwards at row {k} ", chunk_rows=40)
 
@@ -121,3 +121,75 @@ def test_small_disorder_is_absorbed_in_event_time_order(data_root) -> None:
     write_partition(data_root, trades, deltas, snaps)
     reconstruct_partition(data_root, Partition(EX, SYM, DAY), chunk_rows=20)
     assert unified(data_root).equals(in_order)
+
+
+# ---- the value policy (lake/values.py) --------------------------------------------------------------------------
+
+YEAR_2090 = 3_789_000_000 * S
+
+
+@pytest.mark.parametrize(("table", "column", "value", "problem"), [
+    ("trades", "price", 0.0, r"value 0\.0 is not a price: prices must be > 0"),
+    ("book_delta_v2", "price", 0.0, r"value 0\.0 is not a price: prices must be > 0"),
+    ("trades", "price", 1e12, r"value 1000000000000\.0 is more than 1000x away from the partition's median"),
+    ("book_delta_v2", "price", 1e12, r"value 1000000000000\.0 is more than 1000x away from the partition's median"),
+    ("trades", "timestamp", YEAR_2090, r"value 3789000000000000000 \(2090-01-25T04:00:00\.000000Z\) is outside the partition's day dt=2024-08-08 \+- 300 s"),
+    ("book_delta_v2", "receipt_timestamp", YEAR_2090, r"value 3789000000000000000 .* is outside the partition's day"),
+])
+def test_values_that_cannot_be_right_publish_nothing(good, table, column, value, problem) -> None:
+    from lake_pipeline.lake.errors import BadValueError
+    from lake_pipeline_tests.recon_support import trades_columns
+
+    root, deltas, before = good
+    trades = random_partition(9, n_messages=80)[0]
+    columns = trades_columns(trades) if table == "trades" else deltas_columns(deltas)
+    k = len(columns[column]) // 2
+    columns[column][k] = value
+    path = write_table(root, table, columns)
+    _expect_failure(root, before, BadValueError, rf"{path}: column '{column}', row {k} \(0-based, in this file\): "
+                    + problem, chunk_rows=40)
+
+
+def test_duplicated_trades_are_refused_naming_both_rows(good) -> None:
+    from lake_pipeline.lake.errors import BadValueError
+    from lake_pipeline_tests.recon_support import trades_columns
+
+    root, _, before = good
+    trades = random_partition(9, n_messages=80)[0]
+    columns = trades_columns(trades)
+    n = len(trades)
+    doubled = {k: [v for v in vals for _ in (0, 1)] for k, vals in columns.items()}  # every trade twice, in place
+    path = write_table(root, "trades", doubled)
+    _expect_failure(root, before, BadValueError,
+                    rf"{path}: column 'id', row 1 \(0-based, in this file\): value {columns['id'][0]} repeats the trade "
+                    rf"id of row 0 of 1\.snappy\.parquet")
+    assert n > 2
+
+
+def test_input_replaced_during_the_run_publishes_nothing(good) -> None:
+    """acquire replaces a ready partition by renaming a new directory over it; a run reading the old one must not
+    publish a mix of both."""
+    import os
+    import shutil
+
+    from lake_pipeline.exits import InputChangedError
+
+    root, deltas, before = good
+    ready = lake_ready(root, Partition(EX, SYM, DAY), "book_delta_v2")
+    calls = []
+
+    def replace_deltas(done: int, total: int) -> None:
+        if not calls:
+            fresh = ready.with_name(f".{ready.name}.new")
+            shutil.copytree(ready, fresh)  # same bytes, new files (as acquire's publication makes)
+            old = ready.with_name(f".{ready.name}.old")
+            os.replace(ready, old)
+            os.replace(fresh, ready)
+            shutil.rmtree(old)
+        calls.append(done)
+
+    _expect_failure(root, before, InputChangedError, r"input table\(s\) book_delta_v2 changed during the reconstruction",
+                    chunk_rows=40, progress=replace_deltas)
+    assert len(calls) > 1
+    reconstruct_partition(root, Partition(EX, SYM, DAY), chunk_rows=40)  # run again: the same content publishes the same
+    assert unified(root).equals(before)

@@ -34,7 +34,8 @@ from lake_pipeline_tests.reference_replay import Snapshot, Trade
 
 # Prices and sizes whose float64 is not exact; a truncating conversion would get some of them wrong
 # (int(0.29 * 1e8) == 28999999, research peer_lessons.md trap 1).
-AWKWARD = [(61234.56, 0.29), (0.01, 0.00000001), (99999.99, 1234.56789012), (30000.07, 0.1), (12345.67, 0.3)]
+# prices stay within values.PRICE_BAND (1000x) of the median: a BTC trade at 0.01 is refused as a bad value
+AWKWARD = [(61234.56, 0.29), (30.01, 0.00000001), (99999.99, 1234.56789012), (30000.07, 0.1), (12345.67, 0.3)]
 
 
 def _awkward_partition(root) -> None:
@@ -65,7 +66,9 @@ def test_exact_schemas_parquet_settings_and_markers(data_root) -> None:
         assert (directory / "_SUCCESS").exists()
         assert json.loads((directory / "_summary.json").read_text())["rows"] == summary.rows
     table = unified(data_root)
-    assert table.num_rows == len(trades) + len(deltas) + len(snaps) == summary.total_rows
+    repeated = summary.repairs["duplicate_delta_rows_dropped"]
+    assert repeated == sum(1 for a, b in zip(deltas, deltas[1:]) if a == b)
+    assert table.num_rows == len(trades) + len(deltas) - repeated + len(snaps) == summary.total_rows
     times = table["event_time"].cast("int64").to_pylist()
     assert times == sorted(times)
     assert book_states(data_root).num_rows == summary.book_state_rows

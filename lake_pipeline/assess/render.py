@@ -163,7 +163,7 @@ def render_markdown(report: dict) -> str:
     lines = [
         f"# Data assessment — {report['exchange']} {report['symbol']} {report['date']}",
         "",
-        f"**Recommended strategy: `{report['recommended_strategy']}`** (event time: `{report['event_time_source']}`)",
+        f"**Recommended strategy: `{report['recommended_strategy']}`**",
         "",
     ]
     lines += [f"- {r}" for r in report["strategy_reasons"]] + [""]

@@ -25,10 +25,13 @@ from lake_pipeline.assess.timing import latency, monotonicity, origin_availabili
 from lake_pipeline.atomic import write_json_atomic, write_text_atomic
 from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.validate import day_bounds_ns, iso_ns
+from lake_pipeline.lake.infer import resolve_symbol_spec
+from lake_pipeline.lake.partition_checks import check_partition
+from lake_pipeline.lake.values import TIME_HOLE_S
 from lake_pipeline.paths import assessment_dir
 
 DEFAULT_CHUNK_ROWS = 1_000_000
-DEFAULT_HOLE_THRESHOLD_S = 5.0
+DEFAULT_HOLE_THRESHOLD_S = TIME_HOLE_S
 
 
 def _strip_private(obj):
@@ -57,6 +60,19 @@ def _table_section(name: str, t, events: pl.DataFrame | None, day_start: int) ->
         "monotonicity": monotonicity(events),
         "per_hour": per_hour(events, day_start),
     }
+
+
+def _value_checks(data_root: Path, part: Partition, tables: dict) -> dict:
+    """The value policy exactly as reconstruct applies it (lake/partition_checks.py): `ok`, the error that
+    reconstruct would stop with, and the counted repairs (repeated delta rows it drops)."""
+    if not tables["trades"].present:
+        return {"ok": True, "error": None, "repairs": {}}
+    spec = resolve_symbol_spec(data_root, part)
+    try:
+        checks = check_partition(data_root, part, spec, all_rows=True)
+    except ValueError as exc:
+        return {"ok": False, "error": str(exc), "repairs": {}}
+    return {"ok": True, "error": None, "repairs": checks.repairs}
 
 
 def assess_partition(
@@ -92,9 +108,9 @@ def assess_partition(
             events["book"], events["book_delta_v2"], report["book_delta_v2"]["time_holes"]["_intervals"])
     report["cross_table"]["origin_order_inversions"] = origin_order_inversions(events)
     report["memory"] = memory_estimate(data_root, part, tables, chunk_rows)
-    strategy, reasons, time_source = recommend(report, thresholds)
-    report = {"recommended_strategy": strategy, "strategy_reasons": reasons, "event_time_source": time_source,
-              **_strip_private(report)}
+    report["value_checks"] = _value_checks(data_root, part, tables)
+    strategy, reasons = recommend(report, thresholds)
+    report = {"recommended_strategy": strategy, "strategy_reasons": reasons, **_strip_private(report)}
     report["seconds"] = round(time.perf_counter() - t0, 3)
     logger.info(f"assessment {part}: {strategy} in {report['seconds']:.1f} s")
     return report

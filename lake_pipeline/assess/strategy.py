@@ -5,8 +5,9 @@
 * `snapshot_anchored` needs valid snapshots; used when the deltas are absent or too sparse.
 * `origin_time_sort` is the fallback when there is no usable snapshot at all.
 
-Independently, the event time is origin_time when it is present on (nearly) every event of every table, else
-received_time for the whole partition (one time base per day, research cryptolake.md §9.1).
+The event time is origin_time; a row without one uses its own received_time (row by row, exactly as reconstruct
+does). The reasons say how many rows fall back. Data that reconstruct refuses (the value policy, lake/values.py,
+checked by the same code in `value_checks`) gets a first reason saying so.
 """
 
 from __future__ import annotations
@@ -21,36 +22,35 @@ class StrategyThresholds:
     min_delta_coverage: float = 0.1
     """Share of the seconds that have snapshots which must also have delta messages. Low on purpose: the replay
     re-seeds from snapshots across delta holes, so even patchy deltas beat snapshots alone where they exist."""
-    min_origin_share: float = 0.99
-    """origin_time must be present on this share of every table's rows to be the event time."""
 
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
-def recommend(report: dict, th: StrategyThresholds = StrategyThresholds()) -> tuple[str, list[str], str]:
-    """(strategy, reasons, event_time_source) from an assessment report's sections."""
+def recommend(report: dict, th: StrategyThresholds = StrategyThresholds()) -> tuple[str, list[str]]:
+    """(strategy, reasons) from an assessment report's sections."""
     tables = report["tables"]
     reasons: list[str] = []
+    checks = report.get("value_checks") or {"ok": True}
+    if not checks["ok"]:
+        reasons.append(f"WARNING: reconstruct will refuse this partition: {checks['error']}")
+    for name, count in (checks.get("repairs") or {}).items():
+        if count:
+            reasons.append(f"{count:,} input rows repaired by reconstruct ({name.replace('_', ' ')})")
     deltas, book = report.get("book_delta_v2"), report.get("book")
     valid_snapshots = book["crossed"]["valid_rows"] if book else 0
     book_seconds = book["seconds_with_data"] if book else 0
 
-    origin_shares = {n: t["origin_time"]["present_share"] for n, t in tables.items() if t["present"]}
-    low = {n: s for n, s in origin_shares.items() if s is None or s < th.min_origin_share}
-    if low:
-        time_source = "received_time"
-        reasons.append(
-            "origin_time is missing on too many rows (present: "
-            + ", ".join(f"{n} {_pct(s)}" for n, s in low.items())
-            + f"; needed ≥ {_pct(th.min_origin_share)}): event time falls back to received_time for the whole "
-            "partition, so no strategy here relies on origin_time"
-        )
-    else:
-        time_source = "origin_time"
-        reasons.append("origin_time present on " + ", ".join(f"{n} {_pct(s)}" for n, s in origin_shares.items())
-                       + ": it is the event time")
+    empty = [n for n, t in tables.items() if t["present"] and not t["rows"]]
+    if empty:
+        reasons.append(f"{', '.join(empty)}: present but without rows")
+    origin = {n: t["origin_time"] for n, t in tables.items() if t["present"] and t["rows"]}
+    fallback = {n: o["rows"] - o["present"] for n, o in origin.items() if o["rows"] - o["present"]}
+    reasons.append("event time is origin_time (present on " + ", ".join(
+        f"{n} {_pct(o['present_share'])}" for n, o in origin.items()) + ")" + (
+        "; rows without it use their own received_time, row by row: "
+        + ", ".join(f"{n} {k:,} row(s)" for n, k in fallback.items()) if fallback else ""))
 
     if deltas:
         coverage = deltas["seconds_with_data"] / book_seconds if book_seconds else None
@@ -92,7 +92,7 @@ def recommend(report: dict, th: StrategyThresholds = StrategyThresholds()) -> tu
         else:
             reasons.append(f"none of the {book['crossed']['rows']:,} snapshots is valid (two-sided and uncrossed)")
         reasons.append("without a valid snapshot no book can be anchored: events are merged in time order only"
-                       + ("" if time_source == "origin_time" else " (by received_time, origin_time being missing)"))
+                       + (" (rows without origin_time by their received_time)" if fallback else ""))
     for name, t in tables.items():
         lat = t.get("latency_ms", {}) if t["present"] else {}
         if lat.get("n") and lat["negative_share"] > 0.01:
@@ -101,4 +101,4 @@ def recommend(report: dict, th: StrategyThresholds = StrategyThresholds()) -> tu
                 f"{lat['p50']:,.1f} ms): the capture clock lags the exchange clock, so received_time only breaks ties")
     if book and book["crossed"]["crossed_rows"]:
         reasons.append(f"{book['crossed']['crossed_rows']:,} crossed snapshot rows are never used as seeds")
-    return strategy, reasons, time_source
+    return strategy, reasons

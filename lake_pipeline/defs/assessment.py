@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from lake_pipeline.lake.values import TIME_HOLE_S
+
 from lake_pipeline import paths
 from lake_pipeline.defs.automation import downstream_of_new_data
 from lake_pipeline.partitions import instrument_date_partitions, partition_of
@@ -13,7 +15,7 @@ RAW_KEYS = [dg.AssetKey(["lake", t]) for t in LAKE_TABLES]
 
 class AssessmentConfig(dg.Config):
     chunk_rows: int = 1_000_000
-    hole_threshold_s: float = 5.0
+    hole_threshold_s: float = TIME_HOLE_S
 
 
 @dg.asset(
@@ -38,7 +40,8 @@ def data_assessment(context: dg.AssetExecutionContext, config: AssessmentConfig,
     snap = report["cross_table"].get("snapshot_vs_deltas", {})
     return dg.MaterializeResult(metadata=data_root.for_ui({
         "recommended_strategy": report["recommended_strategy"],
-        "event_time_source": report["event_time_source"],
+        "reconstructable": report["value_checks"]["ok"],
+        "value_repairs": report["value_checks"]["repairs"],
         "summary": dg.MetadataValue.md(render_markdown(report)),
         "report_json": dg.MetadataValue.path(str(json_path)),
         "report_md": dg.MetadataValue.path(str(md_path)),

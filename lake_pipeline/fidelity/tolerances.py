@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from lake_pipeline.config import read_yaml_mapping
 from lake_pipeline.fidelity import catalog
 
 DEFAULT_PATH = Path(__file__).with_name("tolerances.yaml")
@@ -58,21 +59,34 @@ class Tolerances:
                 "settings": self.settings, "metrics": self.metrics}
 
 
+def _number(value: Any, path: Path, metric: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: metric {metric!r} has a tolerance {value!r} that is not a number") from None
+
+
 def load(path: str | Path | None = None) -> Tolerances:
     """Read and validate a tolerance config; unknown metric names and bad fields are errors naming the file."""
     p = Path(path) if path else DEFAULT_PATH
     if not p.is_file():
         raise FileNotFoundError(f"tolerance config not found: {p}")
     raw = p.read_bytes()
-    doc = yaml.safe_load(raw) or {}
+    doc = read_yaml_mapping(p, "the tolerance config")
     if not isinstance(doc.get("version"), int):
         raise ValueError(f"{p}: 'version' must be an integer")
     metrics = doc.get("metrics") or {}
+    for key in ("metrics", "settings", "bootstrap", "calibration"):
+        if not isinstance(doc.get(key) or {}, dict):
+            raise ValueError(f"{p}: {key!r} must be a mapping")
     for name, entry in metrics.items():
-        catalog.get(name)
+        try:
+            catalog.get(name)
+        except ValueError as exc:
+            raise ValueError(f"{p}: {exc}") from None
         if not isinstance(entry, dict) or "tolerance" not in entry:
             raise ValueError(f"{p}: metric {name!r} needs a 'tolerance' field")
-        if entry["tolerance"] is not None and float(entry["tolerance"]) < 0:
+        if entry["tolerance"] is not None and _number(entry["tolerance"], p, name) < 0:
             raise ValueError(f"{p}: metric {name!r} has a negative tolerance")
     unknown = set(doc.get("settings") or {}) - set(DEFAULT_SETTINGS)
     if unknown:

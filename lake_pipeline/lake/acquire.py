@@ -23,12 +23,19 @@ from lake_pipeline import __version__
 from lake_pipeline.atomic import atomic_dir, write_json_atomic
 from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.download import DEFAULT_CHUNK_BYTES, download_objects, sidecar_path
+from lake_pipeline.lake.partition_writer import MANIFEST
 from lake_pipeline.lake.retry import RetryPolicy
 from lake_pipeline.lake.source import ObjectSource, SourceObject, open_source
-from lake_pipeline.lake.validate import DEFAULT_TOLERANCE_S, FileCheck, ValidationError, validate_file
+from lake_pipeline.lake.validate import (
+    DEFAULT_TOLERANCE_S,
+    FileCheck,
+    ValidationError,
+    duplicate_trade_id_error,
+    validate_file,
+)
+from lake_pipeline.lake.values import REPAIR_DUPLICATE_DELTA_ROWS
 from lake_pipeline.paths import lake_ready, lake_staging
 
-MANIFEST = "_manifest.json"
 VALIDATION_REPORT = "_validation.json"
 
 ACQUIRED, UP_TO_DATE, MISSING = "acquired", "up_to_date", "missing"
@@ -92,6 +99,8 @@ def _manifest(table: str, part: Partition, source_url: str, checks: list[FileChe
         "acquired_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "schema_variant": checks[0].schema_variant, "rows": sum(c.rows for c in checks),
         "bytes": sum(c.obj.size for c in checks), "time_tolerance_s": tolerance_s,
+        "value_repairs": {REPAIR_DUPLICATE_DELTA_ROWS: sum(c.repeated_delta_rows for c in checks)}
+        if table == "book_delta_v2" else {},
         "tool": f"lake_pipeline {__version__}", "files": files,
     }
 
@@ -176,6 +185,8 @@ def acquire_partition(
     ]
     errors = [f"{c.obj.url}: {e}" for c in checks for e in c.errors]
     variants = {c.schema_variant for c in checks if c.schema_variant}
+    if table == "trades" and (dup := duplicate_trade_id_error(checks)):
+        errors.append(dup)
     if len(variants) > 1:
         errors.append("files mix schema variants: " + ", ".join(f"{c.obj.name}={c.schema_variant}" for c in checks))
     report = {"partition": where, "source": src.url, "valid": not errors, "errors": errors,

@@ -2,7 +2,7 @@
 
 `lake-pipeline acquire`: Crypto Lake partitions (S3 or a local directory) -> validated ready zone. Exit codes:
 0 every partition acquired or already up to date; 3 some partitions are missing at the source (and none failed);
-2 a partition failed validation or the source could not be read.
+2 a partition failed validation or the source could not be read; 5 disk full (the partial download is removed).
 
 `lake-pipeline lake-from-capture`: derive lake-format tables from a real golden capture.
 """
@@ -13,10 +13,9 @@ import argparse
 import json
 import sys
 
+from lake_pipeline import exits
+from lake_pipeline.argtypes import non_negative_float, positive_decimal, positive_float, positive_int
 from lake_pipeline.cli_args import add_instrument_args, instrument_arg, partition_arg
-
-EXIT_MISSING = 3
-EXIT_FAILED = 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,9 +33,9 @@ def _register_acquire(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", required=True)
     p.add_argument("--endpoint-url", default=None, help="S3-compatible endpoint (default: AWS)")
     p.add_argument("--anonymous", action="store_true", help="unsigned requests (public buckets, e.g. the sample)")
-    p.add_argument("--concurrency", type=int, default=4, help="ranged GETs in flight (default 4)")
-    p.add_argument("--chunk-mib", type=float, default=8.0, help="ranged GET size in MiB (default 8)")
-    p.add_argument("--time-tolerance-s", type=float, default=300.0,
+    p.add_argument("--concurrency", type=positive_int, default=4, help="ranged GETs in flight (default 4)")
+    p.add_argument("--chunk-mib", type=positive_float, default=8.0, help="ranged GET size in MiB (default 8)")
+    p.add_argument("--time-tolerance-s", type=non_negative_float, default=300.0,
                    help="allowed distance of row times outside the partition's UTC date (default 300)")
     p.add_argument("--no-etag-check", action="store_true", help="skip ETag/MD5 comparison (SSE-KMS buckets)")
     p.add_argument("--force", action="store_true", help="re-acquire even when ready matches the source")
@@ -83,8 +82,8 @@ def _run(args: argparse.Namespace) -> int:
     for r in missing:
         print(f"missing: {r.table} {r.part.hive}")
     if failed:
-        return EXIT_FAILED
-    return EXIT_MISSING if missing else 0
+        return exits.BAD_INPUT
+    return exits.MISSING if missing else exits.OK
 
 
 def _register_from_capture(sub: argparse._SubParsersAction) -> None:
@@ -97,8 +96,10 @@ def _register_from_capture(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--capture", nargs="+", required=True, metavar="FILE", help="capture files, in session order")
     p.add_argument("--data-root", required=True, help="data root (lake/ready/... is written under it)")
     add_instrument_args(p)
-    p.add_argument("--tick", help="price tick (default: symbol config)")
-    p.add_argument("--lot", help="size lot (default: symbol config)")
+    p.add_argument("--tick", type=positive_decimal, help="price tick (default: symbol config)")
+    p.add_argument("--lot", type=positive_decimal, help="size lot (default: symbol config)")
+    p.add_argument("--replace", action="store_true",
+                   help="replace dates already converted from a different capture (default: refuse to mix)")
     p.set_defaults(func=_lake_from_capture)
 
 
@@ -111,6 +112,6 @@ def _lake_from_capture(args: argparse.Namespace) -> int:
     spec = resolve_spec(instrument, args.tick, args.lot)
     with tqdm(unit=" frames", desc="lake-from-capture", disable=None) as bar:
         report = lake_from_capture(args.capture, args.data_root, instrument, spec,
-                                   progress=bar.update)
+                                   progress=bar.update, replace=args.replace)
     print(json.dumps(report.to_dict(), indent=2))
     return 0

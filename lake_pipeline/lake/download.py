@@ -4,10 +4,14 @@ Each object is fetched as fixed-size chunks (ranged GETs) by a bounded thread po
 `<name>.part`. A sidecar `<name>.download.json` records the object identity (url, size, version/ETag) and which
 chunks are on disk, so a killed run resumes with only the missing chunks; a finished file is renamed to `<name>`
 and marked complete, so a re-run skips it. A changed object (other size/ETag) restarts from zero.
+
+A full disk (ENOSPC) removes every partial `.part` of the call (they cannot complete and would keep the disk
+full); the next start also removes `.part` files and sidecars of objects the source no longer lists.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -176,6 +180,20 @@ def _fetch_chunk(source: ObjectSource, dl: _ObjectDownload, index: int, retry: R
     dl.mark_done(index)
 
 
+def remove_stale_parts(staging_dir: Path, keep: set[str]) -> list[Path]:
+    """Delete `<name>.part` files and their sidecars for objects not in `keep` (left by an earlier run)."""
+    removed = []
+    for part in staging_dir.glob(f"*{PART_SUFFIX}"):
+        name = part.name.removesuffix(PART_SUFFIX)
+        if name not in keep:
+            part.unlink(missing_ok=True)
+            sidecar_path(staging_dir, name).unlink(missing_ok=True)
+            removed.append(part)
+    if removed:
+        logger.info(f"{staging_dir}: removed {len(removed)} stale partial download(s)")
+    return removed
+
+
 def download_objects(
     source: ObjectSource,
     objects: Iterable[SourceObject],
@@ -195,6 +213,8 @@ def download_objects(
     if concurrency < 1 or chunk_bytes < 1:
         raise ValueError(f"concurrency ({concurrency}) and chunk_bytes ({chunk_bytes}) must be >= 1")
     staging_dir.mkdir(parents=True, exist_ok=True)
+    objects = list(objects)
+    remove_stale_parts(staging_dir, {o.name for o in objects})
     downloads = [_ObjectDownload(obj, staging_dir, chunk_bytes) for obj in objects]
     present = [d.present_bytes() for d in downloads]
     tasks = [(d, i) for d in downloads for i in d.pending()]
@@ -214,8 +234,9 @@ def download_objects(
                     d.finish()
         except BaseException as exc:
             changed = getattr(exc, "url", None) if isinstance(exc, ObjectChangedError) else None
+            disk_full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
             for d in downloads:
-                if d.obj.url == changed:
+                if d.obj.url == changed or (disk_full and not d.complete):
                     d.discard()
                 else:
                     d.flush()

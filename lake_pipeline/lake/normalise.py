@@ -7,11 +7,14 @@ file row and value. So nothing is read when the frame is built; checks run on wh
 `select(pl.len())`) neither reads nor validates it. Each file gets its own frame (the caller concatenates them),
 which is how errors know their file.
 
-Times: int64 -> ns as is; Arrow timestamps (any unit, naive = UTC, or tz-aware) -> ns since the UTC epoch;
-float seconds -> `int(seconds * 1e9)` (float64 product truncated toward zero), exactly what the lake did to
-cryptofeed's float seconds, so a float input gives the same ns as the lake's own int64 (e.g. 1664582400.033 ->
-1664582400032999936). Values <= 0 / null / NaN are missing: null origin_time, an error for received_time.
-Positive values outside 2000-01-01..2100-01-01 are errors (a ms or µs integer taken for ns).
+Times: int64 ns, Arrow timestamps (any unit, naive = UTC, or tz-aware) and float seconds all become ns since
+the UTC epoch ROUNDED TO THE MICROSECOND. Crypto Lake's times went through cryptofeed's float64 seconds (research
+cryptolake.md §4.1: `…00.032999936` is the float image of .033), whose spacing near 2024 is 0.24 µs; no venue
+stamps finer than 1 µs, so the nearest µs is the exchange's own value (1664582400.033 -> …400033000000 ns) and
+joins on the exchange's ms/µs times match. Values <= 0 / null / NaN are missing: null origin_time, an error for
+received_time. Positive values outside 2000-01-01..2100-01-01 are errors (a ms or µs integer taken for ns), and so
+are times outside the partition's day (`dt=` in the path) +- `values.TIME_MARGIN_S` (lake/values.py).
+Prices and sizes follow the same policy module: prices > 0 (book levels: 0 = absent), sizes >= 0.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -29,6 +33,7 @@ from lake_pipeline.config import SymbolSpec
 from lake_pipeline.lake.columns import PRICE_COLUMNS, SIZE_COLUMNS
 from lake_pipeline.lake.errors import BadValueError, OffGridError
 from lake_pipeline.lake.files import LakeFile
+from lake_pipeline.lake import values
 from lake_pipeline.lake.grid import round_to_grid
 from lake_pipeline.schemas import N_LEVELS, NORMALISED
 
@@ -73,30 +78,49 @@ def _with_nulls(values: np.ndarray, missing: np.ndarray) -> pl.Series:
 # ---- times ------------------------------------------------------------------------------------------------------
 
 
-def _check_times(unit: str, required: bool, site: _Site, rows: pl.Series, raw: pl.Series) -> pl.Series:
+def round_to_us(ns: np.ndarray) -> np.ndarray:
+    """int64 ns -> nearest whole µs (half up), in ns: removes float-second artefacts (…032999936 -> …033000000)."""
+    return (ns + 500) // 1000 * 1000
+
+
+def _check_times(unit: str, required: bool, date: str | None, site: _Site, rows: pl.Series,
+                 raw: pl.Series) -> pl.Series:
     if unit == "s":
         seconds = raw.to_numpy()
         with np.errstate(invalid="ignore"):
             present = seconds > 0  # NaN -> False
             ok = (seconds >= PLAUSIBLE_S[0]) & (seconds < PLAUSIBLE_S[1])
         ns = np.zeros(len(seconds), dtype=np.int64)
-        ns[ok] = (seconds[ok] * 1e9).astype(np.int64)  # truncation toward zero, like the lake's int(s * 1e9)
-        values = seconds
+        ns[ok] = np.round(seconds[ok] * 1e6).astype(np.int64) * 1000
+        found = seconds
     else:
         ns = raw.fill_null(0).to_numpy()
         present = ns > 0
         ok = (ns >= PLAUSIBLE_NS[0]) & (ns < PLAUSIBLE_NS[1])
-        values = ns
+        ns = np.where(ok, round_to_us(ns), ns)
+        found = raw.fill_null(0).to_numpy()
     implausible = present & ~ok
     if implausible.any():
         i = _first(implausible)
-        site.fail(rows, i, values[i].item(),
+        site.fail(rows, i, found[i].item(),
                   f"is outside the plausible time range 2000-01-01..2100-01-01 when read as {'seconds' if unit == 's' else 'ns'} "
                   "(a ms/µs integer stored as ns?)")
     if required and not present.all():
         i = _first(~present)
         site.fail(rows, i, raw[i], "is missing (null, NaN or <= 0): received_time is required on every row")
+    if date is not None:
+        bad = values.check_times(site.column, np.where(present, ns, 0), date)
+        if bad is not None:
+            site.fail(rows, bad.row, found[bad.row].item(), bad.problem)
     return _with_nulls(ns, ~present)
+
+
+def partition_date(path: Path) -> str | None:
+    """The `dt=YYYY-MM-DD` of a hive path, if it has one (times are then checked against that day)."""
+    for part in reversed(Path(path).parts[:-1]):
+        if part.startswith("dt="):
+            return part[3:]
+    return None
 
 
 def time_expr(f: LakeFile, canonical: str) -> pl.Expr:
@@ -107,7 +131,7 @@ def time_expr(f: LakeFile, canonical: str) -> pl.Expr:
         raw, unit = pl.col(name).cast(pl.Float64), "s"
     else:
         raw, unit = pl.col(name).cast(pl.Int64), "ns"
-    check = partial(_check_times, unit, canonical == "received_time")
+    check = partial(_check_times, unit, canonical == "received_time", partition_date(f.path))
     return _checked(_Site(f, name), raw, check, pl.Int64).alias(canonical)
 
 
@@ -123,9 +147,11 @@ def _check_grid(step: Decimal, grid: str, absent_is_zero: bool, site: _Site, row
         off &= ~absent
     elif nan.any():
         site.fail(rows, _first(nan), raw[_first(nan)], "is missing (null or NaN)")
-    if (x < 0).any():
-        i = _first(x < 0)
-        site.fail(rows, i, x[i].item(), "is negative")
+    is_price = site.column.endswith("price")
+    bad = (values.check_prices(site.column, x, absent_is_zero=absent_is_zero) if is_price
+           else values.check_sizes(site.column, x))
+    if bad is not None:
+        site.fail(rows, bad.row, bad.value, bad.problem)
     if off.any():
         i = _first(off)
         site.fail(rows, i, x[i].item(), f"is not on the {grid} (value / step = {x[i] / float(step)!r})", OffGridError)

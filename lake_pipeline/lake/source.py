@@ -74,6 +74,9 @@ class LocalSource:
     def __init__(self, url: str):
         self.url = url
         self.root = Path(urlparse(url).path if url.startswith("file://") else url).expanduser()
+        if self.root.exists() and not self.root.is_dir():
+            raise NotADirectoryError(f"lake source {self.root} is a file, not a directory: pass the folder that "
+                                     "holds {table}/exchange=E/symbol=S/dt=D/ (or an s3:// URL)")
         if not self.root.is_dir():
             raise FileNotFoundError(f"lake source directory {self.root} does not exist")
 

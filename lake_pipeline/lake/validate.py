@@ -8,7 +8,10 @@ A file passes only if
 * the Parquet footer and EVERY row group decode (a flipped byte in a compressed page fails here);
 * its Arrow schema is the stored (cryptofeed names) or the loaded (lakeapi names) variant of its table;
 * it has rows, and every received time and every present (> 0) origin time lies inside the partition's UTC date,
-  give or take `tolerance_s`.
+  give or take `tolerance_s` (default `values.TIME_MARGIN_S`);
+* its values follow the value policy (lake/values.py): prices > 0 (book levels: 0 = absent), sizes >= 0; trade
+  ids are unique across the partition (checked by `acquire` over all files); repeated delta rows are counted
+  (`value_repairs` in the manifest: reconstruct drops them).
 """
 
 from __future__ import annotations
@@ -18,14 +21,17 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lake_pipeline.lake import values
+from lake_pipeline.lake.columns import PRICE_COLUMNS, SIZE_COLUMNS, resolve_columns
 from lake_pipeline.lake.source import SourceObject
 from lake_pipeline.schemas import DICT_STR, LAKE_LOADED, LAKE_STORED
 
-DEFAULT_TOLERANCE_S = 300.0
+DEFAULT_TOLERANCE_S = values.TIME_MARGIN_S
 HASH_BLOCK = 1 << 20
 NS = 1_000_000_000
 TIME_COLUMNS = {"stored": ("timestamp", "receipt_timestamp"), "loaded": ("origin_time", "received_time")}
@@ -199,6 +205,8 @@ class FileCheck:
     row_groups: int = 0
     first_received_time: int | None = None
     last_received_time: int | None = None
+    trade_ids: list = field(default_factory=list, repr=False)  # numpy chunks, for the partition-wide check
+    repeated_delta_rows: int = 0
 
     @property
     def ok(self) -> bool:
@@ -228,6 +236,7 @@ def _check_parquet(check: FileCheck, table: str, date: str, tolerance_s: float) 
             return
         check.schema_variant = variant
         check.row_groups = pf.num_row_groups
+        columns = resolve_columns(pf.schema_arrow, check.path, table)
         start, end = day_bounds_ns(date)
         tol = int(tolerance_s * NS)
         stats = _TimeStats(start - tol, end + tol)
@@ -238,6 +247,7 @@ def _check_parquet(check: FileCheck, table: str, date: str, tolerance_s: float) 
             except Exception as exc:  # noqa: BLE001
                 check.errors.append(f"row group {i} of {pf.num_row_groups} unreadable: {type(exc).__name__}: {exc}")
                 return
+            _check_values(check, table, group, columns, check.rows)
             check.rows += group.num_rows
             stats.add(received_col, _as_ns(group.column(received_col)), received=True)
             stats.add(origin_col, _as_ns(group.column(origin_col)), received=False)
@@ -250,6 +260,53 @@ def _check_parquet(check: FileCheck, table: str, date: str, tolerance_s: float) 
         check.errors.append(
             f"{n} `{name}` values outside dt={date} ± {tolerance_s:g} s (first: {iso_ns(stats.first_outside[name])})"
         )
+
+
+def _numbers(group: pa.Table, name: str) -> np.ndarray:
+    return group.column(name).to_numpy().astype(np.float64, copy=False)
+
+
+def _check_values(check: FileCheck, table: str, group: pa.Table, columns: dict[str, str], first_row: int) -> None:
+    """The value policy on one row group; the first violation per column is reported (file row numbers)."""
+    found: list[values.Violation | None] = []
+    for canonical in PRICE_COLUMNS[table]:
+        name = columns[canonical]
+        found.append(values.check_prices(name, _numbers(group, name), absent_is_zero=table == "book"))
+    for canonical in SIZE_COLUMNS[table]:
+        name = columns[canonical]
+        found.append(values.check_sizes(name, _numbers(group, name)))
+    for v in found:
+        if v is not None and not any(e.startswith(f"column {v.column!r}") for e in check.errors):
+            check.errors.append(f"column {v.column!r}, row {first_row + v.row} (0-based): value {v.value!r} {v.problem}")
+    if table == "trades":
+        check.trade_ids.append(group.column(columns["trade_id"]).to_numpy())
+    elif table == "book_delta_v2":
+        key = ("origin_time", "received_time", "sequence_number", "side_is_bid", "price", "size")
+        check.repeated_delta_rows += values.count_duplicate_rows(
+            {k: group.column(columns[k]).to_numpy() for k in key})
+
+
+def duplicate_trade_id_error(checks: list[FileCheck]) -> str | None:
+    """The partition-wide unique trade id rule over the files' ids: an error naming file, row and value."""
+    chunks = [(c, np.concatenate(c.trade_ids) if c.trade_ids else np.empty(0, np.int64)) for c in checks]
+    if not chunks:
+        return None
+    ids = np.concatenate([a for _, a in chunks])
+    dup = values.find_duplicate_trade_id(ids)
+    if dup is None:
+        return None
+    earlier = int(np.flatnonzero(ids == dup.value)[0])
+
+    def locate(row: int) -> tuple[str, int]:
+        for c, a in chunks:
+            if row < len(a):
+                return c.obj.url, row
+            row -= len(a)
+        raise IndexError(row)
+
+    (url, row), (first_url, first_row) = locate(dup.row), locate(earlier)
+    return (f"{url}: trade id {dup.value!r} at row {row} (0-based) repeats row {first_row} of {first_url}: "
+            "trade ids must be unique")
 
 
 def validate_file(

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from lake_pipeline import paths
+from lake_pipeline.argtypes import positive_int
 from lake_pipeline.cli_args import add_instrument_args, partition_arg
 
 
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--date", required=True, help="UTC date YYYY-MM-DD")
     p.add_argument("--strategy", choices=("full_event_replay", "snapshot_anchored", "origin_time_sort"),
                    help="override the assessment's recommendation (default: assessment, else by data)")
-    p.add_argument("--chunk-rows", type=int, default=None, help="input rows per chunk (memory ~ chunk size)")
+    p.add_argument("--chunk-rows", type=positive_int, default=None, help="input rows per chunk (memory ~ chunk size)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 

@@ -24,8 +24,11 @@ from loguru import logger
 
 from lake_pipeline.book import DEFAULT_WINDOW, META_NAMES, OrderBook
 from lake_pipeline.config import SymbolSpec
+from lake_pipeline.exits import InputChangedError
 from lake_pipeline.instrument import Partition
+from lake_pipeline.lake import values
 from lake_pipeline.lake.files import partition_files
+from lake_pipeline.lake.partition_checks import check_partition
 from lake_pipeline.lake.read import resolve_symbol_spec
 from lake_pipeline.paths import book_states_dir, unified_dir
 from lake_pipeline.reconstruct.buffers import ChunkBuffers
@@ -52,7 +55,7 @@ DEFAULT_CHUNK_ROWS = 1_000_000
 less memory at about the same speed (0.9 GiB at 500 k)."""
 GRID_ROWS_PER_CHUNK = 1 << 16
 """A chunk spans at most this many book-state grid steps (~1.8 h at 100 ms), bounding its state rows."""
-DEFAULT_MAX_DISORDER_NS = 1_000_000_000
+DEFAULT_MAX_DISORDER_NS = int(values.MAX_DISORDER_S * 1e9)
 
 
 @dataclass(frozen=True)
@@ -327,6 +330,7 @@ class _Run:
             throughput={"events_per_s": round(total / max(wall_s, 1e-9)),
                         "replay_events_per_cpu_s": round(total / replay_s)},
             params=self.options.to_dict(),
+            repairs={values.REPAIR_DUPLICATE_DELTA_ROWS: self.sources[1].total_rows - c["delta_rows"]},
         )
 
 
@@ -345,6 +349,29 @@ def _sources(root: Path, part: Partition, spec: SymbolSpec, has_deltas: bool) ->
     book = TableSource(root, part, BOOK, spec)
     deltas = TableSource(root, part, DELTAS, spec) if has_deltas else _EmptySource(DELTAS)
     return [trades, deltas, book]
+
+
+def input_identity(root: Path, part: Partition) -> dict[str, list]:
+    """Every input file as (name, bytes, mtime_ns, inode): taken at start and again before publishing, so an input
+    replaced meanwhile (acquire's atomic rename gives new inodes) stops the publication."""
+    out: dict[str, list] = {}
+    for table in TABLE_ORDER:
+        try:
+            files = partition_files(root, part, table)
+        except FileNotFoundError:
+            out[table] = []
+            continue
+        out[table] = [[p.name, *(lambda s: (s.st_size, s.st_mtime_ns, s.st_ino))(p.stat())] for p in files]
+    return out
+
+
+def _check_inputs_unchanged(before: dict[str, list], root: Path, part: Partition) -> None:
+    after = input_identity(root, part)
+    changed = [table for table in TABLE_ORDER if before.get(table) != after.get(table)]
+    if changed:
+        raise InputChangedError(
+            f"{part.exchange} {part.symbol} dt={part.date}: input table(s) {', '.join(changed)} changed during the reconstruction "
+            f"(replaced, rewritten or added/removed files under {root / 'lake' / 'ready'})")
 
 
 def reconstruct_partition(
@@ -369,30 +396,38 @@ def reconstruct_partition(
         raise ValueError(f"chunk_rows must be positive, got {options.chunk_rows}")
     for table in (TRADES, BOOK):  # required by every strategy: fail early, naming the missing partition
         partition_files(root, part, table)
+    inputs_at_start = input_identity(root, part)
     has_deltas = _has_table(root, part, DELTAS)
     choice = choose_strategy(root, part, override=strategy, has_deltas=has_deltas)
     spec = resolve_symbol_spec(root, part)
-    run = _Run(root, part, spec, choice, _sources(root, part, spec, has_deltas), options)
+    sources = _sources(root, part, spec, has_deltas)
+    run = _Run(root, part, spec, choice, sources, options)
     wal = Wal(work_dir(root, part), run.fingerprint())
     unified, states = unified_dir(root, part), book_states_dir(root, part)
     with wal.opened():
         done = wal.finished()
         if done is not None:  # every chunk is durable; a previous run died while publishing
             logger.info("{}: all chunks were already done; publishing", wal.dir)
+            _check_inputs_unchanged(inputs_at_start, root, part)
             wal.publish(unified, states, done)
             return ReconstructSummary.from_dict(done)
         saved = wal.load_checkpoint()
         try:
+            checks = check_partition(root, part, spec, count_delta_repairs=False)
+            for source in sources[:2]:
+                source.reference_price_ticks = checks.reference_price_ticks
             if saved is not None:
                 run.restore(*saved)
             ctx = OutputContext.build(part.exchange, part.symbol, spec, {"strategy": choice.name})
             run.replay(wal, ctx, progress)
-        except (ValueError, FileNotFoundError):
-            wal.remove()  # bad input: nothing to resume, nothing published
+            _check_inputs_unchanged(inputs_at_start, root, part)
+        except (ValueError, FileNotFoundError, InputChangedError):
+            wal.remove()  # bad or changed input: nothing to resume, nothing published
             raise
         t1 = time.perf_counter()
         summary = run.summary(wal, t1 - t0)
         wal.finish(summary.to_dict())
+        _check_inputs_unchanged(inputs_at_start, root, part)
         wal.publish(unified, states, summary.to_dict())
         summary.timings_s["publish"] = round(time.perf_counter() - t1, 3)
     logger.info("{}: {} rows ({} book states) in {:.1f} s, {} events/s; drift {}; gaps {}", part,

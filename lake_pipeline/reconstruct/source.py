@@ -17,6 +17,8 @@ import polars as pl
 
 from lake_pipeline.config import SymbolSpec
 from lake_pipeline.instrument import Partition
+from lake_pipeline.lake import values
+from lake_pipeline.lake.errors import BadValueError
 from lake_pipeline.lake.files import LakeFile, collect_file, partition
 from lake_pipeline.lake.normalise import scan_file
 from lake_pipeline.reconstruct.buffers import NULL_I64
@@ -64,6 +66,8 @@ class TableSource:
         self.files: list[LakeFile] = partition(Path(data_root), part, table)
         self.total_rows = sum(f.rows for f in self.files)
         self._levels = LevelGrid(spec) if table == BOOK else None
+        self.reference_price_ticks: float | None = None
+        """Median trade price (ticks) of the day: trade and delta prices must lie in `values.PRICE_BAND` of it."""
 
     def fingerprint(self) -> list[list]:
         return [[str(f.path), f.bytes, f.path.stat().st_mtime_ns, f.rows] for f in self.files]
@@ -92,7 +96,36 @@ class TableSource:
             missing += n_missing
         if not parts:
             return self.empty(), 0
-        return Rows.concat(parts), missing
+        rows = Rows.concat(parts)
+        self._check_band(rows)
+        if self.table == DELTAS:
+            rows = self._drop_repeated_rows(rows, start)
+        return rows, missing
+
+    def _check_band(self, rows: Rows) -> None:
+        if self.table == BOOK or not len(rows):
+            return
+        bad = values.check_price_band("price", rows.cols["price"], self.reference_price_ticks)
+        if bad is not None:
+            f = self.file_of(int(rows.cols["row"][bad.row]))
+            tick = float(self.spec.tick)
+            raise BadValueError.at(f.path, f.columns["price"], int(rows.cols["row"][bad.row]) - f.offset,
+                                   bad.value * tick, f"is more than {values.PRICE_BAND:g}x away from the partition's "
+                                   f"median trade price {self.reference_price_ticks * tick:g}")
+
+    def _drop_repeated_rows(self, rows: Rows, start: int) -> Rows:
+        """The lake/values.py repair: a delta row equal to the row before it (in input order) is dropped; the
+        row before `start` is read too, so any slice drops exactly what a whole read would."""
+        if not len(rows):
+            return rows
+        previous = None
+        if start > 0:
+            f = self.file_of(start - 1)
+            prev = self._to_rows(collect_file(f, scan_file(f, self.spec).slice(start - 1 - f.offset, 1)))
+            previous = {k: v[0] for k, v in prev.cols.items()}
+        key = [k for k in rows.cols if k != "row"]
+        mask = values.duplicate_row_mask({k: rows.cols[k] for k in key}, previous and {k: previous[k] for k in key})
+        return rows.take(np.flatnonzero(~mask)) if mask.any() else rows
 
     def empty(self) -> Rows:
         cols = {k: np.empty(0, np.int64) for k in ("time", "recv", "row")}

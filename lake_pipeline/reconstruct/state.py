@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lake_pipeline.lake.values import TIME_HOLE_S
 from lake_pipeline.reconstruct.buffers import NULL_I64
 from lake_pipeline.schemas import N_LEVELS
 
@@ -117,7 +118,7 @@ class ReplayParams:
     """Thresholds of the replay (DESIGN §5). Times in ns."""
 
     grid_ns: int = 100_000_000
-    time_hole_ns: int = 5_000_000_000
+    time_hole_ns: int = int(TIME_HOLE_S * 1e9)
     reseed_crossed_ns: int = 2_000_000_000
 
     def to_dict(self) -> dict[str, int]:

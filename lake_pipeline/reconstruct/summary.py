@@ -58,6 +58,8 @@ class ReconstructSummary:
     throughput: dict[str, float]
     params: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    repairs: dict[str, int] = field(default_factory=dict)
+    """Counted repairs of input values (lake/values.py policy), e.g. repeated delta rows dropped."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,6 +27,31 @@ Same arguments -> byte-identical files. Modules: `engine` (numba market), `param
 conventions, latencies), `lake_writer`, `golden_writer`, `faults`, `replay` (reference replay), `simulate`, `cli`.
 """
 
-from lake_pipeline.sim.simulate import SimSummary, SimulationError, simulate
+
+import importlib
+import sys
+import types
 
 __all__ = ["SimSummary", "SimulationError", "simulate"]
+
+
+class _LazySimPackage(types.ModuleType):
+    """Imports the simulator (numba, scipy.signal: ~1 s) only when one of `__all__` is used, so that merely
+    importing `lake_pipeline.sim.cli` (every `lake-pipeline` command registers it) stays cheap. The package
+    attribute `simulate` stays the function even after the submodule `lake_pipeline.sim.simulate` is imported."""
+
+    def __getattr__(self, name: str) -> object:
+        if name not in __all__:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        module = importlib.import_module("lake_pipeline.sim.simulate")
+        for public in __all__:
+            self.__dict__[public] = getattr(module, public)
+        return self.__dict__[name]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "simulate" and isinstance(value, types.ModuleType):
+            return  # the import system binding the submodule: keep the function
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _LazySimPackage

@@ -16,14 +16,7 @@ from numba import njit
 
 from lake_pipeline.cli import main
 from lake_pipeline_tests.conftest import realdata_dir
-from lake_pipeline_tests.handoff_support import (  # noqa: F401
-    DAY,
-    INSTRUMENT,
-    hftbacktest_installed,
-    real_root,
-    sim_quarter_hour,
-    simulated_root,
-)
+from lake_pipeline_tests.handoff_support import DAY, INSTRUMENT, hftbacktest_installed, real_root, simulated_root
 from lake_pipeline_tests.hbt_replay import asset, compare, replay_local_bbo
 
 TICK, LOT = 0.01, 1e-8

@@ -16,7 +16,7 @@ from lake_pipeline.handoff import UnpublishedPartition, book_at, book_states, ev
 from lake_pipeline.handoff.readable import to_utc
 from lake_pipeline.instrument import Partition
 from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS, FLAG_CROSSED, FLAG_TRADE_CONSUMED, FLAG_UNINITIALISED
-from lake_pipeline_tests.handoff_support import DAY, EX, INSTRUMENT, SYM, copy_partition, sim_quarter_hour  # noqa: F401
+from lake_pipeline_tests.handoff_support import DAY, EX, INSTRUMENT, SYM, copy_partition
 
 WINDOW = ("2024-08-08T00:05:00", "2024-08-08T00:06:00")
 

@@ -163,11 +163,9 @@ def test_backfill_of_a_spot_and_a_futures_partition_through_every_asset(live, ba
         fidelity = paths.fidelity_dir(root, part)
         doc = json.loads((fidelity / "fidelity.json").read_text())
         assert doc["partition"] == {"exchange": part.exchange, "symbol": part.symbol, "date": part.date}
-        # without a golden session and a reference (the futures partition: the simulator's golden feed is spot) the
-        # report says so instead of a verdict
-        tier_a = doc["comparison"]["tier_a_available"]
-        assert doc["status"] in (("PASS", "WARN", "FAIL") if tier_a else ("PASS", "WARN", "FAIL", "NOT_AVAILABLE"))
-        assert doc["metrics"] and tier_a == (part.exchange == "BINANCE")
+        # both venues have a simulated golden session (the futures one in USD-M frames): Tier A on each
+        assert doc["comparison"]["tier_a_available"] and doc["status"] in ("PASS", "WARN", "FAIL")
+        assert doc["metrics"]
         assert (fidelity / "fidelity.html").stat().st_size > 10_000
         assert (fidelity / "fidelity.md").stat().st_size > 0
 

@@ -84,6 +84,9 @@ def units_array(arr: pa.Array | pa.ChunkedArray, unit: Decimal, where: str, colu
     must be its sign extension), and a non-power-of-ten m is divided out with a remainder check.
     """
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    fast = _units_exact_division(arr, unit)
+    if fast is not None:
+        return fast
     sign, digits, exp = unit.normalize().as_tuple()
     m = int("".join(map(str, digits)))
     scale = max(0, -exp)
@@ -102,6 +105,68 @@ def units_array(arr: pa.Array | pa.ChunkedArray, unit: Decimal, where: str, colu
     if m != 1 and np.any((low % m != 0) & valid):
         raise _off_grid(arr, unit, where, column)
     return pa.array(low // m if m != 1 else low.copy(), mask=None if rescaled.null_count == 0 else ~valid)
+
+
+@functools.cache
+def _exact_division_kernel():
+    """numba kernel (compiled once, cached on disk): per value, the float64 estimate of storage / d rounded, and
+    whether that quotient times d equals the 128-bit storage exactly (32-bit limb product, two's complement)."""
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def divide(low, high, valid, d, out):
+        m32 = np.uint64(0xFFFFFFFF)
+        s32 = np.uint64(32)
+        b0 = np.uint64(d) & m32
+        b1 = np.uint64(d) >> s32
+        for i in range(low.size):
+            if not valid[i]:
+                out[i] = 0
+                continue
+            lw = np.uint64(low[i])
+            x = (np.float64(high[i]) * 18446744073709551616.0 + np.float64(lw)) / np.float64(d)
+            if not abs(x) < 4611686018427387904.0:
+                return False
+            q = np.int64(np.rint(x))
+            a = np.uint64(-q) if q < 0 else np.uint64(q)
+            a0 = a & m32
+            a1 = a >> s32
+            p00 = a0 * b0
+            p01 = a0 * b1
+            p10 = a1 * b0
+            mid = (p00 >> s32) + (p01 & m32) + (p10 & m32)
+            lo = (p00 & m32) | ((mid & m32) << s32)
+            hi = a1 * b1 + (p01 >> s32) + (p10 >> s32) + (mid >> s32)
+            if q < 0:
+                hi = ~hi + (np.uint64(1) if lo == 0 else np.uint64(0))
+                lo = ~lo + np.uint64(1)
+            if lo != lw or np.int64(hi) != high[i]:
+                return False
+            out[i] = q
+        return True
+
+    return divide
+
+
+def _units_exact_division(arr: pa.Array, unit: Decimal) -> pa.Array | None:
+    """Fast path of `units_array`: the decimal128 storage integer divided by unit·10^scale, estimated in float64
+    and then proven exact (the 128-bit product of the quotient and the divisor equals the storage, for every
+    non-null value). None whenever that proof fails (off grid, beyond int64, other types): the caller then takes
+    the checked Arrow path, which raises the error naming the value. Same values, a few times less CPU than the cast."""
+    if not pa.types.is_decimal128(arr.type) or len(arr) == 0:
+        return None
+    divisor = unit.scaleb(arr.type.scale)
+    if divisor <= 0 or divisor != divisor.to_integral_value() or divisor >= 2**62:
+        return None
+    d = int(divisor)
+    words = np.frombuffer(arr.buffers()[1], dtype=np.int64)[2 * arr.offset: 2 * (arr.offset + len(arr))]
+    low, high = words[0::2], words[1::2]
+    valid = np.ones(len(arr), bool) if arr.null_count == 0 else ~np.asarray(arr.is_null(), dtype=bool)
+    q = np.empty(len(arr), np.int64)
+    if not _exact_division_kernel()(low.view(np.uint64), high, valid, d, q):
+        return None
+    valid = None if arr.null_count == 0 else valid
+    return pa.array(q, mask=None if valid is None else ~valid)
 
 
 def _off_grid(arr: pa.Array, unit: Decimal, where: str, column: str) -> FidelityInputError:
@@ -217,17 +282,39 @@ def _merge_split_messages(book: pl.DataFrame) -> pl.DataFrame:
     ).drop("msg")
 
 
+def _row_groups_in(pf: pq.ParquetFile, window: tuple[int, int]) -> list[int] | None:
+    """Row groups whose event_time statistics may overlap [t0, t1) ns; None when the statistics cannot tell (then
+    the whole file is read). A full day has ~30 book-state parts and a golden hour overlaps one or two of them."""
+    meta = pf.metadata
+    i = pf.schema_arrow.get_field_index("event_time")
+    if i < 0 or '"timeUnit":"nanoseconds"' not in pf.schema.column(i).logical_type.to_json().replace(" ", ""):
+        return None
+    keep = []
+    for g in range(meta.num_row_groups):
+        st = meta.row_group(g).column(i).statistics
+        if st is None or not st.has_min_max or st.physical_type != "INT64":
+            return None
+        if st.max_raw >= window[0] and st.min_raw < window[1]:
+            keep.append(g)
+    return keep
+
+
 def read_book_states(directory: Path, spec: SymbolSpec,
                      window: tuple[int, int] | None = None) -> tuple[pl.DataFrame, list[InputFile]]:
     """book_states parts → canonical ladder (ticks/lots; price null where a level is absent), optionally only
-    the rows in `window` [t0, t1) ns (row groups outside are skipped by the parquet reader)."""
+    the rows in `window` [t0, t1) ns (parts and row groups outside it are skipped from their statistics, unread;
+    every part is still listed, with its sha256, in the inputs)."""
     frames, inputs = [], []
     filters = None
     if window is not None:
         lo, hi = (pa.scalar(int(t), pa.timestamp("ns", tz="UTC")) for t in window)
         filters = [("event_time", ">=", lo), ("event_time", "<", hi)]
     for p in _parts(directory, "book_states"):
+        inputs.append(describe_file(p))
         try:
+            groups = None if window is None else _row_groups_in(pq.ParquetFile(p), window)
+            if groups == []:
+                continue
             t = pq.read_table(p, columns=["event_time", *BOOK_LEVEL_COLUMNS], filters=filters)
         except (pa.ArrowException, OSError) as exc:
             raise FidelityInputError(f"{p}: cannot read book states ({exc})") from exc
@@ -236,7 +323,8 @@ def read_book_states(directory: Path, spec: SymbolSpec,
             unit = spec.tick if c.endswith("_price") else spec.lot
             cols[c] = pl.from_arrow(units_array(t.column(c), unit, str(p), c))
         frames.append(conform(pl.DataFrame(cols), LADDER_SCHEMA, f"{p} (book states)"))
-        inputs.append(describe_file(p))
+    if not frames:
+        return empty(LADDER_SCHEMA), inputs
     return pl.concat(frames).sort("time_ns", maintain_order=True), inputs
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -56,6 +57,9 @@ from lake_pipeline.schemas import (
 UNIFIED_COLUMNS = ["event_time", "event_type", "sequence_number", "trade_id", "side", "price", "quantity",
                    "best_bid_price", "best_bid_quantity", "best_ask_price", "best_ask_quantity", "book_flags",
                    "drift_levels"]
+
+
+READ_THREADS = 2  # the machine's cores; parquet parts of one partition are read this many at a time
 
 
 class FidelityInputError(ValueError):
@@ -347,11 +351,12 @@ def recon_view(data_root: Path, part: Partition, label: str = "reconstruction", 
     parts = unified_parts(data_root, part)
     spec = recon_spec(part.instrument, parts)
     trades, books, inputs = [], [], []
-    for p in parts:
-        got = _read_unified_part(p, spec)
-        trades.append(got["trades"])
-        books.append(got["book"])
-        inputs.append(describe_file(p))
+    # parts are independent and their decoding (parquet, numpy, numba) releases the GIL: two at a time, in order
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        for got, described in pool.map(lambda p: (_read_unified_part(p, spec), describe_file(p)), parts):
+            trades.append(got["trades"])
+            books.append(got["book"])
+            inputs.append(described)
     book = _merge_split_messages(pl.concat(books))
     trade_df = conform(pl.concat(trades), TRADES_SCHEMA, f"{udir} (trades)").sort("time_ns", "trade_id",
                                                                                       maintain_order=True)

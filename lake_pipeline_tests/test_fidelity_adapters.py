@@ -131,3 +131,67 @@ def test_restrict_cuts_every_timed_frame(market):
         assert df.height and df["time_ns"].min() >= t0 and df["time_ns"].max() < t1
     assert w.quotes.height == v.quotes.height and (w.start_ns, w.end_ns) == (t0, t1)
     assert isinstance(w.bbo, pl.DataFrame)
+
+
+def _checked_arrow_path(monkeypatch):
+    monkeypatch.setattr(adapters, "_units_exact_division", lambda arr, unit: None)
+
+
+@pytest.mark.parametrize("unit", [Decimal("0.01"), Decimal("0.00000001"), Decimal("0.25"), Decimal("10"),
+                                  Decimal("1E-18")])
+def test_fast_units_equal_the_checked_arrow_cast(unit, monkeypatch):
+    """The numba exact division gives the Arrow cast's values (negatives, nulls, slices), and defers to it for
+    values off the grid or beyond int64, which stay errors naming the column."""
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(7)
+    ticks = [int(t) for t in rng.integers(-10**15, 10**15, 500)] + [0, 1, -1, 2**50, -(2**50)]
+    values = [Decimal(t) * unit for t in ticks] + [None]
+    off_grid = 7 * unit + Decimal("3E-18") if unit > Decimal("1E-18") else Decimal(2) ** 64
+    cases = {"plain": values, "off grid": [*values[:9], off_grid],
+             "beyond int64": [*values[:9], Decimal(2) ** 64 * unit if unit < 1 else Decimal(2) ** 66]}
+    for name, vals in cases.items():
+        arr = pa.array(vals, pa.decimal128(38, 18)).slice(1)
+        outcomes = []
+        for checked in (False, True):
+            if checked:
+                _checked_arrow_path(monkeypatch)
+            try:
+                outcomes.append(adapters.units_array(arr, unit, "f.parquet", "price").to_pylist())
+            except adapters.FidelityInputError as exc:
+                outcomes.append(str(exc))
+        assert outcomes[0] == outcomes[1], name
+        if name == "plain":
+            assert outcomes[0] == [None if v is None else int(v / unit) for v in vals[1:]]
+        else:
+            assert "f.parquet: column price" in outcomes[0], name
+        monkeypatch.undo()
+
+
+def test_book_states_window_skips_parts_outside_it(market, written):
+    """Only parts overlapping the golden window are decoded; the rows equal a full read cut to the window, and
+    every part is still in the provenance."""
+    src = next(p for p in (written / "book_states").rglob("part-*.parquet"))
+    table = pq.read_table(src)
+    bdir = written / "split_book_states"
+    bdir.mkdir()
+    third = -(-table.num_rows // 3)
+    for i in range(3):  # the day's book states in three time-ordered parts, two row groups each
+        pq.write_table(table.slice(i * third, third), bdir / f"part-{i:05d}.parquet", row_group_size=third // 2 + 1)
+    parts = sorted(bdir.glob("part-*.parquet"))
+    full, _ = adapters.read_book_states(bdir, SPEC)
+    t = full["time_ns"]
+    window = (int(t[t.len() // 2]), int(t[t.len() // 2 + 5]) + 1)
+    calls = []
+    real = adapters.pq.read_table
+    try:
+        adapters.pq.read_table = lambda p, **kw: calls.append(p) or real(p, **kw)
+        cut, inputs = adapters.read_book_states(bdir, SPEC, window)
+    finally:
+        adapters.pq.read_table = real
+    assert cut.equals(full.filter((pl.col("time_ns") >= window[0]) & (pl.col("time_ns") < window[1])))
+    assert cut.height >= 5 and 1 <= len(calls) < len(parts)
+    assert [i.path for i in inputs] == [str(p) for p in parts]
+    empty_cut, _ = adapters.read_book_states(bdir, SPEC, (0, 1))
+    assert empty_cut.height == 0 and empty_cut.columns == full.columns

@@ -314,9 +314,9 @@ def read_book_states(directory: Path, spec: SymbolSpec,
         lo, hi = (pa.scalar(int(t), pa.timestamp("ns", tz="UTC")) for t in window)
         filters = [("event_time", ">=", lo), ("event_time", "<", hi)]
     for p in _parts(directory, "book_states"):
-        inputs.append(describe_file(p))
         try:
             groups = None if window is None else _row_groups_in(pq.ParquetFile(p), window)
+            inputs.append(describe_file(p))
             if groups == []:
                 continue
             t = pq.read_table(p, columns=["event_time", *BOOK_LEVEL_COLUMNS], filters=filters)

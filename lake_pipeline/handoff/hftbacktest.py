@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -130,9 +131,10 @@ def _snapshot_levels(p: PublishedPartition, seeded_snaps) -> np.ndarray:
     keyed = (seeded_snaps.select("exch", "keep", pl.int_range(pl.len()).over("exch").alias("k"))
              .filter("keep").drop("keep"))
     first, last = int(keyed["exch"].min()), int(keyed["exch"].max())
-    states = (pl.scan_parquet(list(p.book_states_parts))
+    bounds = pl.Series([first, last]).cast(pl.Datetime("ns", "UTC"))  # a filter on the raw column prunes by the
+    states = (pl.scan_parquet(list(p.book_states_parts))  # Parquet statistics: one row group read, not the whole day
+              .filter(pl.col("event_time").is_between(bounds[0], bounds[1]))
               .with_columns(pl.col("event_time").dt.epoch("ns").alias("exch"))
-              .filter(pl.col("exch").is_between(first, last))
               .with_columns(pl.int_range(pl.len()).over("exch").alias("k"))
               .join(keyed.lazy(), on=["exch", "k"], how="right", maintain_order="right")
               .select("exch", *[as_units(c, p.tick if c.endswith("_price") else p.lot) for c in BOOK_LEVEL_COLUMNS])
@@ -155,10 +157,26 @@ def _floats(units: np.ndarray, unit) -> np.ndarray:
     return units.astype(np.float64) / 10 ** unit_decimals(unit)
 
 
-def batch_events(p: PublishedPartition, part: Path, offset_ns: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """One unified part -> (event rows in our stream order, the first emitted snapshot's levels or None)."""
+class EventBuffer:
+    """The record array a part's events are written into, reused across parts (grown when a part needs more)."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.array = np.zeros(0, dtype)
+
+    def take(self, n: int) -> np.ndarray:
+        if len(self.array) < n:
+            self.array = np.empty(int(n * 1.25), self.array.dtype)
+        return self.array[:n]
+
+
+def batch_events(p: PublishedPartition, batch, offset_ns: int, head: np.ndarray,
+                 buffer: EventBuffer) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """One unified part (`_read_batch`) -> (`head` then the part's event rows in our stream order, in `buffer`;
+    the first emitted snapshot's levels or None; event counts by kind (ev & 0xFF, 8 kinds) of the part)."""
+    from lake_pipeline.handoff.fill import fill_rows
+    from lake_pipeline.handoff.read import unit_decimals
+
     types, _ = _hbt()
-    batch = _read_batch(p, part)
     rows = batch.filter("keep")
     n = len(rows)
     ev = rows["ev"].to_numpy()
@@ -169,13 +187,15 @@ def batch_events(p: PublishedPartition, part: Path, offset_ns: int) -> tuple[np.
     present = ~np.isnan(levels[:, 0::2])  # (snapshots, 40): bid levels 0..19 then ask levels 0..19
     counts = np.ones(n, np.int64)
     counts[is_snap] += present.sum(axis=1)
-    start = np.cumsum(counts) - counts
-    out = np.zeros(int(counts.sum()), types.event_dtype)
+    start = np.cumsum(counts) - counts + len(head)
+    out = buffer.take(len(head) + int(counts.sum()))
+    out[:len(head)] = head
     exch, local = rows["exch"].to_numpy(), rows["local"].to_numpy() + offset_ns
-    px = _floats(rows["px"].to_numpy(), p.tick)  # null -> NaN (snapshot rows)
-    qty = np.nan_to_num(_floats(rows["qty"].to_numpy(), p.lot), nan=0.0)
-    for name, values in (("ev", ev), ("exch_ts", exch), ("local_ts", local), ("px", px), ("qty", qty)):
-        out[name][start] = values
+    px, qty = rows["px"], rows["qty"]
+    fill_rows(out, start, counts, ev, exch, local, px.fill_null(0).to_numpy(), px.is_null().to_numpy(),  # null px:
+              qty.fill_null(0).to_numpy(), qty.is_null().to_numpy(), float(10 ** unit_decimals(p.tick)),  # NaN
+              float(10 ** unit_decimals(p.lot)))
+    kinds = np.bincount((ev & 0xFF).astype(np.intp), minlength=8)[:8]
     if len(levels):
         snap_start = start[is_snap]
         slot = snap_start[:, None] + np.cumsum(present, axis=1)  # 1-based position behind the clear row
@@ -187,7 +207,8 @@ def batch_events(p: PublishedPartition, part: Path, offset_ns: int) -> tuple[np.
         out["exch_ts"][idx] = np.repeat(exch[is_snap], per_snap)
         out["local_ts"][idx] = np.repeat(local[is_snap], per_snap)
         out["px"][idx], out["qty"][idx] = levels[:, 0::2][present], levels[:, 1::2][present]
-    return out, (levels[0] if len(levels) else None)
+        kinds[types.DEPTH_SNAPSHOT_EVENT] += len(idx)
+    return out, (levels[0] if len(levels) else None), kinds
 
 
 # ---- ordering in chunks -----------------------------------------------------------------------------------------
@@ -284,14 +305,20 @@ def export_hftbacktest(data_root: str | Path, instrument: Instrument | str, date
     kinds = np.zeros(8, np.int64)
     todo = [(p, f) for p in parts for f in p.unified_parts]
     clock = _Clock(summary.timings_s)
-    try:
+    buffer = EventBuffer(types.event_dtype)
+    reader = ThreadPoolExecutor(1, thread_name_prefix="export-read")  # the next part is read (polars, GIL
+    try:  # released) while this one is ordered and written
+        ahead = reader.submit(_read_batch, *todo[0]) if todo else None
         for i, (p, part) in enumerate(todo):
+            with clock("read"):
+                batch = ahead.result()
+            ahead = reader.submit(_read_batch, *todo[i + 1]) if i + 1 < len(todo) else None
             with clock("convert"):
-                rows, first = batch_events(p, part, summary.local_ts_offset_ns)
+                pending, first, part_kinds = batch_events(p, batch, summary.local_ts_offset_ns, carry, buffer)
+            del batch
             if first_snapshot is None and first is not None:
                 first_snapshot = first
-            kinds += np.bincount((rows["ev"] & 0xFF).astype(np.int64), minlength=8)[:8]
-            pending = np.concatenate([carry, rows]) if len(carry) else rows
+            kinds += part_kinds
             done = 0
             for cut in safe_cuts(pending["exch_ts"], pending["local_ts"], final=i == len(todo) - 1):
                 with clock("order"):
@@ -311,6 +338,8 @@ def export_hftbacktest(data_root: str | Path, instrument: Instrument | str, date
     except BaseException:
         writer.abort()
         raise
+    finally:
+        reader.shutdown(wait=True, cancel_futures=True)
     summary.bytes += save_npz(snapshot_out, initial_snapshot(first_snapshot))
     summary.rows = writer.rows
     names = {types.DEPTH_EVENT: "depth", types.TRADE_EVENT: "trade", types.DEPTH_CLEAR_EVENT: "depth_clear",

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from lake_pipeline.handoff.npz import NpzChunkWriter, save_npz
+from lake_pipeline.handoff.npz import BackgroundAppend, NpzChunkWriter, save_npz
 from lake_pipeline.handoff.readable import PublishedPartition, published
 from lake_pipeline.instrument import Instrument
 from lake_pipeline.schemas import EVENT_DELTA, EVENT_SNAPSHOT, EVENT_TRADE, FLAG_GAP, FLAG_UNINITIALISED, N_LEVELS
@@ -325,6 +325,7 @@ def export_hftbacktest(data_root: str | Path, instrument: Instrument | str, date
                             lot=f"{parts[0].lot:f}")
     summary.local_ts_offset_ns = _local_offset(parts, base_latency_ns)
     writer = NpzChunkWriter(out, types.event_dtype)
+    appender = BackgroundAppend(writer)  # ordered chunks are fresh arrays (correct_event_order's): safe to queue
     first_snapshot: np.ndarray | None = None
     carry = np.zeros(0, types.event_dtype)
     kinds = np.zeros(8, np.int64)
@@ -353,7 +354,7 @@ def export_hftbacktest(data_root: str | Path, instrument: Instrument | str, date
                     data.validate_event_order(ordered)
                 summary.split_rows += len(ordered) - (cut - done)
                 with clock("write"):
-                    writer.append(ordered)
+                    appender.append(ordered)
                 done = cut
             carry = pending[done:].copy()
             if progress is not None:
@@ -361,11 +362,14 @@ def export_hftbacktest(data_root: str | Path, instrument: Instrument | str, date
         if first_snapshot is None:
             raise ValueError(f"{inst.key} {dates}: no seeded book in the range (no valid snapshot), nothing to export")
         with clock("publish"):
+            appender.drain()
             summary.bytes = writer.close()
     except BaseException:
+        appender.shutdown()
         writer.abort()
         raise
     finally:
+        appender.shutdown()
         reader.shutdown(wait=True, cancel_futures=True)
     summary.bytes += save_npz(snapshot_out, initial_snapshot(first_snapshot))
     summary.rows = writer.rows

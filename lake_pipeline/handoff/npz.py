@@ -16,6 +16,8 @@ import os
 import struct
 import time
 import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +151,27 @@ def save_npz(path: Path, array: np.ndarray) -> int:
     writer = NpzChunkWriter(path, array.dtype)
     writer.append(array)
     return writer.close()
+
+
+class BackgroundAppend:
+    """`writer.append` in one background thread, at most `depth` chunks queued: the CRC and the file write release
+    the GIL, so the caller prepares the next chunk meanwhile. `drain()` before `writer.close()`; `shutdown()` (waits
+    for the thread) before `writer.abort()`. A failed append (e.g. disk full) is raised by the next call."""
+
+    def __init__(self, writer: NpzChunkWriter, depth: int = 3) -> None:
+        self.writer, self.depth = writer, depth
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="npz-append")
+        self._inflight: deque[Future] = deque()
+
+    def append(self, chunk: np.ndarray) -> None:
+        """Queue `chunk` (which must not be modified afterwards)."""
+        self._inflight.append(self._pool.submit(self.writer.append, chunk))
+        while len(self._inflight) > self.depth:
+            self._inflight.popleft().result()
+
+    def drain(self) -> None:
+        while self._inflight:
+            self._inflight.popleft().result()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -86,18 +86,20 @@ def test_checks_fail_clearly_when_the_report_is_missing_or_stale(root, tmp_path)
     results = list(fd.family_check_results(None, "fidelity report not found: x", "x.html"))
     assert len(results) == len(catalog.FAMILIES)
     assert not any(r.passed for r in results) and all("not found" in r.description for r in results)
-    # stale: unified _SUCCESS newer than the JSON
+    # stale: unified _SUCCESS newer than the JSON (the report is made here: no reliance on an earlier test)
     out = paths.fidelity_dir(root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
-    if (out / "fidelity.json").exists():
+    with dg.instance_for_test() as instance:
+        made = dg.materialize([unified_events, *fd.assets], partition_key=KEY, instance=instance,
+                              resources={"data_root": DataRoot(path=str(root))})
+        assert made.success and (out / "fidelity.json").exists()
         success = paths.unified_dir(root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE) / "_SUCCESS"
         t = (out / "fidelity.json").stat().st_mtime + 10
         os.utime(success, (t, t))
-        with dg.instance_for_test() as instance:
-            run = _defs(root).resolve_job_def("fidelity_checks_job").execute_in_process(
-                instance=instance, tags={"dagster/partition": KEY}, resources={"data_root": DataRoot(path=str(root))})
-            evals = run.get_asset_check_evaluations()
-            assert evals and not any(e.passed for e in evals)
-            assert "older than the unified events" in evals[0].description
+        run = _defs(root).resolve_job_def("fidelity_checks_job").execute_in_process(
+            instance=instance, tags={"dagster/partition": KEY}, resources={"data_root": DataRoot(path=str(root))})
+        evals = run.get_asset_check_evaluations()
+        assert len(evals) == len(catalog.FAMILIES) and not any(e.passed for e in evals)
+        assert all("older than the unified events" in e.description for e in evals)
 
 
 def test_schedule_requests_yesterdays_partitions_by_tag():

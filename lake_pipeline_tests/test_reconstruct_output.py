@@ -124,6 +124,8 @@ def test_dagster_asset_materialises_a_partition(data_root) -> None:
     assert md["events_per_s"].value > 0
     assert md["gaps_total"].value == published["gaps"]["total"] > 0  # the random partition has gaps
     assert md["drift_mean_levels"].value == pytest.approx(published["drift"]["mean"] or 0.0)
+    assert md["value_repairs"].value == published["repairs"] and set(published["repairs"]) == {
+        "duplicate_delta_rows_dropped"}
 
 
 def test_strategy_from_the_assessment_report_unless_overridden(data_root) -> None:

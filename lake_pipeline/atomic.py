@@ -53,21 +53,6 @@ def write_json_atomic(final: Path, obj: Any) -> None:
     write_text_atomic(final, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def remove_stale_temps(final: Path) -> list[Path]:
-    """Delete `.{name}.tmp-*` / `.{name}.old-*` siblings of `final` that a killed writer left (a `**/*.parquet`
-    glob would read their partial files). Called when the next writer of `final` starts: one writer per path."""
-    final = Path(final)
-    if not final.parent.is_dir():
-        return []
-    stale = [p for pattern in (f".{final.name}.tmp-*", f".{final.name}.old-*") for p in final.parent.glob(pattern)]
-    for p in stale:
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-    return stale
-
-
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Build a directory under a temp name beside `final`, then swap it in; the old content is replaced whole.
@@ -77,7 +62,6 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(final)
     tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:

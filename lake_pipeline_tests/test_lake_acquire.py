@@ -482,16 +482,3 @@ def test_disk_full_removes_the_partial_download_and_exits_5(tmp_path, data_root,
     assert cli_main(["acquire", "--source", str(src), "--table", "trades", "--symbol", SYM, "--date", DAY,
                      "--data-root", str(data_root), "--no-progress"]) == 0
 
-
-def test_a_killed_publication_leaves_nothing_after_the_next_start(tmp_path, data_root):
-    """SIGKILL between building the temp partition and the rename leaves `.dt=….tmp-*` with partial Parquet; the
-    next publication of that partition removes it (and any `.old-*`)."""
-    src = _local_source(tmp_path / "src", "trades", parquet_bytes(stored_table("trades", DAY, 300, seed=9)))
-    ready = lake_ready(data_root, "trades", EX, SYM, DAY)
-    ready.parent.mkdir(parents=True)
-    leftover = ready.with_name(f".{ready.name}.tmp-deadbeef")
-    leftover.mkdir()
-    (leftover / "1.parquet").write_bytes(b"PAR1 partial")
-    ready.with_name(f".{ready.name}.old-cafe0000").mkdir()
-    acquire_partition(str(src), "trades", EX, SYM, DAY, data_root, progress=False)
-    assert sorted(p.name for p in ready.parent.iterdir()) == [ready.name]

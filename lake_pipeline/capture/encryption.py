@@ -203,6 +203,9 @@ class DecryptingReader(io.RawIOBase):
         super().close()
 
 
+def is_encrypted(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(MAGIC)) == MAGIC
 
 
 def open_encrypted(path: Path, key: CaptureKey | None = None, allow_truncated: bool = False) -> BinaryIO:

@@ -60,3 +60,11 @@ def exchange_info(symbols: list[str], weight_limit: int, server_time_ms: int, ex
         info["symbols"] = [s for s in info["symbols"] if s["symbol"] in wanted]
     return info
 
+
+def minimal_symbol_entry(symbol: str, tick: str, lot: str) -> dict:
+    """A built-in entry for a symbol the fixture lacks (simulated symbols)."""
+    entry = json.loads(json.dumps(_BUILTIN_SYMBOL))
+    entry["symbol"] = symbol
+    entry["filters"][0]["tickSize"] = tick
+    entry["filters"][1]["stepSize"] = lot
+    return entry

@@ -1,4 +1,4 @@
-"""Runtime configuration: the data root and per-symbol tick/lot sizes.
+"""Runtime configuration: the data root and per-instrument tick/lot sizes (`symbols.yaml`, keyed by venue).
 
 Tick and lot are kept as `Decimal` (exact) and as an integer scale so conversions between float lake values,
 int64 ticks/lots and decimal128 outputs never go through binary floating point guesses.
@@ -14,8 +14,10 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_EXCHANGE = "BINANCE"
+from lake_pipeline.instrument import Instrument, default_venue
+
 DATA_ROOT_ENV = "LAKE_DATA_ROOT"
+SYMBOLS_FILE_ENV = "LAKE_SYMBOLS_FILE"
 
 
 def default_data_root() -> Path:
@@ -72,31 +74,46 @@ def positive_decimal(value: object, where: str) -> Decimal:
     return number
 
 
-@lru_cache(maxsize=1)
-def _configured() -> dict[str, tuple[Path, dict]]:
-    """symbol -> (file it comes from, its entry), from the shipped symbols.yaml and $LAKE_SYMBOLS_FILE."""
-    paths = [Path(__file__).with_name("symbols.yaml")]
-    if os.environ.get("LAKE_SYMBOLS_FILE"):
-        paths.append(Path(os.environ["LAKE_SYMBOLS_FILE"]))
-    table: dict[str, tuple[Path, dict]] = {}
-    for path in paths:
-        for symbol, entry in read_yaml_mapping(path, "the symbols file").items():
+def _by_venue(table: dict, source: Path) -> dict[Instrument, tuple[Path, str, dict]]:
+    """`{VENUE: {SYMBOL: {tick, lot[, step]}}}` -> {Instrument: (file, "VENUE.SYMBOL", entry)}. A file in the older
+    flat layout (`{SYMBOL: {tick, lot}}`) still loads: each symbol goes to its default venue."""
+    out: dict[Instrument, tuple[Path, str, dict]] = {}
+    for name, value in (table or {}).items():
+        if not isinstance(value, dict):
+            raise ValueError(f"{source}: entry {name!r} is not a mapping (expected VENUE: {{SYMBOL: {{tick, lot}}}})")
+        if "tick" in value:  # flat layout: SYMBOL -> spec
+            out[Instrument(default_venue(name), name)] = (source, str(name), value)
+            continue
+        for symbol, entry in value.items():
             if not isinstance(entry, dict) or "tick" not in entry or "lot" not in entry:
-                raise ValueError(f"{path}: symbol {symbol!r} needs a mapping with 'tick' and 'lot', found {entry!r}")
-            table[str(symbol)] = (path, entry)
+                raise ValueError(f"{source}: {name}.{symbol} needs a mapping with 'tick' and 'lot', found {entry!r}")
+            out[Instrument(name, symbol)] = (source, f"{name}.{symbol}", entry)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _configured() -> dict[Instrument, tuple[Path, str, dict]]:
+    paths = [Path(__file__).with_name("symbols.yaml")]
+    if os.environ.get(SYMBOLS_FILE_ENV):
+        paths.append(Path(os.environ[SYMBOLS_FILE_ENV]))
+    table: dict[Instrument, tuple[Path, str, dict]] = {}
+    for path in paths:
+        table.update(_by_venue(read_yaml_mapping(path, "the symbols file"), path))
     return table
 
 
-def symbol_spec(symbol: str) -> SymbolSpec | None:
-    """The configured spec for `symbol`, or None when the symbol is not in config (caller infers from data)."""
-    found = _configured().get(symbol)
+def symbol_spec(instrument: Instrument) -> SymbolSpec | None:
+    """The configured spec of `instrument`, or None when it is not in config (caller infers from data).
+    The same symbol may trade with different tick/lot on two venues, so the venue is part of the lookup.
+    A tick/lot/step that is not a positive decimal is a ValueError naming the file and entry."""
+    found = _configured().get(instrument)
     if found is None:
         return None
-    path, entry = found
-    tick, lot = (positive_decimal(entry[k], f"{path}: {symbol}.{k}") for k in ("tick", "lot"))
-    step = positive_decimal(entry["step"], f"{path}: {symbol}.step") if "step" in entry else None
-    return SymbolSpec(symbol, tick, lot, "config", step)
+    path, where, entry = found
+    tick, lot = (positive_decimal(entry[k], f"{path}: {where}.{k}") for k in ("tick", "lot"))
+    step = positive_decimal(entry["step"], f"{path}: {where}.step") if "step" in entry else None
+    return SymbolSpec(instrument.symbol, tick, lot, "config", step)
 
 
-def configured_symbols() -> list[str]:
+def configured_instruments() -> list[Instrument]:
     return sorted(_configured())

@@ -1,46 +1,40 @@
-"""Hive-style zone layout under the data root (DESIGN §2). Every stage builds paths here, nowhere else."""
+"""Hive-style zone layout under the data root (DESIGN §2). Every stage builds paths here, nowhere else.
+
+Every function takes the data root and the `Partition` (venue, symbol, date) first, then anything else (`table`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-
-def partition_dir(root: Path, zone: str, exchange: str, symbol: str, date: str) -> Path:
-    """`<root>/<zone>/exchange=E/symbol=S/dt=D` — `zone` may contain slashes (e.g. `lake/ready/trades`)."""
-    return Path(root) / zone / f"exchange={exchange}" / f"symbol={symbol}" / f"dt={date}"
+from lake_pipeline.instrument import Partition
 
 
-def lake_ready(root: Path, table: str, exchange: str, symbol: str, date: str) -> Path:
-    return partition_dir(root, f"lake/ready/{table}", exchange, symbol, date)
+def lake_ready(root: Path, part: Partition, table: str) -> Path:
+    return part.dir(root, f"lake/ready/{table}")
 
 
-def lake_staging(root: Path, table: str, exchange: str, symbol: str, date: str) -> Path:
-    return partition_dir(root, f"lake/staging/{table}", exchange, symbol, date)
+def lake_staging(root: Path, part: Partition, table: str) -> Path:
+    return part.dir(root, f"lake/staging/{table}")
 
 
-def assessment_dir(root: Path, exchange: str, symbol: str, date: str) -> Path:
-    return partition_dir(root, "reports/assessment", exchange, symbol, date)
+def _zone(zone: str, why: str = "") -> Callable[[Path, Partition], Path]:
+    """`f(root, part)` -> `<root>/<zone>/exchange=E/symbol=S/dt=D`: one function per fixed zone."""
+
+    def directory(root: Path, part: Partition) -> Path:
+        return part.dir(root, zone)
+
+    directory.__doc__ = f"`<root>/{zone}/exchange=E/symbol=S/dt=D`{why}"
+    return directory
 
 
-def golden_dir(root: Path, exchange: str, symbol: str, date: str) -> Path:
-    return partition_dir(root, "golden", exchange, symbol, date)
-
-
-def unified_dir(root: Path, exchange: str, symbol: str, date: str) -> Path:
-    return partition_dir(root, "unified", exchange, symbol, date)
-
-
-def book_states_dir(root: Path, exchange: str, symbol: str, date: str) -> Path:
-    return partition_dir(root, "book_states", exchange, symbol, date)
-
-
-def fidelity_dir(root: Path, exchange: str, symbol: str, date: str) -> Path:
-    return partition_dir(root, "reports/fidelity", exchange, symbol, date)
-
-
-def truth_dir(root: Path, exchange: str, symbol: str, date: str) -> Path:
-    """Simulator ground truth (BBO of the true market), for tests and the demo's fidelity reference."""
-    return partition_dir(root, "sim_truth", exchange, symbol, date)
+assessment_dir = _zone("reports/assessment")
+golden_dir = _zone("golden")
+unified_dir = _zone("unified")
+book_states_dir = _zone("book_states")
+fidelity_dir = _zone("reports/fidelity")
+truth_dir = _zone("sim_truth", ": simulator ground truth (BBO of the true market), for tests and the demo's reference")
 
 
 # The zones each step reads and writes for one partition. An object-store data root stages exactly these in and
@@ -52,8 +46,8 @@ RECONSTRUCT_ZONES = {"reads": ["lake/ready/trades", "lake/ready/book"],
                      "writes": ["unified", "book_states"]}
 
 
-def parse_partition_path(path: Path) -> dict[str, str]:
-    """`…/exchange=E/symbol=S/dt=D/…` -> {"exchange": E, "symbol": S, "date": D}; raises ValueError naming the path."""
+def parse_partition_path(path: Path) -> Partition:
+    """`…/exchange=E/symbol=S/dt=D/…` -> its Partition; raises ValueError naming the path."""
     found: dict[str, str] = {}
     for part in Path(path).parts:
         if "=" in part:
@@ -63,4 +57,7 @@ def parse_partition_path(path: Path) -> dict[str, str]:
     missing = {"exchange", "symbol", "date"} - found.keys()
     if missing:
         raise ValueError(f"{path}: not a hive partition path, missing {sorted(missing)} (expected exchange=/symbol=/dt=)")
-    return found
+    try:
+        return Partition(found["exchange"], found["symbol"], found["date"])
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -42,8 +42,8 @@ from typing import Any
 
 from loguru import logger
 
-from lake_pipeline import paths
 from lake_pipeline.atomic import atomic_dir
+from lake_pipeline.instrument import Partition
 
 WORK_DIR_ENV = "LAKE_WORK_DIR"
 ENDPOINT_ENV = "LAKE_S3_ENDPOINT_URL"
@@ -159,16 +159,16 @@ class RemoteRoot:
         self.cache_root = self.work_dir / f"{_slug(self.url.split('://', 1)[1])}-{digest}"
 
     # -- addressing --------------------------------------------------------------------------------------------
-    def remote_dir(self, zone: str, exchange: str, symbol: str, date: str) -> str:
+    def remote_dir(self, zone: str, part: Partition) -> str:
         """The partition's key prefix as the filesystem sees it (`bucket/prefix/zone/exchange=…/…/dt=…`)."""
-        return f"{self.base}/{paths.partition_dir(Path(''), zone, exchange, symbol, date).as_posix()}"
+        return f"{self.base}/{zone}/{part.hive}"
 
-    def url_of(self, zone: str, exchange: str, symbol: str, date: str) -> str:
-        return f"{self.protocol}://{self.remote_dir(zone, exchange, symbol, date)}"
+    def url_of(self, zone: str, part: Partition) -> str:
+        return f"{self.protocol}://{self.remote_dir(zone, part)}"
 
-    def local_root(self, key: str, exchange: str, symbol: str, date: str) -> Path:
+    def local_root(self, key: str, part: Partition) -> Path:
         """A private local data root for one staging key (e.g. one asset) and partition."""
-        return self.cache_root / f"{_slug(key)}-{_slug(exchange)}-{_slug(symbol)}-{date}"
+        return self.cache_root / f"{_slug(key)}-{_slug(part.exchange)}-{_slug(part.symbol)}-{part.date}"
 
     def _list(self, prefix: str) -> dict[str, dict]:
         """relative key -> info for every object under `prefix/` (directory placeholders skipped)."""
@@ -185,22 +185,22 @@ class RemoteRoot:
         return out
 
     # -- stage in ----------------------------------------------------------------------------------------------
-    def download(self, local_root: Path, zone: str, exchange: str, symbol: str, date: str, *,
+    def download(self, local_root: Path, zone: str, part: Partition, *,
                  required: bool = True, names: Iterable[str] | None = None, stats: StageStats | None = None) -> bool:
         """Replace the local partition by the remote one (only the files called `names`, when given: e.g. a
         completion marker or one report); False when there is none (and not `required`)."""
         stats = stats if stats is not None else StageStats()
-        prefix = self.remote_dir(zone, exchange, symbol, date)
+        prefix = self.remote_dir(zone, part)
         objects = self._list(prefix)
         if names is not None:
             wanted = set(names)
             objects = {k: v for k, v in objects.items() if k in wanted}
-        local = paths.partition_dir(local_root, zone, exchange, symbol, date)
+        local = part.dir(local_root, zone)
         if not objects:
             if required:
                 raise RemotePartitionMissing(
                     f"input partition {self.protocol}://{prefix}/ does not exist (no objects under it): "
-                    f"materialize the upstream asset for {date}|{symbol} first, or upload the partition")
+                    f"materialize the upstream asset for {part.key} first, or upload the partition")
             if local.exists():
                 shutil.rmtree(local)
             return False
@@ -219,16 +219,16 @@ class RemoteRoot:
         return True
 
     # -- stage out ---------------------------------------------------------------------------------------------
-    def publish(self, local_root: Path, zone: str, exchange: str, symbol: str, date: str, *,
+    def publish(self, local_root: Path, zone: str, part: Partition, *,
                 stats: StageStats | None = None) -> bool:
         """Replace the remote partition by the local one: delete old objects (markers first), upload data files,
         JSON documents, then markers. False (nothing done) when the local partition does not exist."""
         stats = stats if stats is not None else StageStats()
-        local = paths.partition_dir(local_root, zone, exchange, symbol, date)
+        local = part.dir(local_root, zone)
         files = sorted(_snapshot(local), key=lambda rel: (_priority(rel.rsplit("/", 1)[-1]), rel))
         if not files:
             return False
-        prefix = self.remote_dir(zone, exchange, symbol, date)
+        prefix = self.remote_dir(zone, part)
         old = self._list(prefix)
         markers = [f"{prefix}/{rel}" for rel in old if rel.rsplit("/", 1)[-1] in MARKERS]
         rest = [f"{prefix}/{rel}" for rel in old if rel.rsplit("/", 1)[-1] not in MARKERS]
@@ -249,7 +249,7 @@ class RemoteRoot:
 
     # -- the block ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def staged(self, *, exchange: str, symbol: str, date: str, reads: Iterable[str] = (),
+    def staged(self, part: Partition, *, reads: Iterable[str] = (),
                optional_reads: Iterable[str] = (), file_reads: Mapping[str, Iterable[str]] | None = None,
                writes: Iterable[str] = (), key: str | None = None,
                stats: StageStats | None = None) -> Iterator[Path]:
@@ -265,40 +265,38 @@ class RemoteRoot:
         if key is None:
             spec = "|".join(",".join(z) for z in (reads, optional_reads, sorted(file_reads), writes))
             key = f"{(writes or reads or ['read'])[0]}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
-        root = self.local_root(key, exchange, symbol, date)
+        root = self.local_root(key, part)
         root.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         for zone in reads:
-            self.download(root, zone, exchange, symbol, date, required=True, stats=stats)
+            self.download(root, zone, part, required=True, stats=stats)
         for zone in optional_reads:
-            self.download(root, zone, exchange, symbol, date, required=False, stats=stats)
+            self.download(root, zone, part, required=False, stats=stats)
         for zone, names in file_reads.items():
-            self.download(root, zone, exchange, symbol, date, required=False, names=names, stats=stats)
-        staged_in = {z: _snapshot(paths.partition_dir(root, z, exchange, symbol, date)) for z in writes}
+            self.download(root, zone, part, required=False, names=names, stats=stats)
+        staged_in = {z: _snapshot(part.dir(root, z)) for z in writes}
         stats.stage_in_s = time.perf_counter() - t0
 
         yield root  # an exception here propagates: nothing is uploaded and the local root is kept
 
         t1 = time.perf_counter()
         for zone in writes:
-            now = _snapshot(paths.partition_dir(root, zone, exchange, symbol, date))
+            now = _snapshot(part.dir(root, zone))
             if now and now == staged_in[zone]:
-                stats.unchanged.append(self.url_of(zone, exchange, symbol, date))
+                stats.unchanged.append(self.url_of(zone, part))
                 continue
-            self.publish(root, zone, exchange, symbol, date, stats=stats)
+            self.publish(root, zone, part, stats=stats)
         stats.stage_out_s = time.perf_counter() - t1
-        logger.info("{} {}|{}: {}", self.url, date, symbol, stats.summary())
+        logger.info("{} {}: {}", self.url, part.key, stats.summary())
         shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def local_or_staged(data_root: str | os.PathLike, *, exchange: str, symbol: str, date: str,
-                    endpoint_url: str | None = None, **zones: Any) -> Iterator[Path]:
+def local_or_staged(data_root: str | os.PathLike, part: Partition, *, endpoint_url: str | None = None, **zones: Any) -> Iterator[Path]:
     """For CLI commands: a local `data_root` as is, or an object-store URL staged like `RemoteRoot.staged`
     (`zones`: reads=, optional_reads=, file_reads=, writes=)."""
     if not is_remote(data_root):
         yield Path(data_root)
         return
-    with RemoteRoot(str(data_root), endpoint_url=endpoint_url).staged(exchange=exchange, symbol=symbol, date=date,
-                                                                     **zones) as root:
+    with RemoteRoot(str(data_root), endpoint_url=endpoint_url).staged(part, **zones) as root:
         yield root

@@ -1,4 +1,4 @@
-"""Configurable Dagster resources: where the data lives and which exchange the partitions belong to."""
+"""Configurable Dagster resources: where the data lives (the venue of a step comes from its partition)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from lake_pipeline.config import DATA_ROOT_ENV, DEFAULT_EXCHANGE, default_data_root
+from lake_pipeline.config import DATA_ROOT_ENV, default_data_root
+from lake_pipeline.instrument import Partition
 from lake_pipeline.remote import is_remote, local_or_staged
 
 
@@ -23,7 +24,6 @@ class DataRoot(dg.ConfigurableResource):
     """
 
     path: str = ""
-    exchange: str = DEFAULT_EXCHANGE
     endpoint_url: str = ""
 
     def location(self) -> str:
@@ -38,11 +38,11 @@ class DataRoot(dg.ConfigurableResource):
         """The local data root. For an object-store data root there is none: use `staged(...)`."""
         if self.is_remote:
             raise ValueError(f"data root {self.location()} is an object store: reach it through "
-                             "DataRoot.staged(reads=…, writes=…, symbol=…, date=…), not as a local path")
+                             "DataRoot.staged(partition, reads=…, writes=…), not as a local path")
         return Path(self.location()).resolve()
 
     @contextlib.contextmanager
-    def staged(self, *, symbol: str, date: str, reads: Iterable[str] = (), optional_reads: Iterable[str] = (),
+    def staged(self, part: Partition, *, reads: Iterable[str] = (), optional_reads: Iterable[str] = (),
                file_reads: Mapping[str, Iterable[str]] | None = None, writes: Iterable[str] = (),
                key: str | None = None) -> Iterator[Path]:
         """A local data root for one partition's step.
@@ -51,9 +51,9 @@ class DataRoot(dg.ConfigurableResource):
         `reads` (required: a missing one fails naming its URL), `optional_reads` and the named files of the zones
         in `file_reads` ({zone: [file, …]}) into a private working copy, yields it, and after the block succeeds publishes the
         partitions of `writes` (old remote partition deleted, data files, markers last); on failure nothing."""
-        with local_or_staged(self.location() if self.is_remote else self.root(), exchange=self.exchange,
-                             symbol=symbol, date=date, endpoint_url=self.endpoint_url or None, reads=reads,
-                             optional_reads=optional_reads, file_reads=file_reads, writes=writes, key=key) as root:
+        with local_or_staged(self.location() if self.is_remote else self.root(), part,
+                             endpoint_url=self.endpoint_url or None, reads=reads, optional_reads=optional_reads,
+                             file_reads=file_reads, writes=writes, key=key) as root:
             yield root
 
     def for_ui(self, metadata: dict, local_root: Path) -> dict:

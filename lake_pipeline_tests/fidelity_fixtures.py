@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from lake_pipeline import paths
 from lake_pipeline.fidelity import hawkes
 from lake_pipeline.fidelity.frames import BBO_SCHEMA, LADDER_SCHEMA, MarketView, conform
+from lake_pipeline.instrument import Partition
 from lake_pipeline.schemas import BOOK_STATE, N_LEVELS, UNIFIED_EVENT
 
 TICK = Decimal("0.01")
@@ -220,7 +221,7 @@ def write_unified(m: Market, data_root: Path, *, snapshot_every: int = 50, rows_
     }
     order = np.lexsort((cols["order"], cols["kind"], cols["t"]))
     cols = {k: v[order] for k, v in cols.items()}
-    udir = paths.unified_dir(data_root, EXCHANGE, SYMBOL, DATE)
+    udir = paths.unified_dir(data_root, Partition(EXCHANGE, SYMBOL, DATE))
     udir.mkdir(parents=True, exist_ok=True)
     total = cols["t"].size
     for j, start in enumerate(range(0, total, rows_per_part)):
@@ -241,7 +242,7 @@ def write_unified(m: Market, data_root: Path, *, snapshot_every: int = 50, rows_
         }).cast(UNIFIED_EVENT)
         pq.write_table(table, udir / f"part-{j:05d}.parquet", compression="zstd")
     (udir / "_SUCCESS").write_text("")
-    bdir = paths.book_states_dir(data_root, EXCHANGE, SYMBOL, DATE)
+    bdir = paths.book_states_dir(data_root, Partition(EXCHANGE, SYMBOL, DATE))
     bdir.mkdir(parents=True, exist_ok=True)
     lad = ladder_frame(m)
     book = {"event_time": _ts(lad["time_ns"].to_numpy())}
@@ -295,4 +296,4 @@ def write_golden_capture(m: Market, path: Path, *, stream: str = "btcusdt", recv
 
 
 def golden_session_dir(data_root: Path, session: str = "s1") -> Path:
-    return paths.golden_dir(data_root, EXCHANGE, SYMBOL, DATE) / f"session={session}"
+    return paths.golden_dir(data_root, Partition(EXCHANGE, SYMBOL, DATE)) / f"session={session}"

@@ -11,12 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.paths import book_states_dir, lake_ready, unified_dir
 from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS, LAKE_STORED, N_LEVELS
 from lake_pipeline_tests.reference_replay import Delta, Snapshot, Trade
 
 EX, SYM, DAY = "BINANCE", "BTC-USDT", "2024-08-08"
-_SPEC = symbol_spec(SYM)
+_SPEC = symbol_spec(Instrument.parse(SYM))
 TICK, LOT = _SPEC.tick, _SPEC.lot
 T0 = 1723075200 * 10**9  # 2024-08-08T00:00:00Z
 DAY_END = T0 + 86_400 * 10**9
@@ -34,7 +35,7 @@ def size(lots: int) -> float:
 
 def write_table(root: Path, table: str, columns: dict, name: str = "1.snappy.parquet",
                 row_group_size: int | None = None) -> Path:
-    directory = lake_ready(root, table, EX, SYM, DAY)
+    directory = lake_ready(root, Partition(EX, SYM, DAY), table)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     pq.write_table(pa.table(columns, schema=LAKE_STORED[table]), path, row_group_size=row_group_size)
@@ -92,11 +93,11 @@ def read_parts(directory: Path) -> pa.Table:
 
 
 def unified(root: Path) -> pa.Table:
-    return read_parts(unified_dir(root, EX, SYM, DAY))
+    return read_parts(unified_dir(root, Partition(EX, SYM, DAY)))
 
 
 def book_states(root: Path) -> pa.Table:
-    return read_parts(book_states_dir(root, EX, SYM, DAY))
+    return read_parts(book_states_dir(root, Partition(EX, SYM, DAY)))
 
 
 def _ticks(values: list, step: Decimal) -> list:
@@ -215,7 +216,7 @@ def _bbo_columns(spec) -> list:
 
 
 def scan_unified(root: Path, date: str = DAY) -> pl.LazyFrame:
-    return pl.scan_parquet(str(unified_dir(root, EX, SYM, date)) + "/part-*.parquet")
+    return pl.scan_parquet(str(unified_dir(root, Partition(EX, SYM, date))) + "/part-*.parquet")
 
 
 def message_bbo(root: Path, date: str = DAY) -> pl.DataFrame:

@@ -12,14 +12,15 @@ import pyarrow.parquet as pq
 
 from lake_pipeline import paths
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument, Partition
 
 EXCHANGE, SYMBOL, DATE = "BINANCE", "BTC-USDT", "2024-08-08"
 TICK, STEP = Decimal("0.01"), Decimal("0.00001")  # BTC-USDT tick and order step (sizes are drawn on it)
-LOT = symbol_spec("BTC-USDT").lot  # the unit of int64 sizes, as in sim_truth/bbo.parquet
+LOT = symbol_spec(Instrument.parse("BTC-USDT")).lot  # the unit of int64 sizes, as in sim_truth/bbo.parquet
 
 
 def lake_file(root: Path, table: str) -> Path:
-    return paths.lake_ready(root, table, EXCHANGE, SYMBOL, DATE) / "1.snappy.parquet"
+    return paths.lake_ready(root, Partition(EXCHANGE, SYMBOL, DATE), table) / "1.snappy.parquet"
 
 
 def read_lake(root: Path, table: str) -> dict[str, np.ndarray]:
@@ -28,7 +29,7 @@ def read_lake(root: Path, table: str) -> dict[str, np.ndarray]:
 
 
 def truth_dir(root: Path) -> Path:
-    return paths.truth_dir(root, EXCHANGE, SYMBOL, DATE)
+    return paths.truth_dir(root, Partition(EXCHANGE, SYMBOL, DATE))
 
 
 def read_truth(root: Path) -> dict[int, tuple[int, int, int, int]]:
@@ -42,7 +43,7 @@ def read_faults(root: Path) -> dict:
 
 
 def golden_session(root: Path, seed: int) -> Path:
-    return paths.golden_dir(root, EXCHANGE, SYMBOL, DATE) / f"session=sim-{seed}"
+    return paths.golden_dir(root, Partition(EXCHANGE, SYMBOL, DATE)) / f"session=sim-{seed}"
 
 
 def golden_lines(root: Path, seed: int) -> list[tuple[int, dict]]:

@@ -14,6 +14,7 @@ import pytest
 
 from lake_pipeline.assess.report import assess_partition, write_assessment
 from lake_pipeline.cli import main as cli_main
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.paths import assessment_dir, lake_ready, truth_dir
 
 EX, SYM, DAY = "BINANCE", "BTC-USDT", "2024-08-08"
@@ -27,13 +28,13 @@ def sim_root(tmp_path_factory) -> Path:
     from lake_pipeline.sim import simulate
 
     root = tmp_path_factory.mktemp("sim")
-    simulate(root, SYM, DAY, 2.0, 7, faults=FAULTS, golden_hours=0)
+    simulate(root, Instrument.parse(SYM).on(DAY), 2.0, 7, faults=FAULTS, golden_hours=0)
     return root
 
 
 @pytest.fixture(scope="module")
 def faults(sim_root: Path) -> dict:
-    data = json.loads((truth_dir(sim_root, EX, SYM, DAY) / "faults.json").read_text())
+    data = json.loads((truth_dir(sim_root, Partition(EX, SYM, DAY)) / "faults.json").read_text())
     out = {f["kind"]: f for f in data["faults"]}
     assert all(out[k]["injected"] for k in FAULTS)
     return out
@@ -41,13 +42,13 @@ def faults(sim_root: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def report(sim_root: Path) -> dict:
-    rep = assess_partition(sim_root, SYM, DAY, exchange=EX)
+    rep = assess_partition(sim_root, Partition(EX, SYM, DAY))
     write_assessment(rep, sim_root)
     return rep
 
 
 def _lake(root: Path, table: str) -> pa.Table:
-    return pq.read_table(lake_ready(root, table, EX, SYM, DAY) / "1.snappy.parquet")
+    return pq.read_table(lake_ready(root, Partition(EX, SYM, DAY), table) / "1.snappy.parquet")
 
 
 def _variant(sim_root: Path, tmp_path: Path) -> Path:
@@ -57,7 +58,7 @@ def _variant(sim_root: Path, tmp_path: Path) -> Path:
 
 
 def _rewrite(root: Path, table: str, change) -> pa.Table:
-    path = lake_ready(root, table, EX, SYM, DAY) / "1.snappy.parquet"
+    path = lake_ready(root, Partition(EX, SYM, DAY), table) / "1.snappy.parquet"
     t = change(pq.read_table(path))
     pq.write_table(t, path)
     return t
@@ -147,7 +148,7 @@ def test_origin_time_float_artefacts_match_numpy(sim_root, report):
 
 
 def test_report_files_and_recommendation_on_the_faulty_day(sim_root, report):
-    out = assessment_dir(sim_root, EX, SYM, DAY)
+    out = assessment_dir(sim_root, Partition(EX, SYM, DAY))
     data = json.loads((out / "assessment.json").read_text())
     assert data["recommended_strategy"] == "full_event_replay" and "event_time_source" not in data
     assert data["value_checks"] == {"ok": True, "error": None, "repairs": {"duplicate_delta_rows_dropped": 0}}
@@ -164,8 +165,8 @@ def test_report_files_and_recommendation_on_the_faulty_day(sim_root, report):
 # ---------------------------------------------------------------- strategy switches -------------------------------
 def test_without_deltas_the_recommendation_is_snapshot_anchored(sim_root, tmp_path):
     root = _variant(sim_root, tmp_path)
-    shutil.rmtree(lake_ready(root, "book_delta_v2", EX, SYM, DAY))
-    rep = assess_partition(root, SYM, DAY)
+    shutil.rmtree(lake_ready(root, Partition(EX, SYM, DAY), "book_delta_v2"))
+    rep = assess_partition(root, Partition(EX, SYM, DAY))
     assert rep["recommended_strategy"] == "snapshot_anchored"
     assert rep["tables"]["book_delta_v2"] == {"present": False} and rep["book_delta_v2"] is None
     assert "no book_delta_v2 data for this partition" in rep["strategy_reasons"][1]
@@ -178,7 +179,7 @@ def test_blanked_origin_time_switches_the_event_time_and_says_why(sim_root, tmp_
         t = _rewrite(root, table, lambda t, b=blank: t.set_column(
             t.schema.get_field_index("timestamp"), "timestamp", pa.array([b] * t.num_rows, pa.int64())))
         n[table] = t.num_rows
-    rep = assess_partition(root, SYM, DAY)
+    rep = assess_partition(root, Partition(EX, SYM, DAY))
     assert rep["recommended_strategy"] == "full_event_replay"  # message order comes from sequence_number
     reasons = " ".join(rep["strategy_reasons"])
     assert ("rows without it use their own received_time, row by row: "
@@ -190,21 +191,21 @@ def test_blanked_origin_time_switches_the_event_time_and_says_why(sim_root, tmp_
     assert all(v["present"] == 0 for v in o.values())
     assert rep["tables"]["trades"]["latency_ms"] == {"n": 0}
 
-    shutil.rmtree(lake_ready(root, "book_delta_v2", EX, SYM, DAY))
-    rep = assess_partition(root, SYM, DAY)
+    shutil.rmtree(lake_ready(root, Partition(EX, SYM, DAY), "book_delta_v2"))
+    rep = assess_partition(root, Partition(EX, SYM, DAY))
     assert rep["recommended_strategy"] == "snapshot_anchored"
 
 
 def test_without_any_valid_snapshot_the_fallback_is_origin_time_sort(sim_root, tmp_path):
     root = _variant(sim_root, tmp_path)
-    shutil.rmtree(lake_ready(root, "book_delta_v2", EX, SYM, DAY))
+    shutil.rmtree(lake_ready(root, Partition(EX, SYM, DAY), "book_delta_v2"))
 
     def cross_every_row(t: pa.Table) -> pa.Table:  # best bid one tick through the best ask
         through = pa.array(t.column("ask_0_price").to_numpy() + 0.01)
         return t.set_column(t.schema.get_field_index("bid_0_price"), "bid_0_price", through)
 
     t = _rewrite(root, "book", cross_every_row)
-    rep = assess_partition(root, SYM, DAY)
+    rep = assess_partition(root, Partition(EX, SYM, DAY))
     assert rep["recommended_strategy"] == "origin_time_sort"
     assert rep["book"]["crossed"]["crossed_rows"] == t.num_rows and rep["book"]["crossed"]["valid_rows"] == 0
     assert f"none of the {t.num_rows:,} snapshots is valid" in " ".join(rep["strategy_reasons"])
@@ -221,7 +222,7 @@ def test_backwards_received_time_is_counted_within_a_table(sim_root, tmp_path):
     t = _rewrite(root, "trades", swap)
     r = t.column("receipt_timestamp").to_numpy()
     assert r[100] > r[101]
-    rep = assess_partition(root, SYM, DAY)
+    rep = assess_partition(root, Partition(EX, SYM, DAY))
     mono = rep["tables"]["trades"]["monotonicity"]["received_time"]
     assert mono["count"] == 1 and mono["first_row"] == 101
 
@@ -232,15 +233,15 @@ def test_cli_assess_writes_both_files(sim_root, tmp_path, capsys):
                    "--hole-threshold-s", "60"])
     out = capsys.readouterr().out
     assert rc == 0 and "recommended_strategy: full_event_replay" in out
-    data = json.loads((assessment_dir(root, EX, SYM, DAY) / "assessment.json").read_text())
+    data = json.loads((assessment_dir(root, Partition(EX, SYM, DAY)) / "assessment.json").read_text())
     assert data["parameters"]["chunk_rows"] == 250_000 and data["memory"]["chunk_rows"] == 250_000
     # with a 60 s threshold the 30 s time hole is no longer a hole; the missing hour still is
     assert [h["duration_s"] > 3000 for h in data["book_delta_v2"]["time_holes"]["longest"]] == [True]
 
 
 def test_missing_partition_is_a_clear_error(data_root):
-    with pytest.raises(FileNotFoundError, match="no lake table in the ready zone for exchange=BINANCE symbol=BTC-USDT"):
-        assess_partition(data_root, SYM, DAY)
+    with pytest.raises(FileNotFoundError, match="no lake table in the ready zone for exchange=BINANCE/symbol=BTC-USDT/dt=2024-08-08"):
+        assess_partition(data_root, Partition(EX, SYM, DAY))
 
 
 def test_real_btc_recording_converted_to_lake_format(btc_recording, tmp_path):
@@ -248,10 +249,10 @@ def test_real_btc_recording_converted_to_lake_format(btc_recording, tmp_path):
     from_capture = pytest.importorskip("lake_pipeline.lake.from_capture",
                                        reason="the real-capture -> lake converter (branch golden) is not merged here")
     root = tmp_path / "real"
-    spec = from_capture.resolve_spec(SYM, None, None)
-    from_capture.lake_from_capture([str(p) for p in btc_recording], root, SYM, EX, spec)
+    spec = from_capture.resolve_spec(Instrument(EX, SYM), None, None)
+    from_capture.lake_from_capture([str(p) for p in btc_recording], root, Instrument(EX, SYM), spec)
     dates = sorted(p.name[3:] for p in (root / "lake/ready/book_delta_v2" / f"exchange={EX}" / f"symbol={SYM}").iterdir())
-    rep = assess_partition(root, SYM, dates[0])
+    rep = assess_partition(root, Partition(EX, SYM, dates[0]))
     d = rep["book_delta_v2"]
     assert rep["recommended_strategy"] == "full_event_replay"
     assert d["sequence"]["backwards"] == 0 and d["sequence"]["steps"]["min"] > 0
@@ -266,10 +267,10 @@ def test_trades_only_partition_and_an_empty_book_file(data_root):
     from lake_pipeline_tests.lakefiles import stored_table
 
     for table, rows in (("trades", 2_000), ("book", 0)):
-        folder = lake_ready(data_root, table, EX, SYM, DAY)
+        folder = lake_ready(data_root, Partition(EX, SYM, DAY), table)
         folder.mkdir(parents=True)
         pq.write_table(stored_table(table, DAY, rows), folder / "1.snappy.parquet")
-    rep = assess_partition(data_root, SYM, DAY)
+    rep = assess_partition(data_root, Partition(EX, SYM, DAY))
     assert rep["recommended_strategy"] == "origin_time_sort"
     assert rep["tables"]["book_delta_v2"] == {"present": False} and rep["tables"]["book"]["rows"] == 0
     assert "none of the 0 snapshots is valid" in " ".join(rep["strategy_reasons"])
@@ -284,19 +285,19 @@ def test_assess_warns_about_data_reconstruct_refuses(sim_root, tmp_path):
 
     root = _variant(sim_root, tmp_path)
     _rewrite(root, "trades", lambda t: pa.concat_tables([t, t]))  # every trade twice
-    rep = assess_partition(root, SYM, DAY)
+    rep = assess_partition(root, Partition(EX, SYM, DAY))
     checks = rep["value_checks"]
     assert not checks["ok"] and "repeats the trade id of row 0" in checks["error"]
     assert rep["strategy_reasons"][0] == f"WARNING: reconstruct will refuse this partition: {checks['error']}"
     with pytest.raises(BadValueError) as refused:
-        reconstruct_partition(root, EX, SYM, DAY)
+        reconstruct_partition(root, Partition(EX, SYM, DAY))
     assert str(refused.value) == checks["error"]  # the same rule, the same message
 
 
 def test_repeated_delta_rows_are_counted_as_a_repair(sim_root, tmp_path):
     root = _variant(sim_root, tmp_path)
     _rewrite(root, "book_delta_v2", lambda t: pa.concat_tables([t.slice(0, 10), t.slice(9, 1), t.slice(10)]))
-    rep = assess_partition(root, SYM, DAY)
+    rep = assess_partition(root, Partition(EX, SYM, DAY))
     assert rep["value_checks"] == {"ok": True, "error": None, "repairs": {"duplicate_delta_rows_dropped": 1}}
     assert "1 input rows repaired by reconstruct (duplicate delta rows dropped)" in rep["strategy_reasons"]
 
@@ -304,6 +305,6 @@ def test_repeated_delta_rows_are_counted_as_a_repair(sim_root, tmp_path):
 def test_an_empty_book_table_is_called_empty(sim_root, tmp_path):
     root = _variant(sim_root, tmp_path)
     _rewrite(root, "book", lambda t: t.slice(0, 0))
-    rep = assess_partition(root, SYM, DAY)
+    rep = assess_partition(root, Partition(EX, SYM, DAY))
     reasons = " ".join(rep["strategy_reasons"])
     assert "book: present but without rows" in reasons and "origin_time is missing" not in reasons

@@ -34,14 +34,19 @@ def test_asset_keys_and_lineage() -> None:
     assert actual == EXPECTED_ASSETS
 
 
-def test_every_asset_is_symbol_by_date_with_one_backfill_policy() -> None:
+def test_every_asset_is_date_by_instrument_with_one_backfill_policy() -> None:
     graph = defs.get_repository_def().asset_graph
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         pdef = node.partitions_def
         assert isinstance(pdef, dg.MultiPartitionsDefinition), key
-        assert [d.name for d in pdef.partitions_defs] == ["date", "symbol"], key
-        assert "2024-08-08|BTC-USDT" in pdef.get_partition_keys(), key
+        assert [d.name for d in pdef.partitions_defs] == ["date", "instrument"], key
+        # the instrument names its venue: spot and USD-M futures side by side (symbols.yaml by default)
+        assert pdef.get_partitions_def_for_dimension("instrument").get_partition_keys() == [
+            "BINANCE.BTC-USDT", "BINANCE.ETH-USDT", "BINANCE_FUTURES.BTC-USDT-PERP"], key
+        keys = pdef.get_partition_keys()
+        assert {"2024-08-08|BINANCE.BTC-USDT", "2024-08-08|BINANCE_FUTURES.BTC-USDT-PERP"} <= set(keys), key
+        assert "2024-08-08|BTC-USDT" not in keys, key  # the old key format is gone (README: Upgrading)
     # one policy on the whole chain (mixed policies split a backfill into separate runs, research dagster.md), and
     # that policy is none: see partitions.py
     assert {graph.get(k).backfill_policy for k in graph.get_all_asset_keys()} == {None}

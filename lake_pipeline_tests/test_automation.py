@@ -10,15 +10,17 @@ import datetime as dt
 
 import dagster as dg
 
-from lake_pipeline.defs.automation import chain_automation_sensor
 from lake_pipeline.definitions import defs
+from lake_pipeline.defs.automation import chain_automation_sensor
+from lake_pipeline.instrument import Instrument
+from lake_pipeline.partitions import partition_key
 
 RAW = [dg.AssetKey(["lake", t]) for t in ("trades", "book", "book_delta_v2")]
-SYMBOL = "BTC-USDT"
+SPOT, PERP = Instrument.parse("BINANCE.BTC-USDT"), Instrument.parse("BINANCE_FUTURES.BTC-USDT-PERP")
 
 
-def _key(day: dt.date) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({"date": day.isoformat(), "symbol": SYMBOL})
+def _key(day: dt.date, instrument: Instrument = SPOT) -> dg.MultiPartitionKey:
+    return partition_key(instrument.on(day.isoformat()))
 
 
 def _materialised(instance: dg.DagsterInstance, keys: list[dg.AssetKey], partition: str) -> None:
@@ -34,6 +36,7 @@ def _requested(result) -> dict[str, set[str]]:
 def test_new_raw_data_of_yesterday_runs_the_chain_in_order() -> None:
     now = dt.datetime.now(dt.UTC)
     yesterday = _key((now - dt.timedelta(days=1)).date())
+    perp_yesterday = _key((now - dt.timedelta(days=1)).date(), PERP)
     with dg.instance_for_test() as instance:
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now)
         assert _requested(result) == {}  # nothing before any raw data: parents missing
@@ -44,11 +47,12 @@ def test_new_raw_data_of_yesterday_runs_the_chain_in_order() -> None:
         assert _requested(result) == {}
 
         _materialised(instance, RAW[2:], yesterday)
+        _materialised(instance, RAW, perp_yesterday)  # the futures venue's partition of the same date, independently
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor,
                                                    evaluation_time=now)
         # the assessment, and with it (same tick, "will be requested") the replay and the report; golden_samples
         # is missing for this date and blocks nothing
-        assert _requested(result) == {name: {str(yesterday)} for name in
+        assert _requested(result) == {name: {str(yesterday), str(perp_yesterday)} for name in
                                       ("data_assessment", "unified_events", "fidelity_report")}
 
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor,

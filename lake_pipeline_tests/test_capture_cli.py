@@ -18,7 +18,7 @@ from lake_pipeline_tests.conftest import REPO_ROOT, realdata_dir
 
 
 def _args(**kw) -> argparse.Namespace:
-    base = dict(symbol=None, duration=None, data_root=None, ws_url=None, rest_url=None, session_config=None,
+    base = dict(exchange=None, symbol=None, duration=None, data_root=None, ws_url=None, rest_url=None, session_config=None,
                 session=None, rotate=None, streams=None, agg_trade=False, key_file=None, plaintext=False, no_ntp=False)
     return argparse.Namespace(**(base | kw))
 
@@ -28,13 +28,20 @@ def test_build_config_from_a_named_session(tmp_path, monkeypatch):
     cfg_file = tmp_path / "s.yaml"
     cfg_file.write_text("regime: {window_s: 15}\nsessions:\n"
                         "  - {name: a, symbol: ETH-USDT, duration: 20m, rotate: 5m, regime_intent: HIGH_VOLUME}\n"
-                        "  - {name: b, symbol: BTC-USDT, ws_url: 'ws://127.0.0.1:1'}\n")
+                        "  - {name: b, symbol: BTC-USDT, ws_url: 'ws://127.0.0.1:1'}\n"
+                        "  - {name: c, instrument: BINANCE_FUTURES.BTC-USDT-PERP}\n")
     cfg = build_config(_args(session_config=cfg_file, session="a", data_root=tmp_path, agg_trade=True, no_ntp=True))
     assert (cfg.symbol, cfg.duration_s, cfg.rotate_s, cfg.regime_intent, cfg.regime.window_s) == \
         ("ETH-USDT", 1200, 300, "HIGH_VOLUME", 15)
     assert cfg.streams[-1] == "aggTrade" and cfg.ntp_servers == () and cfg.key.raw == bytes.fromhex("ab" * 32)
     b = build_config(_args(session_config=cfg_file, session="b", duration="90s", plaintext=True))
     assert (b.ws_url, b.duration_s, b.key) == ("ws://127.0.0.1:1", 90, None)
+    assert b.instrument.key == "BINANCE.BTC-USDT"  # a bare symbol: its default venue
+    c = build_config(_args(session_config=cfg_file, session="c", plaintext=True))
+    assert (c.exchange, c.symbol) == ("BINANCE_FUTURES", "BTC-USDT-PERP")  # the session names its instrument
+    over = build_config(_args(session_config=cfg_file, session="c", plaintext=True, exchange="BINANCE_FUTURES",
+                              symbol="ETH-USDT-PERP"))
+    assert over.instrument.key == "BINANCE_FUTURES.ETH-USDT-PERP"  # the CLI overrides the session
     with pytest.raises(ValueError, match="several sessions"):
         build_config(_args(session_config=cfg_file))
     monkeypatch.delenv(KEY_ENV)

@@ -11,6 +11,7 @@ from lake_pipeline.capture.clock import ClockTracker, LatencyStats, binance_time
 from lake_pipeline.capture.levels import LevelParser
 from lake_pipeline.capture.live import binance_symbol, ticker_update_id
 from lake_pipeline.capture.physics import PhysicsMonitor
+from lake_pipeline.instrument import Instrument
 
 
 def test_binance_time_offset_is_ntp_style():
@@ -100,7 +101,7 @@ def test_live_level_parsing_agrees_with_the_golden_wire_path(realdata):
     from lake_pipeline.capture.wire import levels_to_units
     from lake_pipeline.config import symbol_spec
 
-    spec = symbol_spec("BTC-USDT")
+    spec = symbol_spec(Instrument.parse("BTC-USDT"))
     parse = LevelParser(spec.tick, spec.lot)
     checked = 0
     for _, _, frame in iter_frames([realdata / "hftbacktest" / "spot" / "btcusdt_20240808.gz"]):

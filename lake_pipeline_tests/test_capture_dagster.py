@@ -22,8 +22,9 @@ from lake_pipeline_tests.exchange_helpers import CAPTURE_KEY, btc_feed, serve  #
 
 SESSIONS = """
 sessions:
-  - {name: btc-main, symbol: BTC-USDT, regime_intent: NORMAL, duration: 1h}
-  - {name: btc-second, symbol: BTC-USDT, duration: 30m}      # same symbol: never two runs at once
+  - {name: btc-main, instrument: BINANCE.BTC-USDT, regime_intent: NORMAL, duration: 1h}
+  - {name: btc-second, symbol: BTC-USDT, duration: 30m}      # same instrument (default venue): never two runs at once
+  - {name: perp, instrument: BINANCE_FUTURES.BTC-USDT-PERP, duration: 1h}   # same coin, other venue: its own run
   - {name: eth-quiet, symbol: ETH-USDT, regime_intent: LOW_VOLUME, duration: 20m, rotate: 5m}
   - {name: never, symbol: ETH-USDT, schedule: {days: []}}
   - {name: unknown-symbol, symbol: DOGE-USDT}                # not a partition key: skipped
@@ -46,33 +47,35 @@ def _tick(instance: dg.DagsterInstance):
     return golden_capture_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=DEFS))
 
 
-def test_sensor_requests_one_bounded_run_per_symbol(sessions_env):
+def test_sensor_requests_one_bounded_run_per_instrument(sessions_env):
     assert golden_capture_sensor.default_status == dg.DefaultSensorStatus.STOPPED
     with dg.instance_for_test() as instance:
         result = _tick(instance)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
-    by_symbol = {r.partition_key.keys_by_dimension["symbol"]: r for r in result.run_requests}
-    assert sorted(by_symbol) == ["BTC-USDT", "ETH-USDT"]
-    btc, eth = by_symbol["BTC-USDT"], by_symbol["ETH-USDT"]
-    assert btc.partition_key.keys_by_dimension["date"] == today
+    by_instrument = {r.partition_key.keys_by_dimension["instrument"]: r for r in result.run_requests}
+    assert sorted(by_instrument) == ["BINANCE.BTC-USDT", "BINANCE.ETH-USDT", "BINANCE_FUTURES.BTC-USDT-PERP"]
+    btc, eth = by_instrument["BINANCE.BTC-USDT"], by_instrument["BINANCE.ETH-USDT"]
+    assert btc.partition_key == f"{today}|BINANCE.BTC-USDT"
+    assert by_instrument["BINANCE_FUTURES.BTC-USDT-PERP"].tags["capture_session"] == "perp"
     slot = int(datetime.now(UTC).timestamp() // 3600)
-    assert btc.run_key in (f"golden-btc-main-BTC-USDT-{slot}", f"golden-btc-main-BTC-USDT-{slot - 1}")
+    assert btc.run_key in (f"golden-btc-main-BINANCE.BTC-USDT-{slot}", f"golden-btc-main-BINANCE.BTC-USDT-{slot - 1}")
     assert btc.tags["dagster/max_runtime"] == str(3600 + 900) and btc.tags["capture_session"] == "btc-main"
     eth_config = eth.run_config["ops"]["golden_samples"]["config"]
     assert (eth_config["duration_s"], eth_config["rotate_s"], eth_config["regime_intent"]) == (1200, 300, "LOW_VOLUME")
     assert eth.tags["dagster/max_runtime"] == str(1200 + 900)
 
 
-def test_sensor_skips_symbols_with_a_run_in_flight(sessions_env):
+def test_sensor_skips_instruments_with_a_run_in_flight(sessions_env):
     with dg.instance_for_test() as instance:
-        create_run_for_test(instance, job_name=golden_capture_job.name, status=dg.DagsterRunStatus.STARTED,
-                            tags={"dagster/partition/symbol": "BTC-USDT"})
-        create_run_for_test(instance, job_name=golden_capture_job.name, status=dg.DagsterRunStatus.SUCCESS,
-                            tags={"dagster/partition/symbol": "ETH-USDT"})
+        for key, status in (("BINANCE.BTC-USDT", dg.DagsterRunStatus.STARTED),
+                            ("BINANCE_FUTURES.BTC-USDT-PERP", dg.DagsterRunStatus.STARTING),
+                            ("BINANCE.ETH-USDT", dg.DagsterRunStatus.SUCCESS)):
+            create_run_for_test(instance, job_name=golden_capture_job.name, status=status,
+                                tags={"dagster/partition/instrument": key})
         result = _tick(instance)
-        assert [r.partition_key.keys_by_dimension["symbol"] for r in result.run_requests] == ["ETH-USDT"]
+        assert [r.partition_key.keys_by_dimension["instrument"] for r in result.run_requests] == ["BINANCE.ETH-USDT"]
         create_run_for_test(instance, job_name=golden_capture_job.name, status=dg.DagsterRunStatus.STARTING,
-                            tags={"dagster/partition/symbol": "ETH-USDT"})
+                            tags={"dagster/partition/instrument": "BINANCE.ETH-USDT"})
         result = _tick(instance)
         assert not result.run_requests and "in flight" in result.skip_message
 
@@ -97,7 +100,7 @@ def test_golden_samples_asset_captures_today_and_describes_past_days(btc_feed, d
     with serve(feed, speed=feed.duration_s() / 1.0) as server:
         config = {"duration_s": 2.0, "ws_url": server.ws_url, "rest_url": server.rest_url, "ntp": False,
                   "session_name": "test", "regime_intent": "NORMAL"}
-        result = dg.materialize([golden_samples], partition_key=f"{today}|BTC-USDT",
+        result = dg.materialize([golden_samples], partition_key=f"{today}|BINANCE.BTC-USDT",
                                 resources={"data_root": DataRoot(path=str(data_root))},
                                 run_config={"ops": {"golden_samples": {"config": config}}})
     assert result.success
@@ -111,13 +114,13 @@ def test_golden_samples_asset_captures_today_and_describes_past_days(btc_feed, d
     # the same session seen as a past day's partition: described, not recorded
     past = session_json.parent.parent.with_name("dt=2024-08-08")
     shutil.move(session_json.parent.parent, past)
-    described = dg.materialize([golden_samples], partition_key="2024-08-08|BTC-USDT",
+    described = dg.materialize([golden_samples], partition_key="2024-08-08|BINANCE.BTC-USDT",
                                resources={"data_root": DataRoot(path=str(data_root))})
     [mat] = described.asset_materializations_for_node("golden_samples")
     assert mat.metadata["dagster/row_count"].value == md["dagster/row_count"]
     # a past day without sessions: recorded as empty (not a failure that would skip the fidelity report), saying why
-    empty = dg.materialize([golden_samples], partition_key="2024-08-09|BTC-USDT",
+    empty = dg.materialize([golden_samples], partition_key="2024-08-09|BINANCE.BTC-USDT",
                            resources={"data_root": DataRoot(path=str(data_root))})
     [mat] = empty.asset_materializations_for_node("golden_samples")
     assert (mat.metadata["sessions"].value, mat.metadata["dagster/row_count"].value) == (0, 0)
-    assert mat.metadata["reason"].value.startswith("no golden sessions for BTC-USDT on 2024-08-09")
+    assert mat.metadata["reason"].value.startswith("no golden sessions for BINANCE.BTC-USDT on 2024-08-09")

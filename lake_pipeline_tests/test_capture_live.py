@@ -26,6 +26,7 @@ from lake_pipeline.capture.live import LiveCapture
 from lake_pipeline.capture.replay import book_events, feed
 from lake_pipeline.capture.sync import BookSync
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.sim import simulate
 from lake_pipeline.sim.exchange_faults import Faults, ServerTiming
 from lake_pipeline.sim.exchange_feed import load_feed
@@ -42,7 +43,7 @@ from lake_pipeline_tests.exchange_helpers import (  # noqa: F401
 pytestmark = pytest.mark.realdata
 
 DEPTH = "btcusdt@depth@100ms"
-SPEC = symbol_spec("BTC-USDT")
+SPEC = symbol_spec(Instrument.parse("BTC-USDT"))
 
 
 def _payloads(frames: list[str], stream: str) -> list[dict]:
@@ -337,7 +338,7 @@ def test_silent_peer_is_detected_and_reconnected(btc_feed, data_root):
 
 def test_simulated_session_through_the_server(data_root, tmp_path):
     """The simulator's golden feed, served and captured: frames one for one, book equal to the server's."""
-    summary = simulate(tmp_path / "sim", "BTC-USDT", "2024-08-08", 0.02, 5, start_hour=9, golden_hours=0.02)
+    summary = simulate(tmp_path / "sim", Instrument.parse("BTC-USDT").on("2024-08-08"), 0.02, 5, start_hour=9, golden_hours=0.02)
     feed = load_feed(sorted(Path(summary.paths["golden"]).glob("frames-*")))
     server, capture, doc = _run(feed, data_root, Faults(drop_diff_at=(200,)), seconds=2.0)
     assert len(doc["gaps"]) == 1 and doc["book"]["book_checks"]["checked"] > 50

@@ -10,6 +10,7 @@ import pytest
 
 from lake_pipeline.capture.golden import read_golden
 from lake_pipeline.capture.regime import HIGH, LOW, NORMAL, SPECIAL, RegimeConfig, RegimeDetector, parse_time_ms
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.capture.session_config import (
     SessionConfigError,
     load_session_config,
@@ -26,8 +27,8 @@ WINDOW_MS = 10_000
 def sim_events(tmp_path_factory) -> dict[str, np.ndarray]:
     """~3.5 simulated minutes of BTC-USDT (golden feed): events (E, n) and spreads (E, ticks)."""
     root = tmp_path_factory.mktemp("sim")
-    summary = simulate(root, "BTC-USDT", "2024-08-08", 0.06, 11, start_hour=3, golden_hours=0.06)
-    golden = read_golden(sorted(Path(summary.paths["golden"]).glob("frames-*")), symbol_spec("BTC-USDT"))
+    summary = simulate(root, Instrument.parse("BTC-USDT").on("2024-08-08"), 0.06, 11, start_hour=3, golden_hours=0.06)
+    golden = read_golden(sorted(Path(summary.paths["golden"]).glob("frames-*")), symbol_spec(Instrument.parse("BTC-USDT")))
     depth = golden.depth
     n_levels = (depth["bid_px"].list.len() + depth["ask_px"].list.len()).to_numpy()
     e = np.concatenate([depth["E"].to_numpy(), golden.trades["E"].to_numpy()])
@@ -139,7 +140,8 @@ def test_session_config_schedules(tmp_path):
 @pytest.mark.parametrize(
     ("doc", "message"),
     [({"sessions": []}, "non-empty `sessions`"),
-     ({"sessions": [{"name": "a"}]}, "`name` and `symbol` are required"),
+     ({"sessions": [{"name": "a"}]}, r"`name` and `instrument` \(or `symbol`\) are required"),
+     ({"sessions": [{"name": "a", "instrument": "binance.BTC-USDT"}]}, "exchange 'binance'"),
      ({"sessions": [{"name": "a", "symbol": "X"}, {"name": "a", "symbol": "Y"}]}, "duplicate session name"),
      ({"sessions": [{"name": "a", "symbol": "X", "regime_intent": "BUSY"}]}, "regime_intent 'BUSY'"),
      ({"sessions": [{"name": "a", "symbol": "X", "duration": "soon"}]}, "invalid duration 'soon'"),

@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.partitions import partition_key
 from lake_pipeline_tests.conftest import REPO_ROOT
 from lake_pipeline_tests.requires import unavailable
@@ -28,7 +29,7 @@ from lake_pipeline_tests.requires import unavailable
 CELERY_YAML = REPO_ROOT / "deploy" / "celery" / "celery.yaml"
 PG_YAML = REPO_ROOT / "deploy" / "postgres" / "dagster.yaml"
 SYMBOL, DATE = "BTC-USDT", "2024-08-08"
-KEY = partition_key(DATE, SYMBOL)
+KEY = partition_key(Instrument.parse(SYMBOL).on(DATE))
 BIN = Path(sys.executable).parent
 
 
@@ -89,7 +90,7 @@ def test_whole_chain_runs_on_a_celery_worker(postgres_server, tmp_path, monkeypa
     home.mkdir()
     shutil.copyfile(PG_YAML, home / "dagster.yaml")
     data_root = tmp_path / "data"
-    simulate(data_root, SYMBOL, DATE, hours=0.02, seed=7)
+    simulate(data_root, Instrument.parse(SYMBOL).on(DATE), hours=0.02, seed=7)
     env = {**os.environ, **postgres_server.env, "DAGSTER_HOME": str(home), "LAKE_DATA_ROOT": str(data_root),
            "LAKE_EXECUTOR": "celery",  # the worker reloads the code location: it must pick the same executor
            "LAKE_CELERY_BROKER": postgres_server.url("sqla+postgresql+psycopg2", broker_db),

@@ -1,7 +1,8 @@
-"""The pipeline under a real `dagster dev` (webserver + daemons): a GraphQL backfill of two date partitions through
-the whole asset chain, then the UI in headless Chromium.
+"""The pipeline under a real `dagster dev` (webserver + daemons): a GraphQL backfill of two partitions, one spot
+(`BINANCE.BTC-USDT`) and one USD-M futures (`BINANCE_FUTURES.BTC-USDT-PERP`), through the whole asset chain, then
+the UI in headless Chromium.
 
-One server per module (start-up costs ~10-20 s): a temporary data root with two simulated BTC-USDT days, its
+One server per module (start-up costs ~10-20 s): a temporary data root with the two simulated partitions, its
 `dagster_home` prepared like `lake-pipeline demo` does (copy of the repo's dagster.yaml: SQLite, QueuedRunCoordinator,
 run limits), `dagster dev -w workspace.yaml` in its own process group, killed as a group at teardown.
 The backfill goes through the queue and the backfill daemon like a user's would; the daemon iterates every 30 s, which
@@ -23,16 +24,16 @@ from pathlib import Path
 import pytest
 
 from lake_pipeline import paths
-from lake_pipeline.config import DEFAULT_EXCHANGE
+from lake_pipeline.instrument import Partition
 from lake_pipeline_tests import requires
 from lake_pipeline_tests.conftest import REPO_ROOT
-from lake_pipeline_tests.requires import BROWSER_ARGS
 from lake_pipeline_tests.dagster_live import LiveDagster, processes_with_env
+from lake_pipeline_tests.requires import BROWSER_ARGS
 
-SYMBOL = "BTC-USDT"
-DAYS = {"2024-08-08": 11, "2024-08-09": 12}  # date -> simulator seed
+SEEDS = {Partition("BINANCE", "BTC-USDT", "2024-08-08"): 11,  # partition -> simulator seed
+         Partition("BINANCE_FUTURES", "BTC-USDT-PERP", "2024-08-08"): 12}
 HOURS = 0.05
-PARTITIONS = [f"{date}|{SYMBOL}" for date in DAYS]  # multi-partition keys: "<date>|<symbol>" (dimensions sorted)
+PARTITIONS = sorted(p.key for p in SEEDS)  # multi-partition keys "<date>|<VENUE.SYMBOL>" (dimensions sorted)
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 STARTUP_TIMEOUT_S = float(os.environ.get("LAKE_LIVE_STARTUP_TIMEOUT_S", 120))
 # typical 55-65 s: up to 30 s to the backfill daemon's next tick, ~10 s of runs, another tick to see them finish
@@ -54,17 +55,17 @@ def _graph():
 
 
 def backfill_targets() -> list[list[str]]:
-    """Every materializable asset of the Definitions (all share the date × symbol partitions).
+    """Every materializable asset of the Definitions (all share the date × instrument partitions).
 
     golden_samples is included: for a past date it describes the sessions already on disk (the simulator writes
-    one), so it needs no live exchange.
+    one for spot, none for futures), so it needs no live exchange.
     """
-    from lake_pipeline.partitions import symbol_date_partitions
+    from lake_pipeline.partitions import instrument_date_partitions
 
     graph = _graph()
     keys = sorted(graph.materializable_asset_keys, key=lambda k: k.path)
     for key in keys:
-        assert graph.get(key).partitions_def == symbol_date_partitions, f"{key} is not date × symbol partitioned"
+        assert graph.get(key).partitions_def == instrument_date_partitions, f"{key} is not date × instrument partitioned"
     return [list(k.path) for k in keys]
 
 
@@ -81,14 +82,14 @@ def live(tmp_path_factory):
     from lake_pipeline.sim import simulate
 
     root = tmp_path_factory.mktemp("live_data")
-    for date, seed in DAYS.items():
-        simulate(root, SYMBOL, date, hours=HOURS, seed=seed)
+    for part, seed in SEEDS.items():
+        simulate(root, part, hours=HOURS, seed=seed)
     home = prepare_dagster_home(root)
     # hermetic: the default partition start, no acquisition from a configured source, no capture sessions
     server = LiveDagster(REPO_ROOT, home, {"LAKE_DATA_ROOT": str(root), "LAKE_START_DATE": "2024-01-01"},
                          log_path=root / "dagster_dev.log",
-                         unset=("LAKE_SYMBOLS", "LAKE_SYMBOLS_FILE", "LAKE_SOURCE_URL", "LAKE_SOURCE_ENDPOINT_URL",
-                                "LAKE_CAPTURE_SESSIONS"))
+                         unset=("LAKE_INSTRUMENTS", "LAKE_SYMBOLS", "LAKE_SYMBOLS_FILE", "LAKE_SOURCE_URL",
+                                "LAKE_SOURCE_ENDPOINT_URL", "LAKE_CAPTURE_SESSIONS"))
     server.start(timeout_s=STARTUP_TIMEOUT_S)
     server.data_root = root  # type: ignore[attr-defined]
     print(f"\ndagster dev ready on {server.url} after {server.startup_s:.1f} s (DAGSTER_HOME={home})")
@@ -130,7 +131,7 @@ def _run_partitions(run: dict) -> set[str]:
     return {start, end} - {None} if start == end else {f"{start}...{end}"}
 
 
-def test_backfill_of_two_days_through_every_asset(live, backfill):
+def test_backfill_of_a_spot_and_a_futures_partition_through_every_asset(live, backfill):
     result, targets = backfill["result"], backfill["targets"]
     runs = result["runs"]
     why = f"{live.failures(runs)}\n{live.log_tail()}"
@@ -139,7 +140,7 @@ def test_backfill_of_two_days_through_every_asset(live, backfill):
     assert sorted(result["partitionNames"]) == PARTITIONS
     assert runs and all(r["status"] == "SUCCESS" for r in runs), ([(r["runId"], r["status"]) for r in runs], why)
     covered = set().union(*(_run_partitions(r) for r in runs))
-    assert covered == set(PARTITIONS), covered  # one run per symbol-day, no ranges
+    assert covered == set(PARTITIONS), covered  # one run per instrument-day, no ranges
     assert len(runs) == len(PARTITIONS), [r["runId"] for r in runs]  # the whole chain in each (no policy split)
 
     statuses = {tuple(s["assetKey"]["path"]): s for s in result["assetBackfillData"]["assetBackfillStatuses"]}
@@ -151,26 +152,30 @@ def test_backfill_of_two_days_through_every_asset(live, backfill):
         assert live.materialized_partitions(path, PARTITIONS) == set(PARTITIONS), path
 
     root = live.data_root
-    for date in DAYS:
-        for directory in (paths.unified_dir(root, DEFAULT_EXCHANGE, SYMBOL, date),
-                          paths.book_states_dir(root, DEFAULT_EXCHANGE, SYMBOL, date)):
+    for part in SEEDS:
+        for directory in (paths.unified_dir(root, part), paths.book_states_dir(root, part)):
             assert (directory / "_SUCCESS").is_file(), directory
             assert sorted(p.name for p in directory.glob("part-*.parquet")), directory
-        assessment = paths.assessment_dir(root, DEFAULT_EXCHANGE, SYMBOL, date)
-        assert json.loads((assessment / "assessment.json").read_text())["date"] == date
+        assessment = paths.assessment_dir(root, part)
+        assessed = json.loads((assessment / "assessment.json").read_text())
+        assert (assessed["exchange"], assessed["symbol"], assessed["date"]) == (part.exchange, part.symbol, part.date)
         assert (assessment / "assessment.md").stat().st_size > 0
-        fidelity = paths.fidelity_dir(root, DEFAULT_EXCHANGE, SYMBOL, date)
+        fidelity = paths.fidelity_dir(root, part)
         doc = json.loads((fidelity / "fidelity.json").read_text())
-        assert doc["partition"] == {"exchange": DEFAULT_EXCHANGE, "symbol": SYMBOL, "date": date}
-        # an exact replay of the simulator: paired (Tier A) families pass; the overall verdict is the worst critical
-        # metric, capped at WARN when a critical one is not available (fidelity/scoring.py)
-        assert all(doc["families"][f] == "PASS" for f in ("integrity", "bbo", "depth", "drift")), doc["families"]
+        assert doc["partition"] == {"exchange": part.exchange, "symbol": part.symbol, "date": part.date}
+        tier_a = doc["comparison"]["tier_a_available"]
+        assert doc["metrics"] and tier_a == (part.exchange == "BINANCE")
+        # the overall verdict is the worst critical metric, capped at WARN when a critical one is not available, and
+        # NOT_AVAILABLE without any (the futures partition: the simulator's golden feed is spot; fidelity/scoring.py)
         rank = {"PASS": 0, "WARN": 1, "FAIL": 2}
         critical = [m["status"] for m in doc["metrics"] if m["critical"]]
-        worst = max((s for s in critical if s in rank), key=rank.get)
-        if any(s not in rank for s in critical):
-            worst = max(worst, "WARN", key=rank.get)
+        available = [s for s in critical if s in rank]
+        worst = max(available, key=rank.get) if available else "NOT_AVAILABLE"
+        if available and worst == "PASS" and len(available) < len(critical):
+            worst = "WARN"
         assert doc["status"] == worst, (doc["status"], critical)
+        if tier_a:  # an exact replay of the simulator: the paired families pass
+            assert all(doc["families"][f] == "PASS" for f in ("integrity", "bbo", "depth", "drift")), doc["families"]
         assert (fidelity / "fidelity.html").stat().st_size > 10_000
         assert (fidelity / "fidelity.md").stat().st_size > 0
 
@@ -199,7 +204,7 @@ def test_backfill_of_two_days_through_every_asset(live, backfill):
                                    f"({partition}): {executions}")
                 e = evaluated[0]
                 assert e["status"] in ("SUCCEEDED", "FAILED"), e
-                summary.append(f"{name}[{partition.split('|')[0]}]={'pass' if e['evaluation']['success'] else 'fail'}")
+                summary.append(f"{name}[{partition.split('|')[1]}]={'pass' if e['evaluation']['success'] else 'fail'}")
         print(f"\nasset checks on {'/'.join(asset_path)}: {', '.join(summary)}")
 
 
@@ -233,7 +238,7 @@ def test_ui_shows_asset_graph_partition_and_checks(chromium, live, backfill):
     partition = PARTITIONS[0]
     live.graphql("mutation { setNuxSeen }")  # the "join the community" dialog would cover the page on localhost
     out = artefact_dir()
-    shots = {name: out / f"{name}.png" for name in ("asset_lineage", "partition", "checks")}
+    shots = {name: out / f"{name}.png" for name in ("asset_lineage", "partition", "partition_futures", "checks")}
     errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
@@ -264,6 +269,18 @@ def test_ui_shows_asset_graph_partition_and_checks(chromium, live, backfill):
             expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
             expect(page.get_by_text("dagster/row_count", exact=True)).to_be_visible()
             page.screenshot(path=str(shots["partition"]), full_page=True)
+
+            # the futures partition on the same page: the instrument dimension lists both venues
+            futures = next(k for k in PARTITIONS if "BINANCE_FUTURES." in k)
+            query = urllib.parse.urlencode({"view": "partitions", "partition": futures})
+            page.goto(f"{live.url}/assets/{'/'.join(asset_path)}?{query}")
+            expect(page.get_by_text(futures, exact=True).first).to_be_visible()
+            expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
+            expect(page.get_by_text("dagster/row_count", exact=True)).to_be_visible()
+            for key in PARTITIONS:
+                assert page.get_by_text(key.split("|")[1], exact=True).count(), key
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(shots["partition_futures"]), full_page=True)
 
             # the checks tab: every check of the asset
             page.goto(f"{live.url}/assets/{'/'.join(asset_path)}?view=checks")

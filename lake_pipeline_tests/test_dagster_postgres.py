@@ -16,13 +16,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.partitions import partition_key
 from lake_pipeline.resources import DataRoot
 from lake_pipeline_tests.conftest import REPO_ROOT
 
 PG_YAML = REPO_ROOT / "deploy" / "postgres" / "dagster.yaml"
 SYMBOL, DATE = "BTC-USDT", "2024-08-08"
-KEY = partition_key(DATE, SYMBOL)
+KEY = partition_key(Instrument.parse(SYMBOL).on(DATE))
 LIVE_ONLY: set[dg.AssetKey] = set()
 """Assets that need a live exchange for this partition: none, since DATE is in the past (golden_samples then describes
 the sessions the simulator wrote, as in `lake-pipeline demo`; it records live only for today's partition)."""
@@ -72,7 +73,7 @@ def test_whole_chain_runs_on_postgres_instance(postgres_server, pg_instance, tmp
     data_root = tmp_path / "data"
     data_root.mkdir()
     monkeypatch.setenv("LAKE_DATA_ROOT", str(data_root))
-    simulate(data_root, SYMBOL, DATE, hours=0.02, seed=7)
+    simulate(data_root, Instrument.parse(SYMBOL).on(DATE), hours=0.02, seed=7)
     assets = [a for a in defs.assets if a.key not in LIVE_ONLY]
     t0 = time.perf_counter()
     result = dg.materialize([*assets, *defs.asset_checks], partition_key=KEY, instance=pg_instance,

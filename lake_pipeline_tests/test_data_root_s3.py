@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake_pipeline import paths, remote
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.partitions import partition_key
 from lake_pipeline.remote import RemotePartitionMissing, RemoteRoot, is_remote
 from lake_pipeline.resources import DataRoot
@@ -27,7 +28,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 EX, SYM, DAY = "BINANCE", "BTC-USDT", "2024-08-08"
-KEY = partition_key(DAY, SYM)
+KEY = partition_key(Partition(EX, SYM, DAY))
 PREFIX = "lake-data"
 
 
@@ -67,7 +68,7 @@ def _remote(moto_endpoint: str, bucket: str, tmp_path: Path, fs=None) -> RemoteR
 
 
 def _write_partition(root: Path, zone: str, files: dict[str, bytes]) -> Path:
-    d = paths.partition_dir(root, zone, EX, SYM, DAY)
+    d = Partition(EX, SYM, DAY).dir(root, zone)
     d.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (d / name).parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def test_is_remote_and_local_data_root_is_not_copied(tmp_path: Path) -> None:
     assert is_remote("s3://b/p") and is_remote("S3://b") and is_remote("gs://b/p") and is_remote("memory://x")
     assert not is_remote("/data") and not is_remote("data") and not is_remote("file:///data") and not is_remote("")
     res = DataRoot(path=str(tmp_path))
-    with res.staged(reads=["unified"], writes=["reports/fidelity"], symbol=SYM, date=DAY) as root:
+    with res.staged(Partition(EX, SYM, DAY), reads=["unified"], writes=["reports/fidelity"]) as root:
         assert root == tmp_path.resolve()  # the data root itself: no working copy, nothing required
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="object store"):
@@ -90,13 +91,13 @@ def test_is_remote_and_local_data_root_is_not_copied(tmp_path: Path) -> None:
 
 def test_failure_inside_the_block_uploads_nothing(moto_endpoint: str, bucket: str, tmp_path: Path) -> None:
     rr = _remote(moto_endpoint, bucket, tmp_path)
-    with rr.staged(writes=["unified"], exchange=EX, symbol=SYM, date=DAY) as root:  # an old, complete version
+    with rr.staged(Partition(EX, SYM, DAY), writes=["unified"]) as root:  # an old, complete version
         _write_partition(root, "unified", {"part-00000.parquet": b"old", "_SUCCESS": b""})
     before = _keys(moto_endpoint, bucket)
     assert sorted(k.rsplit("/", 1)[-1] for k in before) == ["_SUCCESS", "part-00000.parquet"]
 
     with pytest.raises(RuntimeError, match="boom"):
-        with rr.staged(writes=["unified", "book_states"], exchange=EX, symbol=SYM, date=DAY) as root:
+        with rr.staged(Partition(EX, SYM, DAY), writes=["unified", "book_states"]) as root:
             _write_partition(root, "unified", {"part-00000.parquet": b"new", "part-00001.parquet": b"new",
                                                "_SUCCESS": b""})
             _write_partition(root, "book_states", {"part-00000.parquet": b"new", "_SUCCESS": b""})
@@ -106,19 +107,19 @@ def test_failure_inside_the_block_uploads_nothing(moto_endpoint: str, bucket: st
     for k in after:
         assert after[k]["ETag"] == before[k]["ETag"]
     # the working copy is kept for inspection / WAL resume
-    assert (paths.unified_dir(root, EX, SYM, DAY) / "part-00001.parquet").exists()
+    assert (paths.unified_dir(root, Partition(EX, SYM, DAY)) / "part-00001.parquet").exists()
 
 
 def test_publish_replaces_and_uploads_marker_last(moto_endpoint: str, bucket: str, tmp_path: Path) -> None:
     rr = _remote(moto_endpoint, bucket, tmp_path)
-    with rr.staged(writes=["unified"], exchange=EX, symbol=SYM, date=DAY) as root:
+    with rr.staged(Partition(EX, SYM, DAY), writes=["unified"]) as root:
         _write_partition(root, "unified", {f"part-0000{i}.parquet": b"old" for i in range(3)} | {"_SUCCESS": b""})
     assert len(_keys(moto_endpoint, bucket)) == 4
 
     fs = RecordingFs(rr.fs)
     rr2 = _remote(moto_endpoint, bucket, tmp_path, fs=fs)
     stats = remote.StageStats()
-    with rr2.staged(writes=["unified"], exchange=EX, symbol=SYM, date=DAY, stats=stats) as root:
+    with rr2.staged(Partition(EX, SYM, DAY), writes=["unified"], stats=stats) as root:
         _write_partition(root, "unified", {"_SUCCESS": b"", "_summary.json": b"{}", "part-00000.parquet": b"new",
                                            "sub/part-00001.parquet": b"new"})
     kinds = [c[0] for c in fs.calls]
@@ -138,20 +139,19 @@ def test_publish_replaces_and_uploads_marker_last(moto_endpoint: str, bucket: st
 def test_unchanged_output_is_not_reuploaded_and_mtimes_are_remote(moto_endpoint: str, bucket: str,
                                                                   tmp_path: Path) -> None:
     rr = _remote(moto_endpoint, bucket, tmp_path)
-    with rr.staged(writes=["golden"], exchange=EX, symbol=SYM, date=DAY) as root:
+    with rr.staged(Partition(EX, SYM, DAY), writes=["golden"]) as root:
         _write_partition(root, "golden", {"session=a/session.json": b"{}", "session=a/frames.jsonl.gz": b"x"})
     time.sleep(1.1)
     fs = RecordingFs(rr.fs)
     rr2 = _remote(moto_endpoint, bucket, tmp_path, fs=fs)
-    with rr2.staged(optional_reads=["golden"], writes=["golden"], exchange=EX, symbol=SYM, date=DAY) as root:
-        f = paths.golden_dir(root, EX, SYM, DAY) / "session=a" / "session.json"
+    with rr2.staged(Partition(EX, SYM, DAY), optional_reads=["golden"], writes=["golden"]) as root:
+        f = paths.golden_dir(root, Partition(EX, SYM, DAY)) / "session=a" / "session.json"
         remote_mtime = next(v["LastModified"] for k, v in _keys(moto_endpoint, bucket).items()
                             if k.endswith("session.json")).timestamp()
         assert abs(f.stat().st_mtime - remote_mtime) < 1e-3  # the remote write time, not the download time
     assert fs.calls == []  # read, described, nothing changed: no delete, no upload
-    with rr.staged(file_reads={"golden": ["session=a/session.json", "session=b/absent.json"]}, exchange=EX,
-                   symbol=SYM, date=DAY) as root:
-        got = paths.golden_dir(root, EX, SYM, DAY)
+    with rr.staged(Partition(EX, SYM, DAY), file_reads={"golden": ["session=a/session.json", "session=b/absent.json"]}) as root:
+        got = paths.golden_dir(root, Partition(EX, SYM, DAY))
         assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()) == ["session=a/session.json"]
 
 
@@ -161,8 +161,7 @@ def test_missing_remote_input_names_the_url(moto_endpoint: str, bucket: str, tmp
     rr = _remote(moto_endpoint, bucket, tmp_path)
     url = f"s3://{bucket}/{PREFIX}/lake/ready/trades/exchange={EX}/symbol={SYM}/dt={DAY}/"
     with pytest.raises(RemotePartitionMissing, match=url.replace("?", r"\?")) as err:
-        with rr.staged(reads=["lake/ready/trades"], writes=["reports/assessment"], exchange=EX, symbol=SYM,
-                       date=DAY):
+        with rr.staged(Partition(EX, SYM, DAY), reads=["lake/ready/trades"], writes=["reports/assessment"]):
             raise AssertionError("the block must not run")
     assert isinstance(err.value, FileNotFoundError)
     assert _keys(moto_endpoint, bucket) == {}
@@ -202,7 +201,7 @@ def simulated(tmp_path_factory) -> Path:
     from lake_pipeline.sim import simulate
 
     root = tmp_path_factory.mktemp("sim")
-    simulate(root, SYM, DAY, hours=0.05, seed=7)
+    simulate(root, Instrument.parse(SYM).on(DAY), hours=0.05, seed=7)
     return root
 
 
@@ -214,8 +213,8 @@ def local_run(simulated: Path, tmp_path_factory) -> dict:
     shutil.copytree(simulated, root)
     result, wall = _materialize(DataRoot(path=str(root)))
     assert result.success
-    doc = json.loads((paths.fidelity_dir(root, EX, SYM, DAY) / "fidelity.json").read_text())
-    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths.unified_dir(root, EX, SYM, DAY).glob("part-*"))
+    doc = json.loads((paths.fidelity_dir(root, Partition(EX, SYM, DAY)) / "fidelity.json").read_text())
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths.unified_dir(root, Partition(EX, SYM, DAY)).glob("part-*"))
     return {"doc": doc, "rows": rows, "wall": wall, "checks": _check_outcomes(result),
             "unified_md_rows": _unified_rows(result)}
 
@@ -333,7 +332,7 @@ def test_raw_assets_acquire_into_the_s3_data_root_then_only_describe(moto_endpoi
 
     def run() -> dg.ExecuteInProcessResult:
         with dg.instance_for_test() as instance:
-            return dg.materialize(raw_assets, partition_key=partition_key(day, SYM), instance=instance,
+            return dg.materialize(raw_assets, partition_key=partition_key(Partition(EX, SYM, day)), instance=instance,
                                   resources={"data_root": resource},
                                   run_config={"resources": {"lake_source": {"config": {"url": str(src)}}}})
 

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from lake_pipeline.definitions import defs
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.partitions import partition_key
 from lake_pipeline.resources import DataRoot
 
@@ -31,13 +32,13 @@ def test_definitions_validate_cli(tmp_path: Path) -> None:
 def test_raw_lake_assets_materialise_for_simulated_partition(data_root: Path) -> None:
     from lake_pipeline.sim import simulate
 
-    summary = simulate(data_root, "BTC-USDT", "2024-08-08", hours=0.02, seed=3)
+    summary = simulate(data_root, Instrument.parse("BTC-USDT").on("2024-08-08"), hours=0.02, seed=3)
     raw = [a for a in defs.assets if a.key.path[0] == "lake"]
     assert sorted(a.key.path[-1] for a in raw) == ["book", "book_delta_v2", "trades"]
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             raw,
-            partition_key=partition_key("2024-08-08", "BTC-USDT"),
+            partition_key=partition_key(Partition("BINANCE", "BTC-USDT", "2024-08-08")),
             resources={"data_root": DataRoot(path=str(data_root))},
             instance=instance,
         )

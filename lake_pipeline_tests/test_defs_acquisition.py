@@ -15,14 +15,16 @@ import pytest
 from lake_pipeline.defs import acquisition as acq
 from lake_pipeline.defs.assessment import data_assessment
 from lake_pipeline.defs.lake import assets as raw_assets
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.acquire import MANIFEST
-from lake_pipeline.partitions import SYMBOLS
+from lake_pipeline.partitions import INSTRUMENTS
 from lake_pipeline.paths import assessment_dir, lake_ready
 from lake_pipeline.resources import DataRoot
 from lake_pipeline_tests.lakefiles import lake_key, parquet_bytes, stored_table
 from lake_pipeline_tests.s3_support import aws_env, bucket, moto_endpoint, put_object  # noqa: F401 — fixtures
 
 EX, SYM = "BINANCE", "BTC-USDT"
+INST = f"{EX}.{SYM}"
 TABLES = ("trades", "book", "book_delta_v2")
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,7 +42,7 @@ def _materialize(data_root: Path, source: dict | None, day: str) -> dg.ExecuteIn
     """Materialise a partition; `source` is the lake_source run config (None: leave the resource unconfigured)."""
     return dg.materialize(
         [*raw_assets, data_assessment],
-        partition_key=f"{day}|{SYM}",
+        partition_key=f"{day}|{INST}",
         resources={"data_root": DataRoot(path=str(data_root))},
         run_config={"resources": {"lake_source": {"config": source}}} if source else None,
         instance=dg.DagsterInstance.ephemeral(),
@@ -58,12 +60,12 @@ def test_materialising_a_partition_acquires_it_from_s3_first(bucket, moto_endpoi
     for table in TABLES:
         md = result.asset_materializations_for_node(f"lake__{table}")[0].metadata
         assert md["acquisition"].value == "acquired" and md["dagster/row_count"].value == 400
-        assert md["fetched_bytes"].value == (lake_ready(data_root, table, EX, SYM, day) / "1.snappy.parquet").stat().st_size
-        assert (lake_ready(data_root, table, EX, SYM, day) / MANIFEST).exists()
+        assert md["fetched_bytes"].value == (lake_ready(data_root, Partition(EX, SYM, day), table) / "1.snappy.parquet").stat().st_size
+        assert (lake_ready(data_root, Partition(EX, SYM, day), table) / MANIFEST).exists()
     md = result.asset_materializations_for_node("data_assessment")[0].metadata
     assert md["recommended_strategy"].value == "full_event_replay"
     assert "Recommended strategy" in md["summary"].value
-    assert (assessment_dir(data_root, EX, SYM, day) / "assessment.json").exists()
+    assert (assessment_dir(data_root, Partition(EX, SYM, day)) / "assessment.json").exists()
 
 
 def test_missing_day_at_the_source_fails_the_run_without_retries(tmp_path, data_root):
@@ -89,22 +91,24 @@ def test_without_a_source_the_raw_assets_only_describe_the_ready_zone(tmp_path, 
 
     src = _local_source(tmp_path / "src", ["2024-03-04"])
     for table in TABLES:
-        acquire_partition(str(src), table, EX, SYM, "2024-03-04", data_root, progress=False)
+        acquire_partition(str(src), Partition(EX, SYM, "2024-03-04"), table, data_root, progress=False)
     result = _materialize(data_root, None, "2024-03-04")
     assert result.success
     md = result.asset_materializations_for_node("lake__trades")[0].metadata
     assert md["acquisition"].value == "none (no LakeSource configured)" and md["dagster/row_count"].value == 400
 
 
-def test_daily_schedule_requests_yesterday_for_every_symbol():
+def test_daily_schedule_requests_yesterday_for_every_instrument():
     from lake_pipeline.definitions import defs
 
     schedule = defs.get_schedule_def("daily_lake_acquisition")
     ctx = dg.build_schedule_context(repository_def=defs.get_repository_def(),
                                     scheduled_execution_time=dt.datetime(2024, 3, 6, 2, 30, tzinfo=dt.UTC))
     requests = schedule.evaluate_tick(ctx).run_requests
-    assert sorted(r.partition_key for r in requests) == sorted(f"2024-03-05|{s}" for s in SYMBOLS)
-    assert all(r.run_key == f"lake-2024-03-05-{r.partition_key.split('|')[1]}" for r in requests)
+    assert sorted(r.partition_key for r in requests) == sorted(f"2024-03-05|{i.key}" for i in INSTRUMENTS)
+    assert all(r.run_key == f"lake-{r.partition_key}" for r in requests)
+    assert {"2024-03-05|BINANCE.BTC-USDT", "2024-03-05|BINANCE_FUTURES.BTC-USDT-PERP"} <= {r.partition_key
+                                                                                        for r in requests}
     assert defs.resolve_job_def("lake_acquisition_job").partitions_def is not None
 
 
@@ -144,7 +148,7 @@ def test_asset_backfill_over_a_date_range_acquires_and_assesses_each_partition(t
             create_test_daemon_workspace_context(target, instance) as workspace:
         graph = workspace.create_request_context().asset_graph
         backfill = PartitionBackfill.from_asset_partitions(
-            backfill_id="range", asset_graph=graph, partition_names=[f"{d}|{SYM}" for d in days],
+            backfill_id="range", asset_graph=graph, partition_names=[f"{d}|{INST}" for d in days],
             asset_selection=[*(dg.AssetKey(["lake", t]) for t in TABLES), dg.AssetKey("data_assessment")],
             backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=instance, all_partitions=False,
             title="range", description=None, run_config={"execution": {"config": {"in_process": {}}}})
@@ -157,12 +161,12 @@ def test_asset_backfill_over_a_date_range_acquires_and_assesses_each_partition(t
         runs = instance.get_runs()
         assert len(runs) == len(days) and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         # one run per partition, tagged with its key (no BackfillPolicy on the chain: see partitions.py)
-        assert sorted(r.tags["dagster/partition"] for r in runs) == [f"{d}|{SYM}" for d in days]
+        assert sorted(r.tags["dagster/partition"] for r in runs) == [f"{d}|{INST}" for d in days]
     for day in days:
         for table in TABLES:
-            manifest = json.loads((lake_ready(data_root, table, EX, SYM, day) / MANIFEST).read_text())
+            manifest = json.loads((lake_ready(data_root, Partition(EX, SYM, day), table) / MANIFEST).read_text())
             assert manifest["date"] == day and manifest["rows"] == 400
-        assert (assessment_dir(data_root, EX, SYM, day) / "assessment.md").exists()
+        assert (assessment_dir(data_root, Partition(EX, SYM, day)) / "assessment.md").exists()
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ import pytest
 from lake_pipeline import paths
 from lake_pipeline.config import SymbolSpec
 from lake_pipeline.fidelity import adapters
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.schemas import BOOK_STATE, UNIFIED_EVENT
 from lake_pipeline_tests import fidelity_fixtures as fxt
 
@@ -30,14 +31,14 @@ def written(market, data_root):
 
 
 def test_fixture_files_follow_the_contract_schemas(written):
-    for p in paths.unified_dir(written, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE).glob("part-*.parquet"):
+    for p in paths.unified_dir(written, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)).glob("part-*.parquet"):
         assert pq.read_schema(p).remove_metadata() == UNIFIED_EVENT
-    for p in paths.book_states_dir(written, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE).glob("part-*.parquet"):
+    for p in paths.book_states_dir(written, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)).glob("part-*.parquet"):
         assert pq.read_schema(p).remove_metadata() == BOOK_STATE
 
 
 def test_recon_view_reproduces_the_ground_truth(market, written):
-    v = adapters.recon_view(written, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
+    v = adapters.recon_view(written, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE))
     truth = fxt.market_view(market)
     assert v.bbo.equals(truth.bbo)  # state after the LAST row of each message, split messages merged
     assert v.trades.equals(truth.trades)
@@ -73,7 +74,7 @@ def test_golden_ladder_is_rebuilt_with_the_shared_book(market, written):
 def test_off_grid_value_names_file_and_column(market, data_root):
     bad = fxt.Market(**{**market.__dict__})
     fxt.write_unified(bad, data_root)
-    bdir = paths.book_states_dir(data_root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
+    bdir = paths.book_states_dir(data_root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE))
     part = bdir / "part-00000.parquet"
     t = pq.read_table(part)
     col = t.column("ask_3_size").to_pylist()
@@ -85,37 +86,37 @@ def test_off_grid_value_names_file_and_column(market, data_root):
     pq.write_table(t, part)
     msg = r"part-00000.parquet: column ask_3_size value 0.000000015 is off the grid of 0.00000001"
     with pytest.raises(adapters.FidelityInputError, match=msg):
-        adapters.recon_view(data_root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
+        adapters.recon_view(data_root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE))
 
 
 def test_missing_or_unpublished_partition_is_a_clear_error(market, data_root):
     with pytest.raises(FileNotFoundError, match="no unified event parts"):
-        adapters.recon_view(data_root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
+        adapters.recon_view(data_root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE))
     udir = fxt.write_unified(market, data_root)
     (udir / "_SUCCESS").unlink()
     with pytest.raises(FileNotFoundError, match="not published"):
-        adapters.recon_view(data_root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
+        adapters.recon_view(data_root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE))
 
 
 def test_unknown_symbol_infers_tick_and_lot(market, data_root, monkeypatch):
     udir = fxt.write_unified(market, data_root)
     monkeypatch.setattr(adapters, "symbol_spec", lambda s: None)
-    spec = adapters.recon_spec("XYZ-USDT", sorted(udir.glob("part-*.parquet")))
+    spec = adapters.recon_spec(Instrument.parse("XYZ-USDT"), sorted(udir.glob("part-*.parquet")))
     assert spec.source == "inferred"
     assert spec.tick == Decimal("0.01") and spec.lot == Decimal("1E-8")
 
 
 def test_golden_session_selection(data_root):
-    base = paths.golden_dir(data_root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
-    assert adapters.find_golden_session(data_root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE, None) is None
+    base = paths.golden_dir(data_root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE))
+    assert adapters.find_golden_session(data_root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE), None) is None
     (base / "session=a").mkdir(parents=True)
     (base / "session=a" / "x.jsonl.gz").write_bytes(b"1" * 10)
     (base / "session=b").mkdir()
     (base / "session=b" / "x.jsonl.gz").write_bytes(b"1" * 100)
-    assert adapters.find_golden_session(data_root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE, None).name == "session=b"
-    assert adapters.find_golden_session(data_root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE, "a").name == "session=a"
+    assert adapters.find_golden_session(data_root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE), None).name == "session=b"
+    assert adapters.find_golden_session(data_root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE), "a").name == "session=a"
     with pytest.raises(FileNotFoundError, match="golden session 'zz' not found"):
-        adapters.find_golden_session(data_root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE, "zz")
+        adapters.find_golden_session(data_root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE), "zz")
     (base / "session=c").mkdir()
     (base / "session=c" / "session.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="no capture files"):

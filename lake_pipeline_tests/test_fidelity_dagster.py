@@ -13,7 +13,8 @@ import pytest
 
 from lake_pipeline import paths
 from lake_pipeline.fidelity import catalog
-from lake_pipeline.partitions import SYMBOLS, symbol_date_partitions
+from lake_pipeline.instrument import Partition
+from lake_pipeline.partitions import INSTRUMENTS, instrument_date_partitions
 from lake_pipeline.resources import DataRoot
 from lake_pipeline_tests import fidelity_fixtures as fxt
 
@@ -22,10 +23,10 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from lake_pipeline.defs import fidelity as fd  # noqa: E402
 
-KEY = f"{fxt.DATE}|{fxt.SYMBOL}"
+KEY = Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE).key  # partition keys name the venue since instrument.py
 
 
-@dg.asset(key=dg.AssetKey("unified_events"), partitions_def=symbol_date_partitions)
+@dg.asset(key=dg.AssetKey("unified_events"), partitions_def=instrument_date_partitions)
 def unified_events() -> dg.MaterializeResult:
     """Stand-in for the lead's reconstructor asset (the fixture has written the partition already)."""
     return dg.MaterializeResult()
@@ -61,7 +62,7 @@ def test_materialize_report_and_run_checks(root, monkeypatch):
                              resources={"data_root": DataRoot(path=str(root))})
         assert res.success
         md = res.asset_materializations_for_node("fidelity_report")[0].metadata
-        out = paths.fidelity_dir(root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
+        out = paths.fidelity_dir(root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE))
         doc = json.loads((out / "fidelity.json").read_text())
         assert md["status"].value == doc["status"]
         assert md["html"].value == str(out / "fidelity.html")
@@ -87,12 +88,12 @@ def test_checks_fail_clearly_when_the_report_is_missing_or_stale(root, tmp_path)
     assert len(results) == len(catalog.FAMILIES)
     assert not any(r.passed for r in results) and all("not found" in r.description for r in results)
     # stale: unified _SUCCESS newer than the JSON (the report is made here: no reliance on an earlier test)
-    out = paths.fidelity_dir(root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
+    out = paths.fidelity_dir(root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE))
     with dg.instance_for_test() as instance:
         made = dg.materialize([unified_events, *fd.assets], partition_key=KEY, instance=instance,
                               resources={"data_root": DataRoot(path=str(root))})
         assert made.success and (out / "fidelity.json").exists()
-        success = paths.unified_dir(root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE) / "_SUCCESS"
+        success = paths.unified_dir(root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)) / "_SUCCESS"
         t = (out / "fidelity.json").stat().st_mtime + 10
         os.utime(success, (t, t))
         run = _defs(root).resolve_job_def("fidelity_checks_job").execute_in_process(
@@ -107,6 +108,6 @@ def test_schedule_requests_yesterdays_partitions_by_tag():
         ctx = dg.build_schedule_context(instance=instance,
                                         scheduled_execution_time=dt.datetime(2024, 8, 10, 3, 30, tzinfo=dt.UTC))
         reqs = fd.fidelity_checks_schedule.evaluate_tick(ctx).run_requests
-    assert [r.tags["dagster/partition"] for r in reqs] == [f"2024-08-09|{s}" for s in SYMBOLS]
+    assert [r.tags["dagster/partition"] for r in reqs] == [f"2024-08-09|{i.key}" for i in INSTRUMENTS]
     assert all(r.partition_key is None for r in reqs)
     assert len({r.run_key for r in reqs}) == len(reqs)

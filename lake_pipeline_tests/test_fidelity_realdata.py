@@ -12,6 +12,7 @@ from lake_pipeline.config import symbol_spec
 from lake_pipeline.fidelity import adapters, calibrate, tolerances
 from lake_pipeline.fidelity.runner import compare_views
 from lake_pipeline.fidelity.scoring import FAIL
+from lake_pipeline.instrument import Instrument, Partition
 
 pytestmark = pytest.mark.realdata
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.realdata
 @pytest.fixture(scope="module")
 def golden(request):
     files = request.getfixturevalue("btc_recording")
-    return adapters.read_golden_session(files, symbol_spec("BTC-USDT"), label="real BTCUSDT", rebuild_book=False)
+    return adapters.read_golden_session(files, symbol_spec(Instrument.parse("BTC-USDT")), label="real BTCUSDT", rebuild_book=False)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_tier_a_on_real_data_rebuilt_golden_book_vs_bookticker(btc_recording):
 
     from lake_pipeline.capture.golden import read_golden
 
-    spec = symbol_spec("BTC-USDT")
+    spec = symbol_spec(Instrument.parse("BTC-USDT"))
     frames = read_golden(btc_recording, spec)
     golden = adapters.golden_view(frames, spec, label="bookTicker")
     ladder, bbo = adapters.rebuild_golden_book(frames)
@@ -101,7 +102,7 @@ def test_real_recording_end_to_end_bbo_update_match_at_least_999(btc_recording, 
     from lake_pipeline import paths
     from lake_pipeline.cli import main
 
-    session = paths.golden_dir(data_root, "BINANCE", "BTC-USDT", "2024-08-09") / "session=real"
+    session = paths.golden_dir(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-09")) / "session=real"
     session.mkdir(parents=True)
     for f in btc_recording:
         (session / f.name).symlink_to(f)
@@ -109,7 +110,7 @@ def test_real_recording_end_to_end_bbo_update_match_at_least_999(btc_recording, 
                  "--symbol", "BTC-USDT"]) == 0
     assert main(["reconstruct", "--data-root", str(data_root), "--symbol", "BTC-USDT", "--date", "2024-08-09"]) == 0
     assert main(["fidelity", "--data-root", str(data_root), "--symbol", "BTC-USDT", "--date", "2024-08-09"]) == 0
-    out = paths.fidelity_dir(data_root, "BINANCE", "BTC-USDT", "2024-08-09")
+    out = paths.fidelity_dir(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-09"))
     doc = json.loads((out / "fidelity.json").read_text())
     bbo = next(m for m in doc["metrics"] if m["name"] == "bbo_update_match_rate")
     assert bbo["value"] >= 0.999, bbo

@@ -13,6 +13,7 @@ from lake_pipeline import paths
 from lake_pipeline.cli import main
 from lake_pipeline.fidelity import catalog, tolerances
 from lake_pipeline.fidelity.report import OUTPUT_NAMES
+from lake_pipeline.instrument import Partition
 from lake_pipeline_tests import fidelity_fixtures as fxt
 
 ARGS = ["--symbol", fxt.SYMBOL, "--date", fxt.DATE]
@@ -39,7 +40,7 @@ def reported(tmp_path_factory, market, fast_tolerances) -> tuple[Path, dict]:
     fxt.write_unified(market, root)
     fxt.write_golden_capture(market, fxt.golden_session_dir(root) / "cap-0000.jsonl.gz")
     assert main(["fidelity", "--data-root", str(root), *ARGS, "--tolerances", str(fast_tolerances)]) == 0
-    out = paths.fidelity_dir(root, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
+    out = paths.fidelity_dir(root, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE))
     return out, json.loads((out / "fidelity.json").read_text())
 
 
@@ -97,7 +98,7 @@ def test_markdown_lists_every_metric(reported):
 def test_partition_without_golden_reports_tier_a_not_available(tmp_path, market, fast_tolerances, capsys):
     fxt.write_unified(market, tmp_path)
     assert main(["fidelity", "--data-root", str(tmp_path), *ARGS, "--tolerances", str(fast_tolerances)]) == 0
-    doc = json.loads((paths.fidelity_dir(tmp_path, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE) / "fidelity.json").read_text())
+    doc = json.loads((paths.fidelity_dir(tmp_path, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)) / "fidelity.json").read_text())
     assert doc["status"] == "NOT_AVAILABLE" and not doc["comparison"]["tier_a_available"]
     bbo = next(m for m in doc["metrics"] if m["name"] == "bbo_update_match_rate")
     assert bbo["status"] == "N/A" and bbo["value"] is None and "no golden session" in bbo["reason"]

@@ -12,6 +12,7 @@ import pytest
 from lake_pipeline.fidelity.runner import run_fidelity
 from lake_pipeline.fidelity.scoring import FAIL
 from lake_pipeline.fidelity.trade_conventions import AGGREGATED_FILLS_BY_KEY
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.reconstruct.run import reconstruct_partition
 from lake_pipeline.sim.simulate import simulate
 from lake_pipeline_tests.sim_support import DATE, EXCHANGE, SYMBOL
@@ -20,9 +21,9 @@ from lake_pipeline_tests.sim_support import DATE, EXCHANGE, SYMBOL
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("fid_sim")
-    simulate(root, SYMBOL, DATE, hours=0.015, seed=11)
-    reconstruct_partition(root, EXCHANGE, SYMBOL, DATE)
-    rep = run_fidelity(root, EXCHANGE, SYMBOL, DATE)
+    simulate(root, Instrument.parse(SYMBOL).on(DATE), hours=0.015, seed=11)
+    reconstruct_partition(root, Partition(EXCHANGE, SYMBOL, DATE))
+    rep = run_fidelity(root, Partition(EXCHANGE, SYMBOL, DATE))
     return {m.name: m for m in rep.metrics}, rep
 
 

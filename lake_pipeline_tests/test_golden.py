@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.capture.golden import (
     OTHER_STREAM,
     SNAPSHOT_STREAM,
@@ -21,7 +22,7 @@ from lake_pipeline.capture.golden import (
 from lake_pipeline.config import SymbolSpec, symbol_spec
 from lake_pipeline_tests.conftest import realdata_dir
 
-BTC = symbol_spec("BTC-USDT")
+BTC = symbol_spec(Instrument.parse("BTC-USDT"))
 
 # SOURCES.md §1 (per file, exact)
 EXPECTED_COUNTS = [

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake_pipeline.cli import main as cli_main
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.acquire import MANIFEST, VALIDATION_REPORT, acquire_partition
 from lake_pipeline.lake.download import read_sidecar
 from lake_pipeline.lake.retry import RetryPolicy, TransientSourceError
@@ -45,7 +46,7 @@ def _put(endpoint: str, bucket: str, table: str, data: bytes, *, date: str = DAY
 def _acquire(bucket: str, endpoint: str, data_root: Path, table: str = "trades", date: str = DAY, **kw):
     kw.setdefault("retry", FAST_RETRY)
     kw.setdefault("progress", False)
-    return acquire_partition(f"s3://{bucket}/market-data/cryptofeed", table, EX, SYM, date, data_root,
+    return acquire_partition(f"s3://{bucket}/market-data/cryptofeed", Partition(EX, SYM, date), table, data_root,
                              endpoint_url=endpoint, **kw)
 
 
@@ -58,13 +59,13 @@ def test_acquire_one_partition_writes_exact_manifest(bucket, proxy, moto_endpoin
 
     result = _acquire(bucket, proxy.url, data_root, chunk_bytes=64 * 1024, concurrency=3)
 
-    ready = lake_ready(data_root, "trades", EX, SYM, DAY)
+    ready = lake_ready(data_root, Partition(EX, SYM, DAY), "trades")
     assert result.status == "acquired" and result.ready_dir == ready
     assert sorted(p.name for p in ready.iterdir()) == ["1.snappy.parquet", MANIFEST]
     assert (ready / "1.snappy.parquet").read_bytes() == data
     assert result.fetched_bytes == len(data) == proxy.body_bytes("1.snappy.parquet")
     assert len(proxy.gets("1.snappy.parquet")) == -(-len(data) // (64 * 1024))  # one ranged GET per chunk
-    assert not lake_staging(data_root, "trades", EX, SYM, DAY).exists()
+    assert not lake_staging(data_root, Partition(EX, SYM, DAY), "trades").exists()
 
     manifest = json.loads((ready / MANIFEST).read_text())
     acquired_at = manifest.pop("acquired_at")
@@ -116,7 +117,7 @@ def test_transient_503_and_mid_body_reset_are_retried(bucket, proxy, moto_endpoi
     chunk = 256 * 1024
     proxy.faults.queue = ["503", ("reset", 100_000), "503"]
     result = _acquire(bucket, proxy.url, data_root, chunk_bytes=chunk, concurrency=1)
-    assert (lake_ready(data_root, "trades", EX, SYM, DAY) / "1.snappy.parquet").read_bytes() == data
+    assert (lake_ready(data_root, Partition(EX, SYM, DAY), "trades") / "1.snappy.parquet").read_bytes() == data
     gets = proxy.gets("1.snappy.parquet")
     assert [g.status for g in gets[:3]] == [503, 206, 503]
     # the reset chunk continued from the byte it reached: 100,000 bytes are not fetched twice
@@ -132,14 +133,15 @@ def test_persistent_server_errors_fail_with_a_transient_error_naming_the_object(
     proxy.faults.queue = ["503"] * 10
     with pytest.raises(TransientSourceError, match=r"GET s3://.*1\.snappy\.parquet bytes 0-.*after 4 attempts"):
         _acquire(bucket, proxy.url, data_root)
-    assert not lake_ready(data_root, "trades", EX, SYM, DAY).exists()
+    assert not lake_ready(data_root, Partition(EX, SYM, DAY), "trades").exists()
 
 
 RESUME_SCRIPT = """
 import sys
 from pathlib import Path
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.acquire import acquire_partition
-acquire_partition(sys.argv[1], "book", "BINANCE", "BTC-USDT", sys.argv[2], Path(sys.argv[3]),
+acquire_partition(sys.argv[1], Partition("BINANCE", "BTC-USDT", sys.argv[2]), "book", Path(sys.argv[3]),
                   endpoint_url=sys.argv[4], chunk_bytes=256 * 1024, concurrency=2, progress=False)
 """
 
@@ -148,7 +150,7 @@ def test_resume_after_kill_fetches_only_the_remainder(bucket, proxy, moto_endpoi
     data = parquet_bytes(stored_table("book", DAY, 8_000, seed=4))
     _put(moto_endpoint, bucket, "book", data)
     proxy.faults.rate_bps = 600_000  # slow enough to kill mid-transfer
-    staging = lake_staging(data_root, "book", EX, SYM, DAY)
+    staging = lake_staging(data_root, Partition(EX, SYM, DAY), "book")
     env = {**os.environ, **aws_env, "PYTHONPATH": str(REPO)}
     child = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, f"s3://{bucket}/market-data/cryptofeed", DAY,
                               str(data_root), proxy.url], env=env, stdout=subprocess.DEVNULL,
@@ -177,7 +179,7 @@ def test_resume_after_kill_fetches_only_the_remainder(bucket, proxy, moto_endpoi
     assert result.fetched_bytes == len(data) - recorded == proxy.body_bytes("1.snappy.parquet")
     fetched_starts = {int(g.headers["range"].split("=")[1].split("-")[0]) for g in proxy.gets("1.snappy.parquet")}
     assert fetched_starts.isdisjoint({i * chunk for i in meta["done"]})
-    assert (lake_ready(data_root, "book", EX, SYM, DAY) / "1.snappy.parquet").read_bytes() == data
+    assert (lake_ready(data_root, Partition(EX, SYM, DAY), "book") / "1.snappy.parquet").read_bytes() == data
 
 
 def test_changed_object_restarts_the_partial_download(bucket, proxy, moto_endpoint, data_root):
@@ -186,14 +188,14 @@ def test_changed_object_restarts_the_partial_download(bucket, proxy, moto_endpoi
     proxy.faults.queue = ["503"] * 4  # first chunk gives up; later chunks land: a partial download remains
     with pytest.raises(TransientSourceError, match=r"GET s3://.*1\.snappy\.parquet bytes 0-65535: still failing after 4 attempts.*ServiceUnavailable"):
         _acquire(bucket, proxy.url, data_root, chunk_bytes=64 * 1024, concurrency=1)
-    staging = lake_staging(data_root, "trades", EX, SYM, DAY)
+    staging = lake_staging(data_root, Partition(EX, SYM, DAY), "trades")
     assert read_sidecar(staging, "1.snappy.parquet") is not None
     new = parquet_bytes(stored_table("trades", DAY, 20_000, seed=6))
     _put(moto_endpoint, bucket, "trades", new)
     proxy.seen.clear()
     result = _acquire(bucket, proxy.url, data_root, chunk_bytes=64 * 1024)
     assert result.fetched_bytes == len(new) == proxy.body_bytes("1.snappy.parquet")
-    assert (lake_ready(data_root, "trades", EX, SYM, DAY) / "1.snappy.parquet").read_bytes() == new
+    assert (lake_ready(data_root, Partition(EX, SYM, DAY), "trades") / "1.snappy.parquet").read_bytes() == new
 
 
 def _corrupted(data: bytes) -> bytes:
@@ -215,7 +217,7 @@ def test_bad_object_is_rejected_with_a_clear_error_and_ready_untouched(kind, buc
     good = parquet_bytes(stored_table("trades", DAY, 30_000, seed=7), row_group_size=10_000)
     _put(moto_endpoint, bucket, "trades", good)
     first = _acquire(bucket, moto_endpoint, data_root)
-    ready = lake_ready(data_root, "trades", EX, SYM, DAY)
+    ready = lake_ready(data_root, Partition(EX, SYM, DAY), "trades")
     manifest_before = (ready / MANIFEST).read_text()
 
     make, reason = BAD_OBJECTS[kind]
@@ -238,7 +240,7 @@ def test_bad_object_is_rejected_with_a_clear_error_and_ready_untouched(kind, buc
     assert first.status == "acquired"
     assert (ready / MANIFEST).read_text() == manifest_before
     assert (ready / "1.snappy.parquet").read_bytes() == good
-    report = json.loads((lake_staging(data_root, "trades", EX, SYM, DAY) / VALIDATION_REPORT).read_text())
+    report = json.loads((lake_staging(data_root, Partition(EX, SYM, DAY), "trades") / VALIDATION_REPORT).read_text())
     assert report["valid"] is False and report["errors"] == info.value.errors
 
 
@@ -262,7 +264,7 @@ def test_corruption_in_transit_of_a_whole_object_get_is_caught_by_its_checksum_a
     result = _acquire(bucket, proxy.url, data_root, chunk_bytes=len(data))  # one GET: S3 sends the object's CRC
     assert [g.status for g in proxy.gets("1.snappy.parquet")] == [206, 206]
     assert result.fetched_bytes == 2 * len(data)
-    assert (lake_ready(data_root, "trades", EX, SYM, DAY) / "1.snappy.parquet").read_bytes() == data
+    assert (lake_ready(data_root, Partition(EX, SYM, DAY), "trades") / "1.snappy.parquet").read_bytes() == data
 
 
 def test_corruption_in_transit_of_a_range_fails_the_etag_and_a_rerun_refetches(bucket, proxy, moto_endpoint,
@@ -272,11 +274,11 @@ def test_corruption_in_transit_of_a_range_fails_the_etag_and_a_rerun_refetches(b
     proxy.faults.queue = [("flip", 1000)]  # ranged GETs carry no whole-object checksum: only the ETag sees it
     with pytest.raises(ValidationError, match=r"1\.snappy\.parquet: ETag mismatch: source [0-9a-f]{32}, content gives"):
         _acquire(bucket, proxy.url, data_root, chunk_bytes=64 * 1024)
-    assert not lake_ready(data_root, "trades", EX, SYM, DAY).exists()
+    assert not lake_ready(data_root, Partition(EX, SYM, DAY), "trades").exists()
     # the bad bytes are not kept as "complete": the next run fetches the object again and succeeds
     result = _acquire(bucket, proxy.url, data_root, chunk_bytes=64 * 1024)
     assert result.status == "acquired" and result.fetched_bytes == len(data)
-    assert (lake_ready(data_root, "trades", EX, SYM, DAY) / "1.snappy.parquet").read_bytes() == data
+    assert (lake_ready(data_root, Partition(EX, SYM, DAY), "trades") / "1.snappy.parquet").read_bytes() == data
 
 
 def test_times_outside_the_partition_date_are_rejected(bucket, moto_endpoint, data_root):
@@ -335,8 +337,8 @@ def test_anonymous_access_to_a_public_bucket(moto_endpoint, proxy, data_root, mo
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     kw = dict(endpoint_url=proxy.url, progress=False, retry=FAST_RETRY)
     with pytest.raises(SourceAccessError, match=r"no AWS credentials found .* pass --anonymous"):
-        acquire_partition(f"s3://{name}", "trades", EX, SYM, DAY, data_root, **kw)
-    result = acquire_partition(f"s3://{name}", "trades", EX, SYM, DAY, data_root, anonymous=True, **kw)
+        acquire_partition(f"s3://{name}", Partition(EX, SYM, DAY), "trades", data_root, **kw)
+    result = acquire_partition(f"s3://{name}", Partition(EX, SYM, DAY), "trades", data_root, anonymous=True, **kw)
     assert result.status == "acquired" and result.rows == 1_000
     assert proxy.seen and all("authorization" not in s.headers for s in proxy.seen)
 
@@ -352,9 +354,9 @@ def test_missing_day_is_reported_as_missing_not_as_an_error(bucket, moto_endpoin
     out = capsys.readouterr().out
     assert rc == 3
     assert "summary: 2 ready, 1 missing, 0 invalid" in out
-    assert f"missing: trades exchange={EX} symbol={SYM} dt={DAY}" in out
-    assert lake_ready(data_root, "trades", EX, SYM, "2024-03-06").joinpath(MANIFEST).exists()
-    assert not lake_ready(data_root, "trades", EX, SYM, DAY).exists()
+    assert f"missing: trades exchange={EX}/symbol={SYM}/dt={DAY}" in out
+    assert lake_ready(data_root, Partition(EX, SYM, "2024-03-06"), "trades").joinpath(MANIFEST).exists()
+    assert not lake_ready(data_root, Partition(EX, SYM, DAY), "trades").exists()
 
 
 def test_local_directory_source(tmp_path, data_root, capsys):
@@ -370,7 +372,7 @@ def test_local_directory_source(tmp_path, data_root, capsys):
                    "--no-progress"])
     assert rc == 0, capsys.readouterr()
     for table, data in files.items():
-        ready = lake_ready(data_root, table, EX, SYM, DAY)
+        ready = lake_ready(data_root, Partition(EX, SYM, DAY), table)
         assert (ready / "random_name.parquet").read_bytes() == data
         manifest = json.loads((ready / MANIFEST).read_text())
         assert manifest["files"][0]["etag_check"] == "none" and manifest["source"] == str(src)
@@ -384,9 +386,9 @@ def test_object_replaced_during_the_download_is_detected_by_its_etag(bucket, mot
 
     _put(moto_endpoint, bucket, "trades", parquet_bytes(stored_table("trades", DAY, 5_000, seed=1)))
     src = open_source(f"s3://{bucket}/market-data/cryptofeed", endpoint_url=moto_endpoint, retry=FAST_RETRY)
-    [listed] = src.list_partition("trades", EX, SYM, DAY)
+    [listed] = src.list_partition(Partition(EX, SYM, DAY), "trades")
     _put(moto_endpoint, bucket, "trades", parquet_bytes(stored_table("trades", DAY, 5_000, seed=2)))  # new ETag
-    staging = lake_staging(data_root, "trades", EX, SYM, DAY)
+    staging = lake_staging(data_root, Partition(EX, SYM, DAY), "trades")
     with pytest.raises(ObjectChangedError, match=r"GET s3://.*1\.snappy\.parquet.*changed at the source"):
         download_objects(src, [listed], staging, chunk_bytes=16 * 1024, progress=False)
     assert read_sidecar(staging, "1.snappy.parquet") is None and not (staging / "1.snappy.parquet.part").exists()
@@ -399,15 +401,15 @@ def test_object_deleted_after_listing_is_a_clear_access_error(bucket, moto_endpo
     key = lake_key("market-data/cryptofeed", "trades", EX, SYM, DAY, "1.snappy.parquet")
     _put(moto_endpoint, bucket, "trades", parquet_bytes(stored_table("trades", DAY, 500)))
     src = open_source(f"s3://{bucket}/market-data/cryptofeed", endpoint_url=moto_endpoint, retry=FAST_RETRY)
-    [listed] = src.list_partition("trades", EX, SYM, DAY)
+    [listed] = src.list_partition(Partition(EX, SYM, DAY), "trades")
     s3_client(moto_endpoint).delete_object(Bucket=bucket, Key=key)
     with pytest.raises(SourceAccessError, match=r"GET s3://.*1\.snappy\.parquet: NoSuchKey \(HTTP 404\)"):
-        download_objects(src, [listed], lake_staging(data_root, "trades", EX, SYM, DAY), progress=False)
+        download_objects(src, [listed], lake_staging(data_root, Partition(EX, SYM, DAY), "trades"), progress=False)
 
 
 def test_missing_bucket_is_a_tool_error_not_a_missing_day(moto_endpoint, aws_env, data_root):
     with pytest.raises(SourceAccessError, match=r"list s3://no-such-lake-bucket/.*NoSuchBucket \(HTTP 404\)"):
-        acquire_partition("s3://no-such-lake-bucket/x", "trades", EX, SYM, DAY, data_root, endpoint_url=moto_endpoint,
+        acquire_partition("s3://no-such-lake-bucket/x", Partition(EX, SYM, DAY), "trades", data_root, endpoint_url=moto_endpoint,
                           retry=FAST_RETRY, progress=False)
 
 
@@ -433,8 +435,8 @@ def test_bad_values_keep_a_partition_out_of_ready(kind, reason, tmp_path, data_r
         table = table.set_column(1, "amount", pa.array([-0.5 if i == 3 else a for i, a in enumerate(table["amount"].to_pylist())]))
     src = _local_source(tmp_path / "src", "trades", parquet_bytes(table))
     with pytest.raises(ValidationError, match=reason):
-        acquire_partition(str(src), "trades", EX, SYM, DAY, data_root, progress=False)
-    assert not lake_ready(data_root, "trades", EX, SYM, DAY).exists()
+        acquire_partition(str(src), Partition(EX, SYM, DAY), "trades", data_root, progress=False)
+    assert not lake_ready(data_root, Partition(EX, SYM, DAY), "trades").exists()
     rc = cli_main(["acquire", "--source", str(src), "--table", "trades", "--symbol", SYM, "--date", DAY,
                    "--data-root", str(data_root), "--no-progress"])
     assert rc == 2 and "INVALID" in capsys.readouterr().err
@@ -445,7 +447,7 @@ def test_repeated_delta_rows_are_counted_in_the_manifest(tmp_path, data_root):
     rows = table.to_pylist()
     table = pa.Table.from_pylist(rows[:10] + [rows[9], rows[9]] + rows[10:], schema=table.schema)
     src = _local_source(tmp_path / "src", "book_delta_v2", parquet_bytes(table))
-    result = acquire_partition(str(src), "book_delta_v2", EX, SYM, DAY, data_root, progress=False)
+    result = acquire_partition(str(src), Partition(EX, SYM, DAY), "book_delta_v2", data_root, progress=False)
     assert result.manifest["value_repairs"] == {"duplicate_delta_rows_dropped": 2}
 
 
@@ -465,7 +467,7 @@ def test_disk_full_removes_the_partial_download_and_exits_5(tmp_path, data_root,
     from lake_pipeline.lake import download
 
     src = _local_source(tmp_path / "src", "trades", parquet_bytes(stored_table("trades", DAY, 5_000, seed=8)))
-    staging = lake_staging(data_root, "trades", EX, SYM, DAY)
+    staging = lake_staging(data_root, Partition(EX, SYM, DAY), "trades")
     staging.mkdir(parents=True)
     (staging / "gone-from-source.parquet.part").write_bytes(b"\0" * 4096)  # left by an earlier run
 

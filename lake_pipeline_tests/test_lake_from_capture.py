@@ -16,11 +16,12 @@ from lake_pipeline.capture.replay import book_events, feed
 from lake_pipeline.capture.sync import BookSync
 from lake_pipeline.cli import main
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.lake.from_capture import exchange_ms_to_lake_ns, lake_from_capture
 from lake_pipeline.schemas import LAKE_STORED, LAKE_TABLES
 from lake_pipeline_tests.conftest import realdata_dir
 
-BTC = symbol_spec("BTC-USDT")
+BTC = symbol_spec(Instrument.parse("BTC-USDT"))
 DATES = ("2024-08-08", "2024-08-09")
 # Rows per UTC date of the EXCHANGE time; the files split by (1.27 s slow) receive time, so a few trades and
 # diffs of the 0808 file belong to 2024-08-09. Totals equal the frame/level counts of the recording.
@@ -40,7 +41,7 @@ def recording() -> list[Path]:
 @pytest.fixture(scope="module")
 def converted(recording: list[Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     root = tmp_path_factory.mktemp("lake")
-    return root, lake_from_capture(recording, root, "BTC-USDT")
+    return root, lake_from_capture(recording, root, Instrument.parse("BTC-USDT"))
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def ticker(recording: list[Path]) -> pl.DataFrame:
 
 def lake_table(root: Path, table: str) -> pl.DataFrame:
     return pl.concat(
-        [pl.read_parquet(paths.lake_ready(root, table, "BINANCE", "BTC-USDT", d) / "part-00000.parquet") for d in DATES]
+        [pl.read_parquet(paths.lake_ready(root, Partition("BINANCE", "BTC-USDT", d), table) / "part-00000.parquet") for d in DATES]
     )
 
 
@@ -68,7 +69,7 @@ def test_partitions_schemas_and_row_counts(converted: tuple[Path, object]) -> No
         days = sorted(p.name for p in (root / "lake" / "ready" / table / "exchange=BINANCE" / "symbol=BTC-USDT").iterdir())
         assert days == [f"dt={d}" for d in DATES]
         for d in DATES:
-            files = list(paths.lake_ready(root, table, "BINANCE", "BTC-USDT", d).iterdir())
+            files = list(paths.lake_ready(root, Partition("BINANCE", "BTC-USDT", d), table).iterdir())
             assert [f.name for f in files] == ["part-00000.parquet"]  # no temp leftovers
             assert pq.read_schema(files[0]).equals(LAKE_STORED[table])
             assert pq.read_metadata(files[0]).num_rows == EXPECTED_ROWS[table][d]
@@ -207,13 +208,13 @@ def test_cli_small_capture_rerun_replaces(tmp_path: Path, data_root: Path, capsy
     for _ in range(2):  # a re-run replaces its partitions, never appends
         assert main(args) == 0
     assert '"applied": 2' in capsys.readouterr().out
-    book = {d: pl.read_parquet(paths.lake_ready(data_root, "book", "BINANCE", "BTC-USDT", d)) for d in DATES}
+    book = {d: pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", d), "book")) for d in DATES}
     assert book["2024-08-08"].select("sequence_number", "bid_0_price", "bid_0_size", "bid_1_price", "ask_0_price",
                                      "ask_1_price", "ask_2_price").rows() == [(12, 100.0, 1.0, 99.0, 101.0, 102.0, 0.0)]
     assert book["2024-08-09"].select("sequence_number", "bid_0_price", "bid_1_price").rows() == [(13, 99.0, 0.0)]
-    trades = pl.read_parquet(paths.lake_ready(data_root, "trades", "BINANCE", "BTC-USDT", "2024-08-09"))
+    trades = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-09"), "trades"))
     assert trades.rows() == [("buy", 0.5, 100.0, 7, 1723161600000000000, 1723161253937085900)]
-    deltas = pl.concat([pl.read_parquet(paths.lake_ready(data_root, "book_delta_v2", "BINANCE", "BTC-USDT", d))
+    deltas = pl.concat([pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", d), "book_delta_v2"))
                         for d in DATES])
     assert deltas.select("sequence_number", "side_is_bid", "price", "size").rows() == [
         (12, True, 100.0, 1.0), (12, False, 101.0, 2.0), (13, True, 100.0, 0.0)]
@@ -225,7 +226,7 @@ def test_failed_conversion_publishes_nothing(tmp_path: Path, data_root: Path) ->
     bad = tmp_path / "b"
     bad.write_text(SMALL.splitlines()[2] + "\nnot a line\n")
     with pytest.raises(CaptureFormatError, match=f"{bad}:2:"):
-        lake_from_capture([good, bad], data_root, "BTC-USDT")
+        lake_from_capture([good, bad], data_root, Instrument.parse("BTC-USDT"))
     assert not (data_root / "lake").exists() or not any(p.is_file() for p in (data_root / "lake").rglob("*"))
 
 
@@ -234,7 +235,7 @@ def test_cli_errors_are_clear(tmp_path: Path, data_root: Path, capsys: pytest.Ca
     capture.write_text(SMALL)
     base = ["lake-from-capture", "--capture", str(capture), "--data-root", str(data_root)]
     assert main([*base, "--symbol", "DOGE-USDT"]) == 2
-    assert "symbol DOGE-USDT has no tick/lot in config" in capsys.readouterr().err
+    assert "instrument BINANCE.DOGE-USDT has no tick/lot in config" in capsys.readouterr().err
     assert main([*base, "--symbol", "ETH-USDT", "--tick", "0.01", "--lot", "0.00000001"]) == 2
     assert "capture holds stream 'btcusdt@depth@100ms', not symbol ETH-USDT (expected streams 'ethusdt@...')" in capsys.readouterr().err
 
@@ -251,11 +252,11 @@ def test_gap_in_capture_pauses_book_rows_until_the_next_snapshot(tmp_path: Path,
         + '1723161253937087000 {"lastUpdateId":21,"bids":[["96.00","1"]],"asks":[["102.00","4"]]}\n'
         + depth(22, 23, "95.00")
     )
-    report = lake_from_capture([capture], data_root, "BTC-USDT")
+    report = lake_from_capture([capture], data_root, Instrument.parse("BTC-USDT"))
     counters = {k: report.sync[k] for k in ("applied", "gaps", "snapshots_loaded", "stale")}
     assert counters == {"applied": 3, "gaps": 1, "snapshots_loaded": 2, "stale": 1}  # [20..21] ends at L=21
-    book = pl.read_parquet(paths.lake_ready(data_root, "book", "BINANCE", "BTC-USDT", "2024-08-08"))
+    book = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-08"), "book"))
     assert book.select("sequence_number", "bid_0_price", "bid_1_price", "bid_2_price").rows() == [
         (12, 100.0, 99.0, 0.0), (13, 100.0, 99.0, 98.0), (23, 96.0, 95.0, 0.0)]
-    deltas = pl.read_parquet(paths.lake_ready(data_root, "book_delta_v2", "BINANCE", "BTC-USDT", "2024-08-08"))
+    deltas = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-08"), "book_delta_v2"))
     assert deltas["sequence_number"].to_list() == [12, 12, 13, 21, 23]  # every diff, synced or not

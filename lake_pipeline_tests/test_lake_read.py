@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from loguru import logger
 
 from lake_pipeline.config import SymbolSpec
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake import grid
 from lake_pipeline.lake.read import (
     BadValueError,
@@ -85,7 +86,7 @@ def write_lake(
     symbol: str = SYM, metadata: dict | None = None,
 ) -> Path:
     """Write one lake file; columns not given in `schema` are inferred by pyarrow."""
-    directory = lake_ready(root, table, EX, symbol, DAY)
+    directory = lake_ready(root, Partition(EX, symbol, DAY), table)
     directory.mkdir(parents=True, exist_ok=True)
     if schema is not None:
         schema = pa.schema([schema.field(c) for c in columns])
@@ -173,7 +174,7 @@ def test_round_trip_exact_values(data_root: Path, table: str, variant: str) -> N
         write_lake(data_root, table, cols, LAKE_STORED[table])
     else:
         write_lake(data_root, table, loaded(cols), LAKE_LOADED[table])
-    df = read_table(data_root, table, EX, SYM, DAY)
+    df = read_table(data_root, Partition(EX, SYM, DAY), table)
     # lake times are float-second images: the reader rounds them to the microsecond (…032999936 -> …033000000)
     assert normalised(df, table) == rounded(expected)
     assert df.select(NORMALISED[table].names).schema == pl.from_arrow(NORMALISED[table].empty_table()).schema
@@ -181,7 +182,7 @@ def test_round_trip_exact_values(data_root: Path, table: str, variant: str) -> N
 
 @pytest.mark.parametrize("table", ["trades", "book", "book_delta_v2"])
 def test_detect_variant_both_sets_and_mixed(data_root: Path, table: str) -> None:
-    path = lake_ready(data_root, table, EX, SYM, DAY) / "1.parquet"
+    path = lake_ready(data_root, Partition(EX, SYM, DAY), table) / "1.parquet"
     assert detect_variant(LAKE_STORED[table], path) == "stored"
     assert detect_variant(LAKE_LOADED[table], path) == "loaded"
     assert detect_variant(LAKE_STORED[table], Path("elsewhere.parquet")) == "stored"  # table found by its columns
@@ -195,7 +196,7 @@ def test_first_alias_wins_and_extra_columns_are_ignored(data_root: Path) -> None
     cols["origin_time"] = [ORIGIN_NS + 1064, ORIGIN_NS + 2064, ORIGIN_NS + 3064]  # lakeapi name listed first: it wins
     cols["venue_note"] = ["x", "y", "z"]
     write_lake(data_root, "trades", cols)
-    df = read_table(data_root, "trades", EX, SYM, DAY)
+    df = read_table(data_root, Partition(EX, SYM, DAY), "trades")
     assert df["origin_time"].to_list() == [us(ORIGIN_NS) + 1000, us(ORIGIN_NS) + 2000, us(ORIGIN_NS) + 3000]
     assert "venue_note" not in df.columns
 
@@ -203,10 +204,10 @@ def test_first_alias_wins_and_extra_columns_are_ignored(data_root: Path) -> None
 def test_files_of_different_variants_in_one_partition(data_root: Path) -> None:
     write_lake(data_root, "trades", TRADE_STORED, LAKE_STORED["trades"], name="1.parquet")
     write_lake(data_root, "trades", loaded(TRADE_STORED), LAKE_LOADED["trades"], name="2.parquet")
-    df = read_table(data_root, "trades", EX, SYM, DAY)
+    df = read_table(data_root, Partition(EX, SYM, DAY), "trades")
     assert df["row"].to_list() == [0, 1, 2, 3, 4, 5]
     assert df["price"].to_list() == TRADE_EXPECTED["price"] * 2
-    assert describe_partition(data_root, "trades", EX, SYM, DAY)["variant"] == "mixed"
+    assert describe_partition(data_root, Partition(EX, SYM, DAY), "trades")["variant"] == "mixed"
 
 
 def test_unknown_schema_lists_expected_and_missing_columns(data_root: Path) -> None:
@@ -214,7 +215,7 @@ def test_unknown_schema_lists_expected_and_missing_columns(data_root: Path) -> N
     cols["new_quantity"] = [1.0, 2.0, 3.0]  # the rename that made a peer's replay skip every delta
     path = write_lake(data_root, "book_delta_v2", cols)
     with pytest.raises(LakeSchemaError) as err:
-        scan_table(data_root, "book_delta_v2", EX, SYM, DAY)
+        scan_table(data_root, Partition(EX, SYM, DAY), "book_delta_v2")
     msg = str(err.value)
     assert str(path) in msg and "missing column(s) ['size']" in msg
     assert "stored variant: [timestamp, receipt_timestamp, sequence_number, side_is_bid, price, size]" in msg
@@ -226,7 +227,7 @@ def test_unusable_column_type_is_a_schema_error(data_root: Path) -> None:
     cols = dict(DELTA_STORED, price=["19422.32", "19422.62", "19422.25"])
     path = write_lake(data_root, "book_delta_v2", cols)
     with pytest.raises(LakeSchemaError, match=r"column 'price' .* has type string; expected float64") as err:
-        scan_table(data_root, "book_delta_v2", EX, SYM, DAY)
+        scan_table(data_root, Partition(EX, SYM, DAY), "book_delta_v2")
     assert str(path) in str(err.value)
 
 
@@ -258,7 +259,7 @@ def test_time_normalisation(data_root: Path, array: pa.Array, expected: list[int
     cols["timestamp"] = array
     cols["receipt_timestamp"] = array
     write_lake(data_root, "book_delta_v2", cols)
-    df = read_table(data_root, "book_delta_v2", EX, SYM, DAY)
+    df = read_table(data_root, Partition(EX, SYM, DAY), "book_delta_v2")
     assert df["origin_time"].to_list() == [us(t) for t in expected]
     assert df["received_time"].to_list() == [us(t) for t in expected]
     assert us(ORIGIN_NS) == 1664582400033000000 and us(1664582400043000064) == 1664582400043000000
@@ -268,26 +269,26 @@ def test_missing_origin_time_becomes_null(data_root: Path) -> None:
     cols = {k: v * 2 for k, v in TRADE_STORED.items()}
     cols["timestamp"] = pa.array([ORIGIN_NS, 0, -1, None, -5, ORIGIN_NS], pa.int64())
     write_lake(data_root, "trades", cols)
-    assert read_table(data_root, "trades", EX, SYM, DAY)["origin_time"].to_list() == [us(ORIGIN_NS), None, None, None, None, us(ORIGIN_NS)]
+    assert read_table(data_root, Partition(EX, SYM, DAY), "trades")["origin_time"].to_list() == [us(ORIGIN_NS), None, None, None, None, us(ORIGIN_NS)]
     cols["timestamp"] = pa.array([1664582400.033, 0.0, -1.0, None, float("nan"), 1664582400.033], pa.float64())
     write_lake(data_root, "trades", cols)
-    assert read_table(data_root, "trades", EX, SYM, DAY)["origin_time"].to_list() == [us(ORIGIN_NS), None, None, None, None, us(ORIGIN_NS)]
+    assert read_table(data_root, Partition(EX, SYM, DAY), "trades")["origin_time"].to_list() == [us(ORIGIN_NS), None, None, None, None, us(ORIGIN_NS)]
 
 
 def test_missing_received_time_is_an_error_naming_file_column_row(data_root: Path) -> None:
     path = write_lake(data_root, "trades", dict(TRADE_STORED, receipt_timestamp=pa.array([RECEIVED_NS, None, RECEIVED_NS], pa.int64())))
     with pytest.raises(BadValueError, match=r"column 'receipt_timestamp', row 1 .*value None is missing") as err:
-        read_table(data_root, "trades", EX, SYM, DAY)
+        read_table(data_root, Partition(EX, SYM, DAY), "trades")
     assert str(path) in str(err.value)
     write_lake(data_root, "trades", dict(TRADE_STORED, receipt_timestamp=[RECEIVED_NS, RECEIVED_NS, 0]))
     with pytest.raises(BadValueError, match=r"column 'receipt_timestamp', row 2 .*value 0 is missing"):
-        read_table(data_root, "trades", EX, SYM, DAY)
+        read_table(data_root, Partition(EX, SYM, DAY), "trades")
 
 
 def test_millisecond_integers_are_not_taken_for_ns(data_root: Path) -> None:
     path = write_lake(data_root, "trades", dict(TRADE_STORED, timestamp=[ORIGIN_NS, 1664582400037, ORIGIN_NS]))
     with pytest.raises(BadValueError, match=r"column 'timestamp', row 1 .*1664582400037 is outside the plausible") as err:
-        read_table(data_root, "trades", EX, SYM, DAY)
+        read_table(data_root, Partition(EX, SYM, DAY), "trades")
     assert str(path) in str(err.value)
 
 
@@ -298,7 +299,7 @@ def test_off_grid_price_names_file_column_row_value(data_root: Path) -> None:
     write_lake(data_root, "book_delta_v2", DELTA_STORED, name="1.parquet")
     second = write_lake(data_root, "book_delta_v2", dict(DELTA_STORED, price=[19422.32, 19422.325, 19422.25]), name="2.parquet")
     with pytest.raises(OffGridError) as err:
-        read_table(data_root, "book_delta_v2", EX, SYM, DAY)
+        read_table(data_root, Partition(EX, SYM, DAY), "book_delta_v2")
     assert isinstance(err.value, ValueError)
     msg = str(err.value)
     assert msg.startswith(f"{second}: column 'price', row 1 (0-based, in this file): value 19422.325 is not on the tick grid 0.01")
@@ -308,7 +309,7 @@ def test_off_grid_price_names_file_column_row_value(data_root: Path) -> None:
 def test_off_grid_size_is_rejected(data_root: Path) -> None:
     write_lake(data_root, "trades", dict(TRADE_STORED, amount=[0.00131, 0.000795, 0.29]))
     with pytest.raises(OffGridError, match=r"column 'amount', row 1 .*0.000795 is not on the lot grid 0\.00001 of BTC-USDT \(config\)"):
-        read_table(data_root, "trades", EX, SYM, DAY)
+        read_table(data_root, Partition(EX, SYM, DAY), "trades")
 
 
 def test_float_values_round_to_the_grid_never_truncate() -> None:
@@ -353,7 +354,7 @@ def test_absent_book_levels_are_zero(data_root: Path) -> None:
     cols["ask_18_size"] = [float("nan")]
     cols["ask_19_size"] = [None]  # price present, size missing: the level is absent
     write_lake(data_root, "book", cols, LAKE_STORED["book"])
-    out = read_table(data_root, "book", EX, SYM, DAY)
+    out = read_table(data_root, Partition(EX, SYM, DAY), "book")
     for c in ("bid_19_price", "bid_19_size", "ask_18_price", "ask_18_size", "ask_19_price", "ask_19_size"):
         assert out[c].to_list() == [0], c
     assert out["ask_17_price"].to_list() == expected["ask_17_price"]
@@ -366,28 +367,28 @@ def test_absent_book_levels_are_zero(data_root: Path) -> None:
 def test_missing_delta_value_is_an_error(data_root: Path, column: str, values: list) -> None:
     write_lake(data_root, "book_delta_v2", dict(DELTA_STORED, **{column: values}), LAKE_STORED["book_delta_v2"])
     with pytest.raises(BadValueError, match=rf"column '{column}', row 1 .*is missing"):
-        read_table(data_root, "book_delta_v2", EX, SYM, DAY)
+        read_table(data_root, Partition(EX, SYM, DAY), "book_delta_v2")
 
 
 def test_bad_trade_side_names_file_row_value(data_root: Path) -> None:
     path = write_lake(data_root, "trades", dict(TRADE_STORED, side=["buy", "sell", "unknown"]))
     with pytest.raises(BadValueError, match=r"column 'side', row 2 .*'unknown' is not a trade side") as err:
-        read_table(data_root, "trades", EX, SYM, DAY)
+        read_table(data_root, Partition(EX, SYM, DAY), "trades")
     assert str(path) in str(err.value)
 
 
 def test_string_and_float_trade_ids(data_root: Path) -> None:
     write_lake(data_root, "trades", dict(TRADE_STORED, id=["1640546282", "1640546283", "1640546284"]))
-    assert read_table(data_root, "trades", EX, SYM, DAY)["trade_id"].to_list() == TRADE_EXPECTED["trade_id"]
+    assert read_table(data_root, Partition(EX, SYM, DAY), "trades")["trade_id"].to_list() == TRADE_EXPECTED["trade_id"]
     write_lake(data_root, "trades", dict(TRADE_STORED, id=["1640546282", "x1", "1640546284"]))
     with pytest.raises(BadValueError, match=r"column 'id', row 1 .*'x1' is not an integer id"):
-        read_table(data_root, "trades", EX, SYM, DAY)
+        read_table(data_root, Partition(EX, SYM, DAY), "trades")
     kucoin_like = [1.0, 2.0, 108086470184688960.0]  # float-mangled ids (multiples of 16) are still integers
     write_lake(data_root, "trades", dict(TRADE_STORED, id=kucoin_like))
-    assert read_table(data_root, "trades", EX, SYM, DAY)["trade_id"].to_list() == [1, 2, 108086470184688960]
+    assert read_table(data_root, Partition(EX, SYM, DAY), "trades")["trade_id"].to_list() == [1, 2, 108086470184688960]
     write_lake(data_root, "trades", dict(TRADE_STORED, id=[1.0, 2.5, 3.0]))
     with pytest.raises(BadValueError, match=r"column 'id', row 1 .*2.5 is not an integer id"):
-        read_table(data_root, "trades", EX, SYM, DAY)
+        read_table(data_root, Partition(EX, SYM, DAY), "trades")
 
 
 # ---- tick / lot inference -------------------------------------------------------------------------------------------
@@ -400,40 +401,40 @@ def test_tick_and_lot_inferred_for_unconfigured_symbol(data_root: Path) -> None:
     logs: list[str] = []
     sink = logger.add(logs.append, level="INFO")
     try:
-        spec = resolve_symbol_spec(data_root, EX, xrp, DAY)
+        spec = resolve_symbol_spec(data_root, Partition(EX, xrp, DAY))
     finally:
         logger.remove(sink)
     assert spec == SymbolSpec(xrp, Decimal("0.0001"), Decimal("0.1"), "inferred")
     assert any("XRP-USDT is not in the symbol config: inferred tick 0.0001 and lot 0.1" in line for line in logs)
-    df = read_table(data_root, "trades", EX, xrp, DAY)
+    df = read_table(data_root, Partition(EX, xrp, DAY), "trades")
     assert df["price"].to_list() == [5123, 5124, 5100] and df["quantity"].to_list() == [125, 30, 1001]
-    assert describe_partition(data_root, "book_delta_v2", EX, xrp, DAY)["spec"] == {
+    assert describe_partition(data_root, Partition(EX, xrp, DAY), "book_delta_v2")["spec"] == {
         "symbol": xrp, "tick": "0.0001", "lot": "0.1", "source": "inferred"}
 
 
 def test_configured_spec_wins(data_root: Path) -> None:
     write_lake(data_root, "trades", TRADE_STORED)
-    assert resolve_symbol_spec(data_root, EX, SYM, DAY) == SymbolSpec(SYM, Decimal("0.01"), Decimal("0.00001"), "config")
+    assert resolve_symbol_spec(data_root, Partition(EX, SYM, DAY)) == SymbolSpec(SYM, Decimal("0.01"), Decimal("0.00001"), "config")
 
 
 def test_unconfigured_symbol_without_data(data_root: Path) -> None:
     with pytest.raises(FileNotFoundError, match="NOPE-USDT is not configured and no lake data exists"):
-        resolve_symbol_spec(data_root, EX, "NOPE-USDT", DAY)
+        resolve_symbol_spec(data_root, Partition(EX, "NOPE-USDT", DAY))
 
 
 # ---- partitions, description, laziness -----------------------------------------------------------------------------
 
 
 def test_missing_and_empty_partition(data_root: Path) -> None:
-    directory = lake_ready(data_root, "trades", EX, SYM, DAY)
+    directory = lake_ready(data_root, Partition(EX, SYM, DAY), "trades")
     with pytest.raises(FileNotFoundError, match="does not exist") as err:
-        scan_table(data_root, "trades", EX, SYM, DAY)
+        scan_table(data_root, Partition(EX, SYM, DAY), "trades")
     assert str(directory) in str(err.value)
     directory.mkdir(parents=True)
     (directory / "_manifest.json").write_text("{}")
     (directory / ".1.parquet.tmp-abc").write_text("partial")
     with pytest.raises(FileNotFoundError, match=r"holds no \*\.parquet file"):
-        partition_files(data_root, "trades", EX, SYM, DAY)
+        partition_files(data_root, Partition(EX, SYM, DAY), "trades")
 
 
 def test_corrupt_parquet_names_the_file(data_root: Path) -> None:
@@ -442,7 +443,7 @@ def test_corrupt_parquet_names_the_file(data_root: Path) -> None:
     bad = good.with_name("3.parquet")
     bad.write_bytes(good.read_bytes()[:-100])  # a truncated download
     with pytest.raises(CorruptFileError) as err:
-        scan_table(data_root, "trades", EX, SYM, DAY)
+        scan_table(data_root, Partition(EX, SYM, DAY), "trades")
     assert str(err.value).startswith(f"{bad}: not readable as parquet")
 
 
@@ -456,16 +457,16 @@ def test_corrupt_data_page_names_the_file(data_root: Path) -> None:
     raw[page + 40 : page + 200] = bytes(b ^ 0x5A for b in raw[page + 40 : page + 200])
     bad.write_bytes(bytes(raw))
     with pytest.raises(CorruptFileError) as err:
-        read_table(data_root, "book_delta_v2", EX, SYM, DAY)
+        read_table(data_root, Partition(EX, SYM, DAY), "book_delta_v2")
     assert str(err.value).startswith(f"{bad}: cannot decode parquet data")
 
 
 def test_files_read_in_natural_order(data_root: Path) -> None:
     for n in (10, 2, 1):
         write_lake(data_root, "trades", dict(TRADE_STORED, id=[n * 100 + i for i in range(3)]), name=f"{n}.snappy.parquet")
-    assert [p.name for p in partition_files(data_root, "trades", EX, SYM, DAY)] == [
+    assert [p.name for p in partition_files(data_root, Partition(EX, SYM, DAY), "trades")] == [
         "1.snappy.parquet", "2.snappy.parquet", "10.snappy.parquet"]
-    df = read_table(data_root, "trades", EX, SYM, DAY)
+    df = read_table(data_root, Partition(EX, SYM, DAY), "trades")
     assert df["trade_id"].to_list() == [100, 101, 102, 200, 201, 202, 1000, 1001, 1002]
     assert df["row"].to_list() == list(range(9))
 
@@ -474,7 +475,7 @@ def test_scan_is_lazy_and_validates_as_data_flows(data_root: Path) -> None:
     write_lake(data_root, "trades", TRADE_STORED, name="1.parquet")
     write_lake(data_root, "trades", TRADE_STORED, name="2.parquet")
     bad = write_lake(data_root, "trades", dict(TRADE_STORED, price=[19422.61, 19422.615, 19423.0]), name="3.parquet")
-    lf = scan_table(data_root, "trades", EX, SYM, DAY)  # builds the plan from footers only: no error yet
+    lf = scan_table(data_root, Partition(EX, SYM, DAY), "trades")  # builds the plan from footers only: no error yet
     assert isinstance(lf, pl.LazyFrame)
     assert lf.select(pl.len()).collect().item() == 9  # no column projected: nothing decoded or validated
     assert normalised(lf.head(1).collect(), "trades") == {k: v[:1] for k, v in rounded(TRADE_EXPECTED).items()}
@@ -488,8 +489,8 @@ def test_scan_is_lazy_and_validates_as_data_flows(data_root: Path) -> None:
 def test_describe_partition(data_root: Path) -> None:
     first = write_lake(data_root, "trades", TRADE_STORED, name="1.parquet", metadata={"contains_gaps": "Yes"})
     second = write_lake(data_root, "trades", dict(TRADE_STORED, timestamp=[0, ORIGIN_NS, ORIGIN_NS]), name="2.parquet")
-    info = describe_partition(data_root, "trades", EX, SYM, DAY)
-    assert info["path"] == str(lake_ready(data_root, "trades", EX, SYM, DAY))
+    info = describe_partition(data_root, Partition(EX, SYM, DAY), "trades")
+    assert info["path"] == str(lake_ready(data_root, Partition(EX, SYM, DAY), "trades"))
     assert info["files"] == [str(first), str(second)]
     assert info["rows"] == 6 and info["file_rows"] == [3, 3]
     assert info["bytes"] == first.stat().st_size + second.stat().st_size
@@ -512,15 +513,15 @@ def test_raw_lake_asset_materialises_with_describe_metadata(data_root: Path) -> 
     from lake_pipeline.resources import DataRoot
 
     day = "2024-08-08"
-    directory = lake_ready(data_root, "book_delta_v2", EX, SYM, day)
+    directory = lake_ready(data_root, Partition(EX, SYM, day), "book_delta_v2")
     directory.mkdir(parents=True)
     shift = 677 * 86_400 * 10**9  # 2022-10-01 -> 2024-08-08: times must lie in the partition's day
     cols = {k: [t + shift for t in v] if k.endswith("timestamp") else v for k, v in DELTA_STORED.items()}
     pq.write_table(pa.table(cols, schema=LAKE_STORED["book_delta_v2"]), directory / "1.snappy.parquet")
     asset = next(a for a in assets if a.key.path[-1] == "book_delta_v2")
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize([asset], partition_key=partition_key(day, SYM), instance=instance,
-                                resources={"data_root": DataRoot(path=str(data_root), exchange=EX)})
+        result = dg.materialize([asset], partition_key=partition_key(Partition(EX, SYM, day)), instance=instance,
+                                resources={"data_root": DataRoot(path=str(data_root))})
     md = result.asset_materializations_for_node(asset.op.name)[0].metadata
     assert md["dagster/row_count"].value == 3 and md["schema_variant"].value == "stored"
     assert md["first_time"].value == "2024-08-08T00:00:00.286984000Z"

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.read import CorruptFileError, LakeSchemaError, OffGridError
 from lake_pipeline.paths import book_states_dir, lake_ready, unified_dir
 from lake_pipeline.reconstruct.order import DisorderError
@@ -28,26 +29,26 @@ def good(data_root):
     """A partition reconstructed once (so we can check a failed re-run leaves it untouched)."""
     trades, deltas, snaps = random_partition(9, n_messages=80)
     write_partition(data_root, trades, deltas, snaps)
-    reconstruct_partition(data_root, EX, SYM, DAY, chunk_rows=40)
+    reconstruct_partition(data_root, Partition(EX, SYM, DAY), chunk_rows=40)
     return data_root, deltas, unified(data_root)
 
 
 def _expect_failure(root, before, error: type, match: str, **kwargs) -> None:
     """The run raises `error` naming the file, and the earlier good publication is untouched."""
     with pytest.raises(error, match=match):
-        reconstruct_partition(root, EX, SYM, DAY, **kwargs)
+        reconstruct_partition(root, Partition(EX, SYM, DAY), **kwargs)
     _assert_nothing_published(root, before)
 
 
 def _assert_nothing_published(root, before) -> None:
     assert unified(root).equals(before)  # the previous publication is intact
-    assert not work_dir(root, EX, SYM, DAY).exists()
-    siblings = [p.name for p in unified_dir(root, EX, SYM, DAY).parent.iterdir()]
+    assert not work_dir(root, Partition(EX, SYM, DAY)).exists()
+    siblings = [p.name for p in unified_dir(root, Partition(EX, SYM, DAY)).parent.iterdir()]
     assert siblings == [f"dt={DAY}"]  # no half-built temp directory left beside it
 
 
 def _only(root, table: str):
-    path = lake_ready(root, table, EX, SYM, DAY) / "1.snappy.parquet"
+    path = lake_ready(root, Partition(EX, SYM, DAY), table) / "1.snappy.parquet"
     assert path.exists()
     return path
 
@@ -57,16 +58,16 @@ def test_missing_table(data_root) -> None:
     write_partition(data_root, trades, deltas, snaps)
     _only(data_root, "trades").unlink()
     with pytest.raises(FileNotFoundError, match=r"lake/ready/trades/exchange=BINANCE/symbol=BTC-USDT/dt=2024-08-08"):
-        reconstruct_partition(data_root, EX, SYM, DAY)
-    assert not unified_dir(data_root, EX, SYM, DAY).exists() and not book_states_dir(data_root, EX, SYM, DAY).exists()
+        reconstruct_partition(data_root, Partition(EX, SYM, DAY))
+    assert not unified_dir(data_root, Partition(EX, SYM, DAY)).exists() and not book_states_dir(data_root, Partition(EX, SYM, DAY)).exists()
 
 
 def test_full_event_replay_without_deltas(data_root) -> None:
     trades, _, snaps = random_partition(9, n_messages=20)
     write_partition(data_root, trades, None, snaps)
     with pytest.raises(FileNotFoundError, match="needs book_delta_v2"):
-        reconstruct_partition(data_root, EX, SYM, DAY, strategy="full_event_replay")
-    summary = reconstruct_partition(data_root, EX, SYM, DAY)  # default: anchored on the book rows
+        reconstruct_partition(data_root, Partition(EX, SYM, DAY), strategy="full_event_replay")
+    summary = reconstruct_partition(data_root, Partition(EX, SYM, DAY))  # default: anchored on the book rows
     assert summary.strategy["name"] == "snapshot_anchored" and summary.rows["book_deltas"] == 0
 
 
@@ -112,13 +113,13 @@ def test_event_times_going_backwards_inside_a_file(good) -> None:
 def test_small_disorder_is_absorbed_in_event_time_order(data_root) -> None:
     trades, deltas, snaps = random_partition(10, n_messages=60)
     write_partition(data_root, trades, deltas, snaps)
-    reconstruct_partition(data_root, EX, SYM, DAY)
+    reconstruct_partition(data_root, Partition(EX, SYM, DAY))
     in_order = unified(data_root)
     # swap two trades 1 ms apart in the file: within the tolerance, the output is the same sorted stream
     i = next(i for i in range(len(trades) - 1) if trades[i + 1].time > trades[i].time)
     trades[i], trades[i + 1] = trades[i + 1], trades[i]
     write_partition(data_root, trades, deltas, snaps)
-    reconstruct_partition(data_root, EX, SYM, DAY, chunk_rows=20)
+    reconstruct_partition(data_root, Partition(EX, SYM, DAY), chunk_rows=20)
     assert unified(data_root).equals(in_order)
 
 
@@ -174,7 +175,7 @@ def test_input_replaced_during_the_run_publishes_nothing(good) -> None:
     from lake_pipeline.exits import InputChangedError
 
     root, deltas, before = good
-    ready = lake_ready(root, "book_delta_v2", EX, SYM, DAY)
+    ready = lake_ready(root, Partition(EX, SYM, DAY), "book_delta_v2")
     calls = []
 
     def replace_deltas(done: int, total: int) -> None:
@@ -190,5 +191,5 @@ def test_input_replaced_during_the_run_publishes_nothing(good) -> None:
     _expect_failure(root, before, InputChangedError, r"input table\(s\) book_delta_v2 changed during the reconstruction",
                     chunk_rows=40, progress=replace_deltas)
     assert len(calls) > 1
-    reconstruct_partition(root, EX, SYM, DAY, chunk_rows=40)  # run again: the same content publishes the same
+    reconstruct_partition(root, Partition(EX, SYM, DAY), chunk_rows=40)  # run again: the same content publishes the same
     assert unified(root).equals(before)

@@ -9,12 +9,13 @@ import pytest
 
 from lake_pipeline.capture.golden import read_golden
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.lake.from_capture import lake_from_capture
 from lake_pipeline.paths import unified_dir
 from lake_pipeline.reconstruct.run import reconstruct_partition
 from lake_pipeline_tests.conftest import realdata_dir
 
-BTC = symbol_spec("BTC-USDT")
+BTC = symbol_spec(Instrument.parse("BTC-USDT"))
 DATES = ("2024-08-08", "2024-08-09")
 N_CHECKPOINTS = 1072  # bookTicker updates whose u equals a depth diff's u (SOURCES.md)
 EXPECTED_DRIFT_SNAPSHOTS = {"2024-08-08": 43, "2024-08-09": 46}  # of 3,436 and 3,055 compared
@@ -26,8 +27,8 @@ _COLUMNS = [("bid_price", "bid_px", 100), ("bid_quantity", "bid_qty", 10**8), ("
 def reconstructed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     recording = [realdata_dir() / "hftbacktest" / "spot" / f"btcusdt_2024080{d}.gz" for d in (8, 9)]
     root = tmp_path_factory.mktemp("golden_lake")
-    lake_from_capture(recording, root, "BTC-USDT")
-    summaries = {d: reconstruct_partition(root, "BINANCE", "BTC-USDT", d, chunk_rows=50_000) for d in DATES}
+    lake_from_capture(recording, root, Instrument.parse("BTC-USDT"))
+    summaries = {d: reconstruct_partition(root, Partition("BINANCE", "BTC-USDT", d), chunk_rows=50_000) for d in DATES}
     ticker = read_golden(recording, BTC, kinds=["book_ticker"]).book_ticker
     return root, summaries, ticker
 
@@ -36,7 +37,7 @@ def _bbo_after_messages(root: Path) -> pl.DataFrame:
     """Best bid/ask (ticks, lots) after each delta message, keyed by its sequence_number (= the diff's u)."""
     frames = []
     for d in DATES:
-        u = pl.scan_parquet(str(unified_dir(root, "BINANCE", "BTC-USDT", d)) + "/part-*.parquet")
+        u = pl.scan_parquet(str(unified_dir(root, Partition("BINANCE", "BTC-USDT", d))) + "/part-*.parquet")
         frames.append(
             u.filter(pl.col("event_type") == "BOOK_DELTA")
             .group_by("sequence_number", maintain_order=True).last()

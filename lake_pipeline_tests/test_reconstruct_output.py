@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument, Partition
 
 from lake_pipeline.cli import main
 from lake_pipeline.paths import book_states_dir, unified_dir
@@ -49,8 +50,8 @@ def _awkward_partition(root) -> None:
 def test_exact_schemas_parquet_settings_and_markers(data_root) -> None:
     trades, deltas, snaps = random_partition(5, n_messages=60)
     write_partition(data_root, trades, deltas, snaps)
-    summary = reconstruct_partition(data_root, EX, SYM, DAY, chunk_rows=50)
-    udir, bdir = unified_dir(data_root, EX, SYM, DAY), book_states_dir(data_root, EX, SYM, DAY)
+    summary = reconstruct_partition(data_root, Partition(EX, SYM, DAY), chunk_rows=50)
+    udir, bdir = unified_dir(data_root, Partition(EX, SYM, DAY)), book_states_dir(data_root, Partition(EX, SYM, DAY))
     for directory, schema in ((udir, UNIFIED_EVENT), (bdir, BOOK_STATE)):
         parts = sorted(directory.glob("part-*.parquet"))
         assert [p.name for p in parts] == [f"part-{i:05d}.parquet" for i in range(len(parts))] and len(parts) > 1
@@ -58,7 +59,7 @@ def test_exact_schemas_parquet_settings_and_markers(data_root) -> None:
             read = pq.read_schema(part)
             assert read.equals(schema)  # names, types, nullability
             meta = {k.decode(): v.decode() for k, v in read.metadata.items() if k.startswith(b"lake_pipeline.")}
-            assert json.loads(meta["lake_pipeline.spec"]) == symbol_spec(SYM).to_dict()
+            assert json.loads(meta["lake_pipeline.spec"]) == symbol_spec(Instrument.parse(SYM)).to_dict()
             assert meta["lake_pipeline.strategy"] == "full_event_replay"
             md = pq.ParquetFile(part).metadata
             assert md.row_group(0).column(0).compression == "ZSTD"
@@ -71,12 +72,12 @@ def test_exact_schemas_parquet_settings_and_markers(data_root) -> None:
     times = table["event_time"].cast("int64").to_pylist()
     assert times == sorted(times)
     assert book_states(data_root).num_rows == summary.book_state_rows
-    assert not work_dir(data_root, EX, SYM, DAY).exists()  # the WAL is gone once published
+    assert not work_dir(data_root, Partition(EX, SYM, DAY)).exists()  # the WAL is gone once published
 
 
 def test_decimals_round_trip_to_the_lake_floats(data_root) -> None:
     _awkward_partition(data_root)
-    reconstruct_partition(data_root, EX, SYM, DAY)
+    reconstruct_partition(data_root, Partition(EX, SYM, DAY))
     rows = [r for r in unified(data_root).to_pylist() if r["event_type"] == "TRADE"]
     assert [(r["price"], r["quantity"]) for r in rows] == [
         (Decimal(repr(p)).quantize(Decimal(10) ** -18), Decimal(repr(q)).quantize(Decimal(10) ** -18))
@@ -88,11 +89,11 @@ def test_decimals_round_trip_to_the_lake_floats(data_root) -> None:
 
 def test_rerun_replaces_the_partition(data_root) -> None:
     write_partition(data_root, *random_partition(6, n_messages=40))
-    reconstruct_partition(data_root, EX, SYM, DAY, chunk_rows=30)
+    reconstruct_partition(data_root, Partition(EX, SYM, DAY), chunk_rows=30)
     first = unified(data_root)
-    reconstruct_partition(data_root, EX, SYM, DAY, chunk_rows=1000)  # fewer, larger parts replace the old ones
+    reconstruct_partition(data_root, Partition(EX, SYM, DAY), chunk_rows=1000)  # fewer, larger parts replace the old ones
     assert unified(data_root).equals(first)
-    assert len(list(unified_dir(data_root, EX, SYM, DAY).glob("part-*.parquet"))) == 1
+    assert len(list(unified_dir(data_root, Partition(EX, SYM, DAY)).glob("part-*.parquet"))) == 1
 
 
 def test_cli_reconstruct(data_root, capsys) -> None:
@@ -108,19 +109,19 @@ def test_cli_reconstruct(data_root, capsys) -> None:
 
 def test_dagster_asset_materialises_a_partition(data_root) -> None:
     from lake_pipeline.defs.reconstruct import unified_events
-    from lake_pipeline.partitions import SYMBOLS, partition_key
+    from lake_pipeline.partitions import INSTRUMENTS, partition_key
     from lake_pipeline.resources import DataRoot
 
-    if SYM not in SYMBOLS:
+    if Instrument(EX, SYM) not in INSTRUMENTS:
         pytest.skip(f"{SYM} is not among the configured partition symbols")
     write_partition(data_root, *random_partition(8, n_messages=40))
-    result = dg.materialize([unified_events], partition_key=partition_key(DAY, SYM),
+    result = dg.materialize([unified_events], partition_key=partition_key(Partition(EX, SYM, DAY)),
                             resources={"data_root": DataRoot(path=str(data_root))})
     assert result.success
     md = result.asset_materializations_for_node("unified_events")[0].metadata
     assert md["dagster/row_count"].value == unified(data_root).num_rows
-    assert md["path"].value == str(unified_dir(data_root, EX, SYM, DAY))
-    published = json.loads((unified_dir(data_root, EX, SYM, DAY) / "_summary.json").read_text())
+    assert md["path"].value == str(unified_dir(data_root, Partition(EX, SYM, DAY)))
+    published = json.loads((unified_dir(data_root, Partition(EX, SYM, DAY)) / "_summary.json").read_text())
     assert md["events_per_s"].value > 0
     assert md["gaps_total"].value == published["gaps"]["total"] > 0  # the random partition has gaps
     assert md["drift_mean_levels"].value == pytest.approx(published["drift"]["mean"] or 0.0)
@@ -132,18 +133,18 @@ def test_strategy_from_the_assessment_report_unless_overridden(data_root) -> Non
     from lake_pipeline.paths import assessment_dir
 
     write_partition(data_root, *random_partition(11, n_messages=30))
-    report = assessment_dir(data_root, EX, SYM, DAY) / "assessment.json"
+    report = assessment_dir(data_root, Partition(EX, SYM, DAY)) / "assessment.json"
     report.parent.mkdir(parents=True)
     report.write_text(json.dumps({"recommended_strategy": "origin_time_sort",
                                   "strategy_reasons": ["origin_time is missing on 40 % of book rows"]}))
-    summary = reconstruct_partition(data_root, EX, SYM, DAY)
+    summary = reconstruct_partition(data_root, Partition(EX, SYM, DAY))
     assert summary.strategy == {"name": "origin_time_sort", "source": "assessment",
                                 "reasons": ["origin_time is missing on 40 % of book rows"]}
-    summary = reconstruct_partition(data_root, EX, SYM, DAY, strategy="snapshot_anchored")
+    summary = reconstruct_partition(data_root, Partition(EX, SYM, DAY), strategy="snapshot_anchored")
     assert summary.strategy["name"] == "snapshot_anchored" and summary.strategy["source"] == "caller"
     report.write_text(json.dumps({"recommended_strategy": "magic"}))
     with pytest.raises(ValueError, match=rf"{report}: unknown reconstruction strategy 'magic'"):
-        reconstruct_partition(data_root, EX, SYM, DAY)
+        reconstruct_partition(data_root, Partition(EX, SYM, DAY))
 
 
 def test_missing_origin_time_falls_back_to_received_time(data_root) -> None:
@@ -152,7 +153,7 @@ def test_missing_origin_time_falls_back_to_received_time(data_root) -> None:
     columns["timestamp"][3] = 0  # missing in the lake (<= 0): the row's event time is its received time
     write_partition(data_root, trades, deltas, snaps)
     write_table(data_root, "trades", columns)
-    summary = reconstruct_partition(data_root, EX, SYM, DAY)
+    summary = reconstruct_partition(data_root, Partition(EX, SYM, DAY))
     assert summary.origin_time_fallback == {"trades": 1, "book_delta_v2": 0, "book": 0}
     table = unified(data_root)
     times = table["event_time"].cast("int64").to_pylist()

@@ -15,9 +15,9 @@ import dagster as dg
 import pytest
 
 from lake_pipeline import paths
-from lake_pipeline.config import DEFAULT_EXCHANGE
 from lake_pipeline.definitions import defs
 from lake_pipeline.demo import prepare_dagster_home
+from lake_pipeline.instrument import SPOT, Instrument, Partition
 from lake_pipeline.resources import DataRoot
 
 SYMBOL, DATE = "BTC-USDT", "2024-08-08"
@@ -36,11 +36,11 @@ def test_second_reconstruction_waits_for_the_pool_slot(data_root: Path, tmp_path
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from lake_pipeline.sim import simulate
 
-    simulate(data_root, SYMBOL, DATE, hours=0.02, seed=3, golden_hours=0)
+    simulate(data_root, Instrument.parse(SYMBOL).on(DATE), hours=0.02, seed=3, golden_hours=0)
     monkeypatch.setenv("DAGSTER_HOME", str(prepare_dagster_home(tmp_path)))
     unified = next(a for a in defs.assets if a.key == dg.AssetKey("unified_events"))
     assert unified.op.pool == POOL
-    published = paths.unified_dir(data_root, DEFAULT_EXCHANGE, SYMBOL, DATE) / "_SUCCESS"
+    published = paths.unified_dir(data_root, Partition(SPOT, SYMBOL, DATE)) / "_SUCCESS"
     with dg.DagsterInstance.get() as instance:
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         storage = instance.event_log_storage
@@ -51,7 +51,7 @@ def test_second_reconstruction_waits_for_the_pool_slot(data_root: Path, tmp_path
         outcome: dict = {}
 
         def second() -> None:
-            outcome["result"] = dg.materialize([unified], partition_key=f"{DATE}|{SYMBOL}", instance=instance,
+            outcome["result"] = dg.materialize([unified], partition_key=f"{DATE}|BINANCE.{SYMBOL}", instance=instance,
                                                resources={"data_root": DataRoot(path=str(data_root))},
                                                raise_on_error=False)
 

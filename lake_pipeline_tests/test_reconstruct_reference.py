@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lake_pipeline.instrument import Partition
 from lake_pipeline.reconstruct.run import reconstruct_partition
 from lake_pipeline.reconstruct.strategies import STRATEGIES
 from lake_pipeline_tests.recon_support import (
@@ -30,7 +31,7 @@ GAP_KINDS = ("sequence_backwards", "time_hole", "crossed", "drift", "invalid_sna
 def test_kernel_equals_reference(data_root, strategy, seed):
     trades, deltas, snaps = random_partition(seed)
     write_partition(data_root, trades, deltas, snaps)
-    summary = reconstruct_partition(data_root, EX, SYM, DAY, strategy=strategy, chunk_rows=97)
+    summary = reconstruct_partition(data_root, Partition(EX, SYM, DAY), strategy=strategy, chunk_rows=97)
     expected = ReferenceReplay(strategy, T0, DAY_END).run(trades, deltas, snaps)
     got = unified_rows(unified(data_root))
     want = reference_rows(expected.rows)

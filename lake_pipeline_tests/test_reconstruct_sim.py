@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.paths import truth_dir
 from lake_pipeline.reconstruct.run import reconstruct_partition
 from lake_pipeline.schemas import FLAG_CROSSED, FLAG_GAP, FLAG_UNINITIALISED
@@ -26,9 +27,9 @@ LOSSES = ("time-hole", "missing-hour")
 
 
 def _run(root: Path, hours: float, seed: int, faults: tuple[str, ...]) -> tuple:
-    simulate(root, SYM, DAY, hours, seed, faults=list(faults), golden_hours=0)
-    summary = reconstruct_partition(root, EX, SYM, DAY, chunk_rows=100_000)
-    truth_path = truth_dir(root, EX, SYM, DAY)
+    simulate(root, Instrument.parse(SYM).on(DAY), hours, seed, faults=list(faults), golden_hours=0)
+    summary = reconstruct_partition(root, Partition(EX, SYM, DAY), chunk_rows=100_000)
+    truth_path = truth_dir(root, Partition(EX, SYM, DAY))
     faults_json = {f["kind"]: f for f in json.loads((truth_path / "faults.json").read_text())["faults"]}
     truth = pl.read_parquet(truth_path / "bbo.parquet")
     messages = message_bbo(root).join(truth, left_on="sequence_number", right_on="update_id", how="left")

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.lake.read import BadValueError, OffGridError, read_table
 from lake_pipeline.paths import lake_ready
 from lake_pipeline.reconstruct.source import TableSource
@@ -34,7 +35,7 @@ def _book_file(root, n: int = 500, mutate=None):
     table = pa.table(cols, schema=LAKE_STORED["book"])
     table = table.set_column(table.schema.get_field_index("bid_18_size"), "bid_18_size",
                              pa.array(np.where(np.arange(n) % 11 == 0, None, cols["bid_18_size"]), pa.float64()))
-    directory = lake_ready(root, "book", EX, SYM, DAY)
+    directory = lake_ready(root, Partition(EX, SYM, DAY), "book")
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "1.parquet"
     pq.write_table(table, path, row_group_size=128)
@@ -43,9 +44,9 @@ def _book_file(root, n: int = 500, mutate=None):
 
 def test_fast_levels_equal_the_lake_reader(data_root) -> None:
     _book_file(data_root)
-    source = TableSource(data_root, "book", EX, SYM, DAY, symbol_spec(SYM))
+    source = TableSource(data_root, Partition(EX, SYM, DAY), "book", symbol_spec(Instrument.parse(SYM)))
     rows, missing = source.read(37, 421)  # a range crossing row groups
-    expected = read_table(data_root, "book", EX, SYM, DAY).slice(37, 421 - 37)
+    expected = read_table(data_root, Partition(EX, SYM, DAY), "book").slice(37, 421 - 37)
     assert missing == 0
     assert np.array_equal(rows.cols["levels"], expected.select(BOOK_LEVEL_COLUMNS).to_numpy())
     absent = rows.cols["row"] % 7 == 0  # bid_19 price written as 0 there: price and size both absent
@@ -62,6 +63,6 @@ def test_bad_level_raises_the_lake_readers_error(data_root, column, value, error
         cols[column][123] = value
 
     path = _book_file(data_root, mutate=mutate)
-    source = TableSource(data_root, "book", EX, SYM, DAY, symbol_spec(SYM))
+    source = TableSource(data_root, Partition(EX, SYM, DAY), "book", symbol_spec(Instrument.parse(SYM)))
     with pytest.raises(error, match=rf"{path}: column '{column}', row 123 "):
         source.read(100, 200)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from lake_pipeline.instrument import Partition
 from lake_pipeline.reconstruct.run import reconstruct_partition
 from lake_pipeline_tests.recon_support import (
     DAY,
@@ -112,7 +113,7 @@ STATES_1 = {
 @pytest.mark.parametrize("strategy", list(EXPECTED_1))
 def test_tiny_case_exact_rows(data_root, strategy):
     write_partition(data_root, TRADES_1, DELTAS_1, SNAPS_1)
-    summary = reconstruct_partition(data_root, EX, SYM, DAY, strategy=strategy)
+    summary = reconstruct_partition(data_root, Partition(EX, SYM, DAY), strategy=strategy)
     assert unified_rows(unified(data_root)) == EXPECTED_1[strategy]
     assert state_rows(book_states(data_root)) == STATES_1[strategy]
     assert summary.rows == {"total": 8, "trades": 2, "book_snapshots": 2, "book_deltas": 4, "delta_messages": 3}
@@ -162,7 +163,7 @@ EXPECTED_2 = rows(
 
 def test_drift_resync_gaps_and_reseed_exact_rows(data_root):
     write_partition(data_root, [], DELTAS_2, SNAPS_2)
-    summary = reconstruct_partition(data_root, EX, SYM, DAY, strategy="full_event_replay", chunk_rows=3)
+    summary = reconstruct_partition(data_root, Partition(EX, SYM, DAY), strategy="full_event_replay", chunk_rows=3)
     assert unified_rows(unified(data_root)) == EXPECTED_2
     states = state_rows(book_states(data_root))
     row_300 = next(s for s in states if s[0] == at(300))  # the book row's state: its 20 levels, resynced
@@ -180,6 +181,6 @@ def test_drift_resync_gaps_and_reseed_exact_rows(data_root):
 def test_resync_keeps_levels_deeper_than_the_row(data_root):
     deltas = [*DELTAS_2[:2], delta(350, 103, True, 9981, 0), delta(450, 104, False, 10020, 2)]
     write_partition(data_root, [], deltas, SNAPS_2[:2])
-    reconstruct_partition(data_root, EX, SYM, DAY, strategy="full_event_replay")
+    reconstruct_partition(data_root, Partition(EX, SYM, DAY), strategy="full_event_replay")
     grid_400 = next(s for s in state_rows(book_states(data_root)) if s[0] == at(400))
     assert grid_400[1] == [(10000, 9)] + BIDS[1:19] + [(9970, 5)]  # 9970 survived the resync at 300 ms

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Partition
 from lake_pipeline.paths import lake_ready, truth_dir
 from lake_pipeline.reconstruct.run import reconstruct_partition
 from lake_pipeline.schemas import N_LEVELS
@@ -35,6 +36,7 @@ from lake_pipeline_tests.recon_support import (
 from lake_pipeline_tests.reference_replay import Delta, ReferenceReplay, Snapshot, Trade
 
 KEEP_EVERY = 200
+PART = Partition(EX, SYM, DAY)
 
 
 def _us(ns: np.ndarray) -> list[int]:
@@ -42,11 +44,11 @@ def _us(ns: np.ndarray) -> list[int]:
 
 
 def _lake(root, table: str) -> pa.Table:
-    return pq.read_table(lake_ready(root, table, EX, SYM, DAY) / "1.snappy.parquet")
+    return pq.read_table(lake_ready(root, PART, table) / "1.snappy.parquet")
 
 
 def _reference_inputs(root) -> tuple[list[Trade], list[Delta], list[Snapshot]]:
-    spec = symbol_spec(SYM)
+    spec = symbol_spec(PART.instrument)
     tick, lot = float(spec.tick), float(spec.lot)
 
     def units(x, step: float) -> list[int]:
@@ -77,12 +79,12 @@ def _reference_inputs(root) -> tuple[list[Trade], list[Delta], list[Snapshot]]:
 @pytest.fixture(scope="module")
 def thinned(tmp_path_factory):
     root = tmp_path_factory.mktemp("thinned")
-    simulate(root, SYM, DAY, 0.04, 13, golden_hours=0)
-    path = lake_ready(root, "book", EX, SYM, DAY) / "1.snappy.parquet"
+    simulate(root, PART, 0.04, 13, golden_hours=0)
+    path = lake_ready(root, PART, "book") / "1.snappy.parquet"
     book = pq.read_table(path)
     kept = book.take(np.arange(0, book.num_rows, KEEP_EVERY))
     pq.write_table(kept, path)
-    summary = reconstruct_partition(root, EX, SYM, DAY, strategy="full_event_replay", chunk_rows=5_000)
+    summary = reconstruct_partition(root, PART, strategy="full_event_replay", chunk_rows=5_000)
     return root, book.num_rows, kept.num_rows, summary
 
 
@@ -100,8 +102,8 @@ def test_thinned_replay_equals_the_reference_replay(thinned) -> None:
 
 def test_thinned_replay_equals_the_true_market_after_every_message(thinned) -> None:
     root, rows, kept, summary = thinned
-    truth = pl.read_parquet(truth_dir(root, EX, SYM, DAY) / "bbo.parquet")
-    faults = json.loads((truth_dir(root, EX, SYM, DAY) / "faults.json").read_text())["faults"]
+    truth = pl.read_parquet(truth_dir(root, PART) / "bbo.parquet")
+    faults = json.loads((truth_dir(root, PART) / "faults.json").read_text())["faults"]
     assert faults == [] and rows > 100 * kept
     messages = message_bbo(root).join(truth, left_on="sequence_number", right_on="update_id", how="left")
     seeded = messages.filter(pl.col("r_bid_price").is_not_null() & (pl.col("book_flags") & 1 == 0))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.paths import book_states_dir, unified_dir
 from lake_pipeline.reconstruct.run import reconstruct_partition, work_dir
 from lake_pipeline.reconstruct.wal import CRASH_ENV
@@ -40,7 +41,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, o
     """An uninterrupted run on a ~1,500-row random market (about 25 chunks)."""
     root = tmp_path_factory.mktemp("wal_ref") / "data"
     write_partition(root, *random_partition(21, n_messages=400))
-    reconstruct_partition(root, EX, SYM, DAY, chunk_rows=CHUNK_ROWS)
+    reconstruct_partition(root, Partition(EX, SYM, DAY), chunk_rows=CHUNK_ROWS)
     return root, unified(root), book_states(root)
 
 
@@ -54,7 +55,7 @@ def _assert_identical(root: Path, reference, wal_gone: bool = True) -> None:
     _, ref_unified, ref_states = reference
     assert unified(root).equals(ref_unified)  # every row and column, in order
     assert book_states(root).equals(ref_states)
-    assert not work_dir(root, EX, SYM, DAY).exists() or not wal_gone
+    assert not work_dir(root, Partition(EX, SYM, DAY)).exists() or not wal_gone
 
 
 @pytest.mark.parametrize("crash", [
@@ -69,9 +70,9 @@ def test_sigkill_at_each_commit_step_then_resume(reference, tmp_path, crash) -> 
     if crash in ("after-publish-unified", "after-trash"):
         _assert_identical(root, reference, wal_gone=crash == "after-trash")  # published whole before the kill
     else:
-        assert not (unified_dir(root, EX, SYM, DAY) / "_SUCCESS").exists()  # nothing published as complete
+        assert not (unified_dir(root, Partition(EX, SYM, DAY)) / "_SUCCESS").exists()  # nothing published as complete
         if crash != "after-publish-states":
-            assert not book_states_dir(root, EX, SYM, DAY).exists()
+            assert not book_states_dir(root, Partition(EX, SYM, DAY)).exists()
     resumed = _cli(root, CHUNK_ROWS)
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err.decode()[-2000:]
@@ -82,20 +83,20 @@ def test_changed_input_discards_the_log(reference, tmp_path) -> None:
     root = _fresh_copy(reference[0], tmp_path)
     killed = _cli(root, CHUNK_ROWS, "after-done:5")
     killed.communicate(timeout=120)
-    assert killed.returncode == -signal.SIGKILL and work_dir(root, EX, SYM, DAY).exists()
+    assert killed.returncode == -signal.SIGKILL and work_dir(root, Partition(EX, SYM, DAY)).exists()
     write_partition(root, *random_partition(22, n_messages=100))  # the inputs changed since the crash
-    summary = reconstruct_partition(root, EX, SYM, DAY, chunk_rows=CHUNK_ROWS)
+    summary = reconstruct_partition(root, Partition(EX, SYM, DAY), chunk_rows=CHUNK_ROWS)
     assert summary.chunks["resumed_after_chunk"] == -1  # started over, nothing mixed in
     fresh = tmp_path / "fresh"
     write_partition(fresh, *random_partition(22, n_messages=100))
-    reconstruct_partition(fresh, EX, SYM, DAY, chunk_rows=CHUNK_ROWS)
+    reconstruct_partition(fresh, Partition(EX, SYM, DAY), chunk_rows=CHUNK_ROWS)
     assert unified(root).equals(unified(fresh))
 
 
 def test_resume_reports_where_it_resumed(reference, tmp_path) -> None:
     root = _fresh_copy(reference[0], tmp_path)
     _cli(root, CHUNK_ROWS, "after-done:9").communicate(timeout=120)
-    summary = reconstruct_partition(root, EX, SYM, DAY, chunk_rows=CHUNK_ROWS)
+    summary = reconstruct_partition(root, Partition(EX, SYM, DAY), chunk_rows=CHUNK_ROWS)
     assert summary.chunks["resumed_after_chunk"] == 9
     _assert_identical(root, reference)
 
@@ -106,7 +107,7 @@ def test_sigkill_at_random_moments(tmp_path) -> None:
     from lake_pipeline.sim.simulate import simulate
 
     ref = tmp_path / "ref"
-    simulate(ref, SYM, DAY, 0.1, 5, faults=["time-hole", "crossed-snapshot"], golden_hours=0)
+    simulate(ref, Instrument.parse(SYM).on(DAY), 0.1, 5, faults=["time-hole", "crossed-snapshot"], golden_hours=0)
     t0 = time.perf_counter()
     done = _cli(ref, 4_000)
     assert done.wait(timeout=600) == 0

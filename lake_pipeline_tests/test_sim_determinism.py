@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from lake_pipeline.cli import main as cli_main
+from lake_pipeline.instrument import Partition
 from lake_pipeline.sim import simulate
 
-ARGS = dict(symbol="BTC-USDT", date="2024-08-08", hours=0.03, faults=("dropped-delta", "crossed-snapshot", "time-hole"))
+ARGS = dict(part=Partition("BINANCE", "BTC-USDT", "2024-08-08"), hours=0.03, faults=("dropped-delta", "crossed-snapshot", "time-hole"))
 
 
 def _digests(root: Path) -> dict[str, str]:

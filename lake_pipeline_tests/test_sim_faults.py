@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.sim import SimulationError, simulate
 from lake_pipeline.sim.faults import FaultError
 from lake_pipeline_tests.sim_support import (
@@ -25,7 +26,7 @@ FAULTS = ("dropped-delta", "time-hole", "crossed-snapshot")
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict]]:
     root = tmp_path_factory.mktemp("sim_faults")
-    summary = simulate(root, "BTC-USDT", "2024-08-08", 0.05, SEED, faults=FAULTS, golden_hours=0)
+    summary = simulate(root, Instrument.parse("BTC-USDT").on("2024-08-08"), 0.05, SEED, faults=FAULTS, golden_hours=0)
     by_kind = {f["kind"]: f for f in read_faults(root)["faults"]}
     assert [f["kind"] for f in summary.faults] == list(FAULTS)
     return root, by_kind
@@ -111,19 +112,19 @@ def test_crossed_snapshot_rows_are_exactly_the_listed_ones(sim) -> None:
 
 def test_missing_hour_needs_two_hours_and_unknown_faults_are_named(tmp_path: Path) -> None:
     with pytest.raises(FaultError, match="missing-hour needs --hours >= 2"):
-        simulate(tmp_path, "BTC-USDT", "2024-08-08", 1.0, 1, faults=["missing-hour"])
+        simulate(tmp_path, Instrument.parse("BTC-USDT").on("2024-08-08"), 1.0, 1, faults=["missing-hour"])
     with pytest.raises(FaultError, match="unknown fault.*'stale-book'"):
-        simulate(tmp_path, "BTC-USDT", "2024-08-08", 0.05, 1, faults=["stale-book"])
+        simulate(tmp_path, Instrument.parse("BTC-USDT").on("2024-08-08"), 0.05, 1, faults=["stale-book"])
     with pytest.raises(SimulationError, match="no tick/lot in config"):
-        simulate(tmp_path, "DOGE-TRY", "2024-08-08", 0.05, 1)
+        simulate(tmp_path, Instrument.parse("DOGE-TRY").on("2024-08-08"), 0.05, 1)
     with pytest.raises(SimulationError, match="end within the date"):
-        simulate(tmp_path, "BTC-USDT", "2024-08-08", 2.0, 1, start_hour=23)
+        simulate(tmp_path, Instrument.parse("BTC-USDT").on("2024-08-08"), 2.0, 1, start_hour=23)
     assert not any(tmp_path.iterdir())  # nothing half-written
 
 
 @pytest.mark.slow
 def test_missing_hour_removes_the_second_hour_of_deltas(tmp_path: Path) -> None:
-    simulate(tmp_path, "BTC-USDT", "2024-08-08", 2.05, 3, faults=["missing-hour"], golden_hours=0)
+    simulate(tmp_path, Instrument.parse("BTC-USDT").on("2024-08-08"), 2.05, 3, faults=["missing-hour"], golden_hours=0)
     f = read_faults(tmp_path)["faults"][0]
     start = 1723075200 * 10**9
     d_ts = np.unique(read_lake(tmp_path, "book_delta_v2")["timestamp"])

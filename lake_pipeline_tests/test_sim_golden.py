@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.sim import simulate
 from lake_pipeline_tests.sim_support import (
     LOT,
@@ -32,7 +33,7 @@ DEC8 = re.compile(r"^\d+\.\d{8}$")
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[int, dict]]]:
     root = tmp_path_factory.mktemp("sim_golden")
-    simulate(root, "BTC-USDT", "2024-08-08", 0.04, SEED, start_hour=13)
+    simulate(root, Instrument.parse("BTC-USDT").on("2024-08-08"), 0.04, SEED, start_hour=13)
     return root, golden_lines(root, SEED)
 
 

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake_pipeline import schemas
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.sim import simulate
 from lake_pipeline_tests.sim_support import (
     DictBook,
@@ -28,7 +29,7 @@ HOURS = 0.05  # 3 simulated minutes
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     root = tmp_path_factory.mktemp("sim_lake")
-    return root, simulate(root, "BTC-USDT", "2024-08-08", HOURS, SEED, golden_hours=0)
+    return root, simulate(root, Instrument.parse("BTC-USDT").on("2024-08-08"), HOURS, SEED, golden_hours=0)
 
 
 @pytest.mark.parametrize("table", schemas.LAKE_TABLES)
@@ -43,7 +44,7 @@ def test_stored_schema_and_metadata_are_exactly_the_lakes(sim, table: str) -> No
 
 def test_loaded_variant_has_lakeapi_schema_and_the_same_values(sim, tmp_path: Path) -> None:
     root, _ = sim
-    simulate(tmp_path, "BTC-USDT", "2024-08-08", HOURS, SEED, golden_hours=0, lake_variant="loaded")
+    simulate(tmp_path, Instrument.parse("BTC-USDT").on("2024-08-08"), HOURS, SEED, golden_hours=0, lake_variant="loaded")
     for table in schemas.LAKE_TABLES:
         loaded = pq.read_table(lake_file(tmp_path, table))
         assert loaded.schema.remove_metadata().equals(schemas.LAKE_LOADED[table])

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.sim import simulate
 from lake_pipeline_tests.sim_support import golden_lines, lots, read_lake, ticks
 
@@ -16,7 +17,7 @@ SEED = 31
 @pytest.fixture(scope="module")
 def feed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[int, dict]]]:
     root = tmp_path_factory.mktemp("sim_stylized")
-    simulate(root, "BTC-USDT", "2024-08-08", 0.1, SEED, start_hour=14)
+    simulate(root, Instrument.parse("BTC-USDT").on("2024-08-08"), 0.1, SEED, start_hour=14)
     return root, golden_lines(root, SEED)
 
 

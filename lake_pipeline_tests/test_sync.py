@@ -18,6 +18,7 @@ from lake_pipeline.capture.golden import read_golden
 from lake_pipeline.capture.replay import book_events, feed
 from lake_pipeline.capture.sync import BookSync, DepthDiff, DiffResult, SnapshotResult, SyncState
 from lake_pipeline.config import SymbolSpec
+from lake_pipeline.instrument import Instrument
 
 
 class DictBook:
@@ -297,7 +298,7 @@ def test_live_payloads_equal_recorded_events(realdata: Path) -> None:
     from lake_pipeline.capture.wire import diff_from_payload, snapshot_from_body
     from lake_pipeline.config import symbol_spec
 
-    btc = symbol_spec("BTC-USDT")
+    btc = symbol_spec(Instrument.parse("BTC-USDT"))
     path = realdata / "hftbacktest" / "spot" / "btcusdt_20240808.gz"
     recorded = [e for frames in _first_block(path, btc) for e in book_events(frames)]
     live = []

@@ -7,15 +7,15 @@ import sys
 
 from lake_pipeline import paths
 from lake_pipeline.argtypes import positive_float, positive_int
+from lake_pipeline.cli_args import add_instrument_args, partition_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("assess", help="assess one partition's lake tables and recommend a reconstruction strategy")
     p.add_argument("--data-root", required=True,
                    help="local directory, or s3://bucket/prefix (staged; endpoint: $LAKE_S3_ENDPOINT_URL)")
-    p.add_argument("--symbol", required=True)
+    add_instrument_args(p)
     p.add_argument("--date", required=True)
-    p.add_argument("--exchange", default="BINANCE")
     p.add_argument("--chunk-rows", type=positive_int, default=1_000_000, help="reconstruction chunk size for the memory estimate")
     p.add_argument("--hole-threshold-s", type=positive_float, default=None,
                    help="report time holes longer than this (default: the gap threshold reconstruct uses, 5 s)")
@@ -26,10 +26,10 @@ def _run(args: argparse.Namespace) -> int:
     from lake_pipeline.assess.report import DEFAULT_HOLE_THRESHOLD_S, assess_partition, write_assessment
     from lake_pipeline.remote import local_or_staged
 
-    with local_or_staged(args.data_root, exchange=args.exchange, symbol=args.symbol, date=args.date,
-                         **paths.ASSESS_ZONES) as root:
-        report = assess_partition(root, args.symbol, args.date, exchange=args.exchange,
-                                  chunk_rows=args.chunk_rows, hole_threshold_s=args.hole_threshold_s or DEFAULT_HOLE_THRESHOLD_S)
+    part = partition_arg(args)
+    with local_or_staged(args.data_root, part, **paths.ASSESS_ZONES) as root:
+        report = assess_partition(root, part, chunk_rows=args.chunk_rows,
+                                  hole_threshold_s=args.hole_threshold_s or DEFAULT_HOLE_THRESHOLD_S)
         json_path, md_path = write_assessment(report, root)
     print(f"recommended_strategy: {report['recommended_strategy']}")
     for reason in report["strategy_reasons"]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.files import LakeFile, partition
 from lake_pipeline.schemas import LAKE_TABLES
 
@@ -72,17 +73,17 @@ class TableInput:
         return pl.concat(frames, how="vertical")
 
 
-def open_tables(data_root: Path, exchange: str, symbol: str, date: str) -> dict[str, TableInput]:
+def open_tables(data_root: Path, part: Partition) -> dict[str, TableInput]:
     """Every lake table of the partition; an absent table is an empty TableInput (the report says so)."""
     out = {}
     for table in LAKE_TABLES:
         try:
-            out[table] = TableInput(table, partition(data_root, table, exchange, symbol, date))
+            out[table] = TableInput(table, partition(data_root, part, table))
         except FileNotFoundError:
             out[table] = TableInput(table)
     if not any(t.present for t in out.values()):
         raise FileNotFoundError(
-            f"no lake table in the ready zone for exchange={exchange} symbol={symbol} dt={date} under {data_root}"
+            f"no lake table in the ready zone for {part.hive} under {data_root}"
         )
     return out
 

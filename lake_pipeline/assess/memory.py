@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from lake_pipeline.assess.inputs import TableInput
+from lake_pipeline.instrument import Partition
 from lake_pipeline.schemas import UNIFIED_EVENT
 
 WORKING_COPIES = 2.0
@@ -44,7 +45,7 @@ def _gib(b: float) -> float:
     return round(b / 2**30, 3)
 
 
-def memory_estimate(data_root: Path, exchange: str, symbol: str, date: str, tables: dict[str, TableInput],
+def memory_estimate(data_root: Path, part: Partition, tables: dict[str, TableInput],
                     chunk_rows: int, sample_rows: int = SAMPLE_ROWS) -> dict:
     from lake_pipeline.lake.read import LakeReadError, scan_table
 
@@ -53,7 +54,7 @@ def memory_estimate(data_root: Path, exchange: str, symbol: str, date: str, tabl
         if not t.present:
             continue
         try:
-            sample = scan_table(data_root, name, exchange, symbol, date).head(sample_rows).collect()
+            sample = scan_table(data_root, part, name).head(sample_rows).collect()
         except (LakeReadError, FileNotFoundError, ValueError) as exc:
             per_table[name] = {"rows": t.rows, "error": str(exc)}
             continue

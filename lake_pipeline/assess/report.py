@@ -23,7 +23,7 @@ from lake_pipeline.assess.snapshots import crossed_report, origin_order_inversio
 from lake_pipeline.assess.strategy import StrategyThresholds, recommend
 from lake_pipeline.assess.timing import latency, monotonicity, origin_availability, per_hour, time_range
 from lake_pipeline.atomic import write_json_atomic, write_text_atomic
-from lake_pipeline.config import DEFAULT_EXCHANGE
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.validate import day_bounds_ns, iso_ns
 from lake_pipeline.lake.infer import resolve_symbol_spec
 from lake_pipeline.lake.partition_checks import check_partition
@@ -62,14 +62,14 @@ def _table_section(name: str, t, events: pl.DataFrame | None, day_start: int) ->
     }
 
 
-def _value_checks(data_root: Path, exchange: str, symbol: str, date: str, tables: dict) -> dict:
+def _value_checks(data_root: Path, part: Partition, tables: dict) -> dict:
     """The value policy exactly as reconstruct applies it (lake/partition_checks.py): `ok`, the error that
     reconstruct would stop with, and the counted repairs (repeated delta rows it drops)."""
     if not tables["trades"].present:
         return {"ok": True, "error": None, "repairs": {}}
-    spec = resolve_symbol_spec(data_root, exchange, symbol, date)
+    spec = resolve_symbol_spec(data_root, part)
     try:
-        checks = check_partition(data_root, exchange, symbol, date, spec, all_rows=True)
+        checks = check_partition(data_root, part, spec, all_rows=True)
     except ValueError as exc:
         return {"ok": False, "error": str(exc), "repairs": {}}
     return {"ok": True, "error": None, "repairs": checks.repairs}
@@ -77,10 +77,8 @@ def _value_checks(data_root: Path, exchange: str, symbol: str, date: str, tables
 
 def assess_partition(
     data_root: Path,
-    symbol: str,
-    date: str,
+    part: Partition,
     *,
-    exchange: str = DEFAULT_EXCHANGE,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     hole_threshold_s: float = DEFAULT_HOLE_THRESHOLD_S,
     thresholds: StrategyThresholds = StrategyThresholds(),
@@ -88,11 +86,11 @@ def assess_partition(
     """The assessment report of one partition as a dict (see `write_assessment` for the files)."""
     t0 = time.perf_counter()
     data_root = Path(data_root)
-    day_start, _ = day_bounds_ns(date)
-    tables = open_tables(data_root, exchange, symbol, date)
+    day_start, _ = day_bounds_ns(part.date)
+    tables = open_tables(data_root, part)
     events = {name: EVENT_BUILDERS[name](t) for name, t in tables.items() if t.present}
     report: dict = {
-        "exchange": exchange, "symbol": symbol, "date": date,
+        "exchange": part.exchange, "symbol": part.symbol, "date": part.date,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "tool": f"lake_pipeline {__version__}",
         "parameters": {"chunk_rows": chunk_rows, "hole_threshold_s": hole_threshold_s, **asdict(thresholds)},
@@ -109,18 +107,18 @@ def assess_partition(
         report["cross_table"]["snapshot_vs_deltas"] = snapshot_vs_deltas(
             events["book"], events["book_delta_v2"], report["book_delta_v2"]["time_holes"]["_intervals"])
     report["cross_table"]["origin_order_inversions"] = origin_order_inversions(events)
-    report["memory"] = memory_estimate(data_root, exchange, symbol, date, tables, chunk_rows)
-    report["value_checks"] = _value_checks(data_root, exchange, symbol, date, tables)
+    report["memory"] = memory_estimate(data_root, part, tables, chunk_rows)
+    report["value_checks"] = _value_checks(data_root, part, tables)
     strategy, reasons = recommend(report, thresholds)
     report = {"recommended_strategy": strategy, "strategy_reasons": reasons, **_strip_private(report)}
     report["seconds"] = round(time.perf_counter() - t0, 3)
-    logger.info(f"assessment {exchange} {symbol} {date}: {strategy} in {report['seconds']:.1f} s")
+    logger.info(f"assessment {part}: {strategy} in {report['seconds']:.1f} s")
     return report
 
 
 def write_assessment(report: dict, data_root: Path) -> tuple[Path, Path]:
     """Write `assessment.json` and `assessment.md` (each atomically) into the partition's assessment directory."""
-    out = assessment_dir(Path(data_root), report["exchange"], report["symbol"], report["date"])
+    out = assessment_dir(Path(data_root), Partition(report["exchange"], report["symbol"], report["date"]))
     json_path, md_path = out / "assessment.json", out / "assessment.md"
     write_json_atomic(json_path, report)
     write_text_atomic(md_path, render_markdown(report))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lake_pipeline.cli_args import add_instrument_args, instrument_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("capture", help="record Binance spot golden samples (trade, depth@100ms, bookTicker)",
                        description="Record one symbol's combined stream and REST snapshots into encrypted, rotated "
                                    "golden files under <data-root>/golden/, with session.json metadata.")
-    p.add_argument("--symbol", help="pipeline symbol, e.g. BTC-USDT (default: from the session config)")
+    add_instrument_args(p, symbol_required=False)  # default: the session config's instrument
     p.add_argument("--duration", default=None, help="e.g. 3600, 90s, 30m, 1h (default 1h or the session's)")
     p.add_argument("--data-root", type=Path, default=None, help="data root (default $LAKE_DATA_ROOT or ./data)")
     p.add_argument("--ws-url", default=None, help="WebSocket base (default wss://stream.binance.com:9443)")
@@ -56,8 +58,11 @@ def build_config(args: argparse.Namespace):
             session = plan.sessions[0]
         else:
             raise ValueError(f"{args.session_config}: several sessions; choose one with --session")
-    symbol = args.symbol or (session.symbol if session else None)
-    if not symbol:
+    if args.symbol:
+        instrument = instrument_arg(args)
+    elif session is not None:
+        instrument = session.instrument
+    else:
         raise ValueError("capture: --symbol is required (or a session config naming one)")
     streams = tuple(args.streams.split(",")) if args.streams else (session.streams if session else DEFAULT_STREAMS)
     if args.agg_trade and "aggTrade" not in streams:
@@ -65,7 +70,7 @@ def build_config(args: argparse.Namespace):
     key = None if args.plaintext else load_key(key_file=args.key_file)
     duration = parse_duration(args.duration) if args.duration else (session.duration_s if session else 3600.0)
     rotate = parse_duration(args.rotate) if args.rotate else (session.rotate_s if session else 3600.0)
-    cfg = CaptureConfig(symbol=symbol, data_root=(args.data_root or default_data_root()).resolve(),
+    cfg = CaptureConfig(symbol=instrument.symbol, exchange=instrument.exchange, data_root=(args.data_root or default_data_root()).resolve(),
                         duration_s=duration, streams=streams, key=key, rotate_s=rotate, regime=regime,
                         session_name=session.name if session else None,
                         regime_intent=session.regime_intent if session else None)

@@ -40,7 +40,8 @@ from lake_pipeline.capture.session_config import DEFAULT_STREAMS
 from lake_pipeline.capture.session_log import ConnectionRecord, SessionLog, session_document, write_session_json
 from lake_pipeline.capture.storage import RotatingFrameWriter, StorageWorker, utc_date, utc_stamp
 from lake_pipeline.capture.sync import DiffResult
-from lake_pipeline.config import DEFAULT_EXCHANGE, SymbolSpec, symbol_spec
+from lake_pipeline.config import SymbolSpec, symbol_spec
+from lake_pipeline.instrument import SPOT, Instrument
 from lake_pipeline.paths import golden_dir
 
 SNAPSHOT_COUNT_KEY = "<rest snapshot>"
@@ -70,7 +71,7 @@ class CaptureConfig:
     symbol: str  # pipeline form, e.g. "BTC-USDT"
     data_root: Path
     duration_s: float = 3600.0
-    exchange: str = DEFAULT_EXCHANGE
+    exchange: str = SPOT
     ws_url: str = "wss://stream.binance.com:9443"
     rest_url: str = "https://api.binance.com"
     streams: tuple[str, ...] = DEFAULT_STREAMS  # stream suffixes after "<symbol>@"
@@ -93,6 +94,10 @@ class CaptureConfig:
     regime_intent: str | None = None
     regime: RegimeConfig = field(default_factory=RegimeConfig)
     spec: SymbolSpec | None = None  # tick/lot; default: config, else the exchange's exchangeInfo
+
+    @property
+    def instrument(self) -> Instrument:
+        return Instrument(self.exchange, self.symbol)
 
 
 @dataclass
@@ -147,7 +152,7 @@ class LiveCapture:
 
     def session_dir(self, date: str) -> Path:
         if date not in self._dirs:
-            self._dirs[date] = golden_dir(self.cfg.data_root, self.cfg.exchange, self.cfg.symbol, date) / \
+            self._dirs[date] = golden_dir(self.cfg.data_root, self.cfg.instrument.on(date)) / \
                 f"session={self.session_id}"
         return self._dirs[date]
 
@@ -164,7 +169,7 @@ class LiveCapture:
             self.http = http
             self.rest = RestClient(http, cfg.rest_url, min_snapshot_interval_s=cfg.min_snapshot_interval_s)
             try:
-                spec = cfg.spec or symbol_spec(cfg.symbol) or await self._spec_from_exchange()
+                spec = cfg.spec or symbol_spec(cfg.instrument) or await self._spec_from_exchange()
                 self.tracker = BookTracker(spec)
                 tasks = [asyncio.create_task(self._time_sampler(), name="capture-time"),
                          asyncio.create_task(self._ntp_sampler(), name="capture-ntp"),

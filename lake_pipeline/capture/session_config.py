@@ -7,7 +7,7 @@ calendar:
   - {name: US CPI, start: "2026-12-10T13:30:00Z", end: "2026-12-10T14:30:00Z"}
 sessions:
   - name: btc-us-open
-    symbol: BTC-USDT
+    instrument: BINANCE.BTC-USDT      # VENUE.SYMBOL; or `symbol: BTC-USDT` (+ optional `exchange:`), default venue
     regime_intent: HIGH_VOLUME        # what the session is meant to sample; the detector says what it got
     schedule: {start: "13:00", end: "17:00", days: [mon, tue, wed, thu, fri]}   # UTC; omitted = always
     duration: 1h                      # one bounded capture run; the sensor relaunches within the window
@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from lake_pipeline.capture.regime import REGIMES, RegimeConfig
+from lake_pipeline.instrument import Instrument
 
 DEFAULT_STREAMS = ("trade", "depth@100ms", "bookTicker")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -79,7 +80,7 @@ class Schedule:
 @dataclass(frozen=True)
 class CaptureSession:
     name: str
-    symbol: str
+    instrument: Instrument
     regime_intent: str = "NORMAL"
     schedule: Schedule = field(default_factory=Schedule)
     duration_s: float = 3600.0
@@ -87,6 +88,10 @@ class CaptureSession:
     streams: tuple[str, ...] = DEFAULT_STREAMS
     ws_url: str | None = None
     rest_url: str | None = None
+
+    @property
+    def symbol(self) -> str:
+        return self.instrument.symbol
 
 
 @dataclass(frozen=True)
@@ -120,8 +125,13 @@ def parse_session_config(doc: dict, source: str = "<config>") -> SessionPlan:
         entry = {**defaults, **(raw or {})}
         where = f"{source}: session {entry.get('name', f'#{i}')!r}"
         name = entry.get("name")
-        if not name or not entry.get("symbol"):
-            raise SessionConfigError(f"{where}: `name` and `symbol` are required")
+        if not name or not (entry.get("instrument") or entry.get("symbol")):
+            raise SessionConfigError(f"{where}: `name` and `instrument` (or `symbol`) are required")
+        try:
+            instrument = Instrument.parse(str(entry.get("instrument") or entry["symbol"]),
+                                          entry.get("exchange") or None)
+        except ValueError as exc:
+            raise SessionConfigError(f"{where}: {exc}") from None
         if name in names:
             raise SessionConfigError(f"{where}: duplicate session name")
         names.add(name)
@@ -136,7 +146,7 @@ def parse_session_config(doc: dict, source: str = "<config>") -> SessionPlan:
         if duration <= 0 or rotate <= 0:
             raise SessionConfigError(f"{where}: duration and rotate must be positive")
         sessions.append(CaptureSession(
-            name=str(name), symbol=str(entry["symbol"]), regime_intent=intent,
+            name=str(name), instrument=instrument, regime_intent=intent,
             schedule=Schedule.from_dict(entry.get("schedule"), where), duration_s=duration, rotate_s=rotate,
             streams=tuple(entry.get("streams", DEFAULT_STREAMS)), ws_url=entry.get("ws_url"),
             rest_url=entry.get("rest_url")))

@@ -1,7 +1,7 @@
 """Dagster side of acquisition: the `LakeSource` resource, the acquire-before-describe hook of the raw lake assets,
 their retry policy, the daily job + schedule for yesterday's partitions.
 
-Backfills over date ranges become one run per (date, symbol), each acquiring its partition (see partitions.py for
+Backfills over date ranges become one run per (date, instrument), each acquiring its partition (see partitions.py for
 why the chain has no explicit BackfillPolicy).
 """
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from lake_pipeline.partitions import SYMBOLS, partition_key, symbol_date_partitions
+from lake_pipeline.instrument import Instrument, Partition
+from lake_pipeline.partitions import INSTRUMENTS, instrument_date_partitions, partition_key
 from lake_pipeline.schemas import LAKE_TABLES
 
 SOURCE_ENV = "LAKE_SOURCE_URL"
@@ -68,8 +69,8 @@ DEFAULT_LAKE_SOURCE = LakeSource()
 run config or environment, never by a second `lake_source` in `Definitions(resources=…)` (that would conflict)."""
 
 
-def acquire_for_asset(context: dg.AssetExecutionContext, source: LakeSource, data_root: Path, table: str,
-                      exchange: str, symbol: str, date: str) -> dict:
+def acquire_for_asset(context: dg.AssetExecutionContext, source: LakeSource, data_root: Path, part: Partition,
+                      table: str) -> dict:
     """Acquire the partition when a source is configured; metadata for the materialization.
 
     Missing at the source and failed validation are facts about the data: they fail the run without retries.
@@ -83,7 +84,7 @@ def acquire_for_asset(context: dg.AssetExecutionContext, source: LakeSource, dat
     from lake_pipeline.lake.validate import ValidationError
 
     try:
-        result = acquire_partition(source.url, table, exchange, symbol, date, data_root,
+        result = acquire_partition(source.url, part, table, data_root,
                                    endpoint_url=source.endpoint_url or None, anonymous=source.anonymous,
                                    concurrency=source.concurrency, tolerance_s=source.time_tolerance_s,
                                    progress=False)
@@ -93,7 +94,7 @@ def acquire_for_asset(context: dg.AssetExecutionContext, source: LakeSource, dat
     except SourceAccessError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     if result.status == MISSING:
-        raise dg.Failure(description=f"{table} {exchange} {symbol} dt={date}: missing at source {result.source}",
+        raise dg.Failure(description=f"{table} {part}: missing at source {result.source}",
                          allow_retries=False, metadata={"acquisition": MISSING})
     context.log.info(result.summary())
     return {"acquisition": result.status, "acquired_from": result.source,
@@ -105,20 +106,21 @@ ACQUIRED_ASSETS = [dg.AssetKey(["lake", t]) for t in LAKE_TABLES] + [dg.AssetKey
 lake_acquisition_job = dg.define_asset_job(
     "lake_acquisition_job",
     selection=dg.AssetSelection.assets(*ACQUIRED_ASSETS),
-    partitions_def=symbol_date_partitions,
+    partitions_def=instrument_date_partitions,
     description="Acquire, validate and describe the raw lake tables of a partition, then assess them.",
 )
 
 
-def yesterday_schedule(job=lake_acquisition_job, symbols: list[str] | None = None,
+def yesterday_schedule(job=lake_acquisition_job, instruments: list[Instrument] | None = None,
                        cron: str = "30 2 * * *") -> dg.ScheduleDefinition:
-    """Daily at 02:30 UTC (Crypto Lake delivers T+1): one RunRequest per symbol for yesterday's partition."""
+    """Daily at 02:30 UTC (Crypto Lake delivers T+1): one RunRequest per instrument for yesterday's partition."""
 
     @dg.schedule(name="daily_lake_acquisition", job=job, cron_schedule=cron, execution_timezone="UTC")
     def _schedule(context: dg.ScheduleEvaluationContext):
         day = (context.scheduled_execution_time.astimezone(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
-        for symbol in symbols if symbols is not None else SYMBOLS:
-            yield dg.RunRequest(run_key=f"lake-{day}-{symbol}", partition_key=partition_key(day, symbol))
+        for instrument in instruments if instruments is not None else INSTRUMENTS:
+            part = instrument.on(day)
+            yield dg.RunRequest(run_key=f"lake-{part.key}", partition_key=partition_key(part))
 
     return _schedule
 

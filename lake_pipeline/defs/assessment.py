@@ -6,7 +6,7 @@ from lake_pipeline.lake.values import TIME_HOLE_S
 
 from lake_pipeline import paths
 from lake_pipeline.defs.automation import downstream_of_new_data
-from lake_pipeline.partitions import split_key, symbol_date_partitions
+from lake_pipeline.partitions import instrument_date_partitions, partition_of
 from lake_pipeline.resources import DataRoot
 from lake_pipeline.schemas import LAKE_TABLES
 
@@ -19,7 +19,7 @@ class AssessmentConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=symbol_date_partitions,
+    partitions_def=instrument_date_partitions,
     deps=RAW_KEYS,
     group_name="assessment",
     automation_condition=downstream_of_new_data(),
@@ -32,10 +32,9 @@ def data_assessment(context: dg.AssetExecutionContext, config: AssessmentConfig,
     from lake_pipeline.assess.render import render_markdown
     from lake_pipeline.assess.report import assess_partition, write_assessment
 
-    symbol, date = split_key(context)
-    with data_root.staged(**paths.ASSESS_ZONES, symbol=symbol, date=date) as root:
-        report = assess_partition(root, symbol, date, exchange=data_root.exchange,
-                                  chunk_rows=config.chunk_rows, hole_threshold_s=config.hole_threshold_s)
+    part = partition_of(context)
+    with data_root.staged(part, **paths.ASSESS_ZONES) as root:
+        report = assess_partition(root, part, chunk_rows=config.chunk_rows, hole_threshold_s=config.hole_threshold_s)
         json_path, md_path = write_assessment(report, root)
     deltas, book = report.get("book_delta_v2") or {}, report.get("book") or {}
     snap = report["cross_table"].get("snapshot_vs_deltas", {})

@@ -1,8 +1,8 @@
 """Golden samples in Dagster: the `golden_samples` asset, the bounded capture job, and the sensor that launches it.
 
 The sensor only decides and launches (research dagster.md §4): from the session config it requests one bounded run
-per active session and duration slot (run_key = session/symbol/slot, so a tick never launches a slot twice), never
-a second run for a symbol that already has one in flight, and it starts STOPPED so a deploy cannot start captures.
+per active session and duration slot (run_key = session/instrument/slot, so a tick never launches a slot twice),
+never a second run for an instrument that already has one in flight, and it starts STOPPED so a deploy cannot start captures.
 The run records for the session's duration and materialises the partition with what it wrote; the job carries
 `dagster/max_runtime` (duration + margin) so run monitoring kills a capture that hangs.
 For a past date the asset cannot record (capture is live); it describes the sessions already on disk, or records
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from lake_pipeline.partitions import SYMBOLS, split_key, symbol_date_partitions
+from lake_pipeline.instrument import Instrument, Partition
+from lake_pipeline.partitions import INSTRUMENTS, instrument_date_partitions, partition_key, partition_of
 from lake_pipeline.resources import DataRoot
 
 SESSIONS_ENV = "LAKE_CAPTURE_SESSIONS"
@@ -41,15 +42,16 @@ class CaptureRunConfig(dg.Config):
     ntp: bool = True
 
 
-def _capture(context: dg.AssetExecutionContext, config: CaptureRunConfig, root: Path, exchange: str,
-             symbol: str) -> dict:
+def _capture(context: dg.AssetExecutionContext, config: CaptureRunConfig, root: Path,
+             instrument: Instrument) -> dict:
     import asyncio
 
     from lake_pipeline.capture.keys import load_key
     from lake_pipeline.capture.live import CaptureConfig, LiveCapture
     from lake_pipeline.capture.session_config import load_session_config
 
-    cfg = CaptureConfig(symbol=symbol, data_root=root, duration_s=config.duration_s, exchange=exchange,
+    cfg = CaptureConfig(symbol=instrument.symbol, data_root=root, duration_s=config.duration_s,
+                        exchange=instrument.exchange,
                         streams=tuple(config.streams), key=None if config.plaintext else load_key(),
                         rotate_s=config.rotate_s, session_name=config.session_name or None,
                         regime_intent=config.regime_intent or None)
@@ -61,15 +63,15 @@ def _capture(context: dg.AssetExecutionContext, config: CaptureRunConfig, root: 
         cfg.ntp_servers = ()
     if os.environ.get(SESSIONS_ENV):
         cfg.regime = load_session_config(Path(os.environ[SESSIONS_ENV])).regime
-    context.log.info(f"capturing {symbol} for {config.duration_s:.0f} s from {cfg.ws_url}")
+    context.log.info(f"capturing {instrument} for {config.duration_s:.0f} s from {cfg.ws_url}")
     result = asyncio.run(LiveCapture(cfg).run())
     return result.document | {"files": result.files, "session_json": [str(p) for p in result.session_json]}
 
 
-def _sessions_on_disk(root: Path, exchange: str, symbol: str, date: str) -> list[dict]:
+def _sessions_on_disk(root: Path, part: Partition) -> list[dict]:
     from lake_pipeline.paths import golden_dir
 
-    directory = golden_dir(root, exchange, symbol, date)
+    directory = golden_dir(root, part)
     docs = []
     for path in sorted(directory.glob("session=*/session.json")):
         doc = json.loads(path.read_text())
@@ -102,31 +104,30 @@ def _metadata(docs: list[dict]) -> dict:
 
 
 @dg.asset(
-    partitions_def=symbol_date_partitions,
+    partitions_def=instrument_date_partitions,
     group_name="golden",
     kinds={"jsonl"},
-    description="Live Binance golden samples for one symbol-day: encrypted, rotated frame files plus session.json "
+    description="Live Binance golden samples for one instrument-day: encrypted, rotated frame files plus session.json "
                 "(gaps, resyncs, clock, latency, regimes). Today's partition records a bounded session; a past "
                 "partition describes the sessions already captured.",
 )
 def golden_samples(context: dg.AssetExecutionContext, config: CaptureRunConfig, data_root: DataRoot) -> dg.MaterializeResult:
-    symbol, date = split_key(context)
+    part = partition_of(context)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
-    with data_root.staged(optional_reads=["golden"], writes=["golden"] if date == today else [],
-                          symbol=symbol, date=date) as root:
-        if date == today:
-            doc = _capture(context, config, root, data_root.exchange, symbol)
+    with data_root.staged(part, optional_reads=["golden"], writes=["golden"] if part.date == today else []) as root:
+        if part.date == today:
+            doc = _capture(context, config, root, part.instrument)
             if doc["status"] != "complete":
-                raise dg.Failure(f"capture {doc['session_id']} of {symbol} failed: {doc['error']}",
+                raise dg.Failure(f"capture {doc['session_id']} of {part.instrument} failed: {doc['error']}",
                                  metadata=_metadata([doc]))
             docs = [doc]
         else:
-            docs = _sessions_on_disk(root, data_root.exchange, symbol, date)
+            docs = _sessions_on_disk(root, part)
     if not docs:
         # Nothing was captured that day, and a past day cannot be recorded now. Failing would also skip the
         # fidelity report of the same run, which works without golden data (Tier A marked unavailable), so the
         # asset records that the partition has no sessions instead.
-        why = (f"no golden sessions for {symbol} on {date} under {data_root.location()}/golden (a live capture can "
+        why = (f"no golden sessions for {part.instrument} on {part.date} under {data_root.location()}/golden (a live capture can "
                f"only record today's partition, {today}); the fidelity report runs without Tier A")
         context.log.warning(why)
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "sessions": 0, "status": "none",
@@ -137,30 +138,33 @@ def golden_samples(context: dg.AssetExecutionContext, config: CaptureRunConfig, 
 golden_capture_job = dg.define_asset_job(
     "golden_capture_job",
     selection=[golden_samples],
-    partitions_def=symbol_date_partitions,
+    partitions_def=instrument_date_partitions,
     tags={"pipeline": "golden_capture", "dagster/max_runtime": str(int(DEFAULT_DURATION_S + RUNTIME_MARGIN_S))},
-    description="One bounded live capture of one symbol (launched by golden_capture_sensor).",
+    description="One bounded live capture of one instrument (launched by golden_capture_sensor).",
 )
 
 
-def capture_run_requests(plan, now: datetime, busy: set[str], symbols: list[str] | None = None) -> list[dg.RunRequest]:
-    """Run requests for the sessions active at `now`: one per symbol not already in flight, keyed by duration slot.
+def capture_run_requests(plan, now: datetime, busy: set[str],
+                         instruments: list[Instrument] | None = None) -> list[dg.RunRequest]:
+    """Run requests for the sessions active at `now`: one per instrument not already in flight (`busy` holds
+    instrument keys), keyed by duration slot.
 
     Each run's `dagster/max_runtime` is its own duration plus a margin (the job's tag covers manual launches).
     """
-    symbols = SYMBOLS if symbols is None else symbols
+    instruments = INSTRUMENTS if instruments is None else instruments
     today = now.astimezone(UTC).strftime("%Y-%m-%d")
     requests: list[dg.RunRequest] = []
     taken = set(busy)
     for session in plan.active(now):
-        if session.symbol in taken or session.symbol not in symbols:
+        key = session.instrument.key
+        if key in taken or session.instrument not in instruments:
             continue
         duration = session.duration_s
         slot = int(now.timestamp() // duration)
-        taken.add(session.symbol)
+        taken.add(key)
         requests.append(dg.RunRequest(
-            run_key=f"golden-{session.name}-{session.symbol}-{slot}",
-            partition_key=dg.MultiPartitionKey({"date": today, "symbol": session.symbol}),
+            run_key=f"golden-{session.name}-{key}-{slot}",
+            partition_key=partition_key(session.instrument.on(today)),
             run_config=dg.RunConfig(ops={"golden_samples": CaptureRunConfig(
                 duration_s=duration, session_name=session.name, regime_intent=session.regime_intent,
                 rotate_s=session.rotate_s, streams=list(session.streams), ws_url=session.ws_url or "",
@@ -180,11 +184,11 @@ def golden_capture_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason(f"${SESSIONS_ENV} is not set: no capture sessions configured")
     plan = load_session_config(Path(path))
     in_flight = context.instance.get_runs(filters=dg.RunsFilter(job_name=golden_capture_job.name, statuses=IN_FLIGHT))
-    busy = {r.tags.get("dagster/partition/symbol") for r in in_flight} - {None}
+    busy = {r.tags.get("dagster/partition/instrument") for r in in_flight} - {None}
     requests = capture_run_requests(plan, datetime.fromtimestamp(time.time(), UTC), busy)  # type: ignore[arg-type]
     if not requests:
         active = [s.name for s in plan.active(datetime.now(UTC))]
-        return dg.SkipReason(f"nothing to launch: active sessions {active}, symbols in flight {sorted(busy)}")
+        return dg.SkipReason(f"nothing to launch: active sessions {active}, instruments in flight {sorted(busy)}")
     return requests
 
 

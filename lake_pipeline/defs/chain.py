@@ -7,14 +7,14 @@ the fidelity report runs without it and says that Tier A is unavailable.
 import dagster as dg
 
 from lake_pipeline.defs.automation import GOLDEN
-from lake_pipeline.partitions import symbol_date_partitions
+from lake_pipeline.partitions import instrument_date_partitions
 
 chain_job = dg.define_asset_job(
     "chain_job",
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(GOLDEN),
-    partitions_def=symbol_date_partitions,
+    partitions_def=instrument_date_partitions,
     description="Raw lake tables -> data_assessment -> unified_events (+ book states) -> fidelity_report, with the "
-                "fidelity checks, for the selected symbol-date partitions.",
+                "fidelity checks, for the selected date x instrument partitions.",
 )
 
 jobs = [chain_job]

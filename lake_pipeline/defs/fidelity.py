@@ -17,7 +17,7 @@ from dagster import AssetCheckExecutionContext, AssetExecutionContext, ScheduleE
 from lake_pipeline import paths
 from lake_pipeline.defs.automation import GOLDEN, report_condition
 from lake_pipeline.fidelity import catalog
-from lake_pipeline.partitions import SYMBOLS, split_key, symbol_date_partitions
+from lake_pipeline.partitions import INSTRUMENTS, instrument_date_partitions, partition_of
 from lake_pipeline.resources import DataRoot
 
 UNIFIED_EVENTS = dg.AssetKey("unified_events")
@@ -37,7 +37,7 @@ CRITICAL_FAMILIES = _critical_families()
 @dg.asset(
     key=FIDELITY_REPORT,
     group_name="fidelity",
-    partitions_def=symbol_date_partitions,
+    partitions_def=instrument_date_partitions,
     deps=[UNIFIED_EVENTS, GOLDEN],
     automation_condition=report_condition(),
     kinds={"html"},
@@ -48,12 +48,11 @@ def fidelity_report(context: AssetExecutionContext, data_root: DataRoot) -> dg.M
     from lake_pipeline.fidelity.report import write_report
     from lake_pipeline.fidelity.runner import run_fidelity
 
-    symbol, date = split_key(context)
-    exchange = data_root.exchange
-    with data_root.staged(reads=["unified"], optional_reads=["book_states", "golden"], writes=["reports/fidelity"],
-                          symbol=symbol, date=date) as root:
-        report = run_fidelity(root, exchange, symbol, date)
-        written = write_report(report, paths.fidelity_dir(root, exchange, symbol, date))
+    part = partition_of(context)
+    with data_root.staged(part, reads=["unified"], optional_reads=["book_states", "golden"],
+                          writes=["reports/fidelity"]) as root:
+        report = run_fidelity(root, part)
+        written = write_report(report, paths.fidelity_dir(root, part))
     doc = report.to_json()
     counts: dict[str, int] = {}
     for m in doc["metrics"]:
@@ -89,7 +88,7 @@ def _check_name(family: str) -> str:
 CHECK_SPECS = [
     dg.AssetCheckSpec(
         _check_name(family), asset=UNIFIED_EVENTS, additional_deps=[FIDELITY_REPORT],
-        partitions_def=symbol_date_partitions,
+        partitions_def=instrument_date_partitions,
         description=f"Fidelity metrics of family '{family}' "
                     f"({'critical' if family in CRITICAL_FAMILIES else 'not critical'})"
                     f": {', '.join(m.name for m in catalog.METRICS if m.family == family)}",
@@ -132,41 +131,39 @@ def family_check_results(doc: dict | None, why_missing: str, html: str) -> Itera
 def fidelity_checks(context: AssetCheckExecutionContext, data_root: DataRoot) -> Iterator[dg.AssetCheckResult]:
     from lake_pipeline.fidelity.report import read_report_json
 
-    symbol, date = split_key(context)
-    exchange = data_root.exchange
+    part = partition_of(context)
     # remote data root: only the report JSON and the unified _SUCCESS marker (its remote write time) are staged in
-    with data_root.staged(file_reads={"reports/fidelity": ["fidelity.json"], "unified": ["_SUCCESS"]},
-                          symbol=symbol, date=date) as root:
-        out = paths.fidelity_dir(root, exchange, symbol, date)
-        success = paths.unified_dir(root, exchange, symbol, date) / "_SUCCESS"
+    with data_root.staged(part, file_reads={"reports/fidelity": ["fidelity.json"], "unified": ["_SUCCESS"]}) as root:
+        out = paths.fidelity_dir(root, part)
+        success = paths.unified_dir(root, part) / "_SUCCESS"
         doc, why = None, ""
         try:
             doc = read_report_json(out / "fidelity.json")
             if success.exists() and success.stat().st_mtime > (out / "fidelity.json").stat().st_mtime:
                 doc, why = None, (f"fidelity report {out / 'fidelity.json'} is older than the unified events "
-                                  f"({success}); materialize fidelity_report for {date}|{symbol}")
+                                  f"({success}); materialize fidelity_report for {part.key}")
         except FileNotFoundError as exc:
-            why = f"{exc}; materialize fidelity_report for {date}|{symbol}"
+            why = f"{exc}; materialize fidelity_report for {part.key}"
     yield from family_check_results(doc, why, str(out / "fidelity.html"))
 
 
 fidelity_checks_job = dg.define_asset_job(
-    "fidelity_checks_job", selection=dg.AssetSelection.checks(fidelity_checks), partitions_def=symbol_date_partitions,
-    description="Runs the fidelity asset checks for one partition (launch with tag dagster/partition=<date>|<symbol>).",
+    "fidelity_checks_job", selection=dg.AssetSelection.checks(fidelity_checks), partitions_def=instrument_date_partitions,
+    description="Runs the fidelity asset checks for one partition (launch with tag dagster/partition=<date>|<VENUE.SYMBOL>).",
 )
 
 
 @dg.schedule(job=fidelity_checks_job, cron_schedule="30 3 * * *", execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.STOPPED)
 def fidelity_checks_schedule(context: ScheduleEvaluationContext):
-    """Every day: the checks of yesterday's partition for each symbol.
+    """Every day: the checks of yesterday's partition for each instrument.
 
     A checks-only job loses its partitions_def (research dagster.md §1.7 pitfall 4), so the partition goes in the
     `dagster/partition` TAG, not `partition_key`.
     """
     day = (context.scheduled_execution_time - dt.timedelta(days=1)).strftime("%Y-%m-%d")
-    for symbol in SYMBOLS:
-        key = f"{day}|{symbol}"
+    for instrument in INSTRUMENTS:
+        key = instrument.on(day).key
         yield dg.RunRequest(run_key=f"fidelity-checks-{key}", tags={"dagster/partition": key})
 
 

@@ -1,4 +1,4 @@
-"""The `unified_events` asset: Chronological Event Replay of one symbol-day (unified events + book states).
+"""The `unified_events` asset: Chronological Event Replay of one instrument-day (unified events + book states).
 
 No `from __future__ import annotations` here: Dagster validates the `context` annotation at definition time.
 """
@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext
 from lake_pipeline import paths
 from lake_pipeline.defs.automation import downstream_of_new_data
 from lake_pipeline.defs.metadata import column_schema
-from lake_pipeline.partitions import split_key, symbol_date_partitions
+from lake_pipeline.partitions import instrument_date_partitions, partition_of
 from lake_pipeline.resources import DataRoot
 from lake_pipeline.schemas import BOOK_STATE, UNIFIED_EVENT
 
@@ -19,7 +19,7 @@ RAW_LAKE = [dg.AssetKey(["lake", t]) for t in ("trades", "book", "book_delta_v2"
 @dg.asset(
     name="unified_events",
     group_name="reconstruct",
-    partitions_def=symbol_date_partitions,
+    partitions_def=instrument_date_partitions,
     deps=[dg.AssetKey(["data_assessment"]), *RAW_LAKE],
     pool="reconstruct",
     automation_condition=downstream_of_new_data(),
@@ -31,9 +31,9 @@ RAW_LAKE = [dg.AssetKey(["lake", t]) for t in ("trades", "book", "book_delta_v2"
 def unified_events(context: AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
     from lake_pipeline.reconstruct.run import reconstruct_partition
 
-    symbol, date = split_key(context)
-    with data_root.staged(**paths.RECONSTRUCT_ZONES, symbol=symbol, date=date) as root:
-        summary = reconstruct_partition(root, data_root.exchange, symbol, date)
+    part = partition_of(context)
+    with data_root.staged(part, **paths.RECONSTRUCT_ZONES) as root:
+        summary = reconstruct_partition(root, part)
     return dg.MaterializeResult(metadata=data_root.for_ui(summary_metadata(summary.to_dict()), root))
 
 

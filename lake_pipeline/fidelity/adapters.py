@@ -26,6 +26,7 @@ from loguru import logger
 
 from lake_pipeline import paths
 from lake_pipeline.config import SymbolSpec, symbol_spec
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.fidelity.frames import (
     BBO_SCHEMA,
     DRIFT_SCHEMA,
@@ -134,11 +135,12 @@ def _infer_unit(series: pl.Series) -> Decimal:
     return Decimal(1).scaleb(min(Decimal(v).normalize().as_tuple().exponent for v in values))
 
 
-def recon_spec(symbol: str, unified_parts: list[Path]) -> SymbolSpec:
+def recon_spec(instrument: Instrument, unified_parts: list[Path]) -> SymbolSpec:
     """Configured tick/lot, else inferred from the first part's prices and sizes (logged, recorded in provenance)."""
-    spec = symbol_spec(symbol)
+    spec = symbol_spec(instrument)
     if spec is not None:
         return spec
+    symbol = instrument.symbol
     df = pl.read_parquet(unified_parts[0], columns=["price", "quantity", "best_bid_price", "best_bid_quantity"])
     tick = min(_infer_unit(df["price"]), _infer_unit(df["best_bid_price"]))
     lot = min(_infer_unit(df["quantity"]), _infer_unit(df["best_bid_quantity"]))
@@ -212,24 +214,24 @@ def read_book_states(directory: Path, spec: SymbolSpec,
     return pl.concat(frames).sort("time_ns", maintain_order=True), inputs
 
 
-def unified_parts(data_root: Path, exchange: str, symbol: str, date: str) -> list[Path]:
+def unified_parts(data_root: Path, part: Partition) -> list[Path]:
     """The published parts of a unified partition (FileNotFoundError naming the partition otherwise)."""
-    udir = paths.unified_dir(data_root, exchange, symbol, date)
+    udir = paths.unified_dir(data_root, part)
     parts = _parts(udir, "unified event")
     if not (udir / "_SUCCESS").exists():
         raise FileNotFoundError(f"unified partition {udir} is not published (no _SUCCESS marker)")
     return parts
 
 
-def recon_view(data_root: Path, exchange: str, symbol: str, date: str, label: str = "reconstruction", *,
+def recon_view(data_root: Path, part: Partition, label: str = "reconstruction", *,
                ladder_window: tuple[int, int] | None = None, load_ladder: bool = True) -> MarketView:
     """The reconstruction of one partition as a MarketView (window = first to last event time).
 
     The top-20 book states are only needed for the paired depth comparison: `load_ladder=False` skips them and
     `ladder_window` reads only the golden capture's stretch of the day."""
-    udir = paths.unified_dir(data_root, exchange, symbol, date)
-    parts = unified_parts(data_root, exchange, symbol, date)
-    spec = recon_spec(symbol, parts)
+    udir = paths.unified_dir(data_root, part)
+    parts = unified_parts(data_root, part)
+    spec = recon_spec(part.instrument, parts)
     trades, books, inputs = [], [], []
     for p in parts:
         got = _read_unified_part(p, spec)
@@ -246,7 +248,7 @@ def recon_view(data_root: Path, exchange: str, symbol: str, date: str, label: st
     end = int(max(t.max() for t in times)) + 1
     valid = book.filter(~pl.col("uninit") & pl.col("bid_px").is_not_null() & pl.col("ask_px").is_not_null())
     ladder = None
-    bdir = paths.book_states_dir(data_root, exchange, symbol, date)
+    bdir = paths.book_states_dir(data_root, part)
     notes = [f"tick {spec.tick}, lot {spec.lot} ({spec.source})"]
     if not load_ladder:
         notes.append("book states not loaded (no paired golden capture to compare depth with)")
@@ -402,9 +404,9 @@ def read_golden_session(paths_: list[Path], spec: SymbolSpec, *, label: str = "g
     return golden_view(frames, spec, label=label, inputs=inputs, rebuild_book=rebuild_book)
 
 
-def find_golden_session(data_root: Path, exchange: str, symbol: str, date: str, session: str | None) -> Path | None:
+def find_golden_session(data_root: Path, part: Partition, session: str | None) -> Path | None:
     """The golden session directory for the partition: the named one, else the one holding the most bytes."""
-    base = paths.golden_dir(data_root, exchange, symbol, date)
+    base = paths.golden_dir(data_root, part)
     if session:
         d = base / f"session={session}"
         if not d.is_dir():

@@ -8,14 +8,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lake_pipeline.cli_args import add_instrument_args, instrument_arg, partition_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fidelity", help="fidelity report of a reconstructed partition against golden samples",
                        description="Write reports/fidelity/exchange=E/symbol=S/dt=D/fidelity.{html,md,json}.")
     p.add_argument("--data-root", type=Path, help="data root (default: $LAKE_DATA_ROOT or ./data)")
-    p.add_argument("--symbol", help="symbol, e.g. BTC-USDT")
+    add_instrument_args(p, symbol_required=False)
     p.add_argument("--date", help="partition date YYYY-MM-DD")
-    p.add_argument("--exchange", default=None, help="exchange (default BINANCE)")
     p.add_argument("--golden-session", default=None,
                    help="session ID under golden/…/dt=D/ (default: the largest session of the partition)")
     p.add_argument("--reference", type=Path, default=None,
@@ -32,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "distance between same-length windows, and write p95 × margin as tolerances.")
     c.add_argument("--golden-session", nargs="+", type=Path, required=True,
                    help="golden session directories (capture files inside)")
+    c.add_argument("--exchange", default=None, help="venue (default: from the session path's exchange=…, else "
+                                                    "the symbol's venue)")
     c.add_argument("--symbol", default=None, help="symbol (default: from the session path's symbol=…)")
     c.add_argument("--base", type=Path, default=None,
                    help="config to start from (declared tolerances, critical flags; default: the shipped one)")
@@ -42,21 +45,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_report(args: argparse.Namespace) -> int:
     from lake_pipeline import paths
-    from lake_pipeline.config import DEFAULT_EXCHANGE, default_data_root
+    from lake_pipeline.config import default_data_root
     from lake_pipeline.fidelity.report import write_report
     from lake_pipeline.fidelity.runner import run_fidelity
 
     if not (args.symbol and args.date):
         raise ValueError("fidelity needs --symbol and --date (or the 'calibrate' sub-command)")
     root = (args.data_root or default_data_root()).resolve()
-    exchange = args.exchange or DEFAULT_EXCHANGE
-    report = run_fidelity(root, exchange, args.symbol, args.date, golden_session=args.golden_session,
+    part = partition_arg(args)
+    report = run_fidelity(root, part, golden_session=args.golden_session,
                           reference=args.reference, tolerances_path=args.tolerances)
-    out = args.out or paths.fidelity_dir(root, exchange, args.symbol, args.date)
+    out = args.out or paths.fidelity_dir(root, part)
     written = write_report(report, out)
     doc = report.to_json()
     score = "n/a" if doc["score"] is None else f"{doc['score']:.3f}"
-    print(f"fidelity {exchange}/{args.symbol}/{args.date}: {doc['status']} (score {score}) — {doc['status_reason']}")
+    print(f"fidelity {part}: {doc['status']} (score {score}) — {doc['status_reason']}")
     for kind, path in written.items():
         print(f"  {kind}: {path}")
     if args.fail_on == "fail" and doc["status"] == "FAIL" or args.fail_on == "warn" and doc["status"] in ("FAIL",
@@ -73,15 +76,18 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     base = tolerances.load(args.base)
     views, sources = [], []
     for session in args.golden_session:
-        symbol = args.symbol
-        if symbol is None:
+        if args.symbol is not None:
+            instrument = instrument_arg(args)
+        else:
             try:
-                symbol = paths.parse_partition_path(session)["symbol"]
+                instrument = paths.parse_partition_path(session).instrument
             except ValueError:
-                raise ValueError(f"{session}: pass --symbol (the path has no symbol=… segment)") from None
-        spec = symbol_spec(symbol)
+                raise ValueError(f"{session}: pass --symbol (the path has no exchange=…/symbol=…/dt=… segments)") \
+                    from None
+        symbol = instrument.symbol
+        spec = symbol_spec(instrument)
         if spec is None:
-            raise ValueError(f"symbol {symbol!r} has no configured tick/lot (lake_pipeline/symbols.yaml or "
+            raise ValueError(f"instrument {instrument} has no configured tick/lot (lake_pipeline/symbols.yaml or "
                              f"$LAKE_SYMBOLS_FILE); calibration needs exact units")
         files = adapters.golden_session_files(session)
         view = adapters.read_golden_session(files, spec, label=str(session), rebuild_book=False)

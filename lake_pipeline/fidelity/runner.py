@@ -26,6 +26,7 @@ from lake_pipeline.fidelity import tolerances as tol_mod
 from lake_pipeline.fidelity.compare import Comparison
 from lake_pipeline.fidelity.frames import MarketView
 from lake_pipeline.fidelity.scoring import MetricResult, family_status, overall
+from lake_pipeline.instrument import Partition
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -93,7 +94,7 @@ def load_reference(path: Path, spec, label: str = "reference") -> MarketView:
     if any(path.glob("part-*.parquet")):
         part = paths.parse_partition_path(path)
         root = path.parents[3]
-        return adapters.recon_view(root, part["exchange"], part["symbol"], part["date"], label=label, load_ladder=False)
+        return adapters.recon_view(root, part, label=label, load_ladder=False)
     return adapters.read_golden_session(adapters.golden_session_files(path), spec, label=label)
 
 
@@ -141,15 +142,15 @@ def compare_views(recon: MarketView, golden: MarketView | None, tol: tol_mod.Tol
     return results, plots, {**info, "timings": timings}
 
 
-def run_fidelity(data_root: Path, exchange: str, symbol: str, date: str, *, golden_session: str | None = None,
+def run_fidelity(data_root: Path, part: Partition, *, golden_session: str | None = None,
                  reference: Path | None = None, tolerances_path: Path | None = None) -> FidelityReport:
     """Compute the report for one partition (nothing written; see `report.write_report`)."""
     t0 = time.perf_counter()
     tol = tol_mod.load(tolerances_path)
     root = Path(data_root)
-    spec = adapters.recon_spec(symbol, adapters.unified_parts(root, exchange, symbol, date))
+    spec = adapters.recon_spec(part.instrument, adapters.unified_parts(root, part))
     golden, is_capture = None, True
-    session_dir = adapters.find_golden_session(root, exchange, symbol, date, golden_session)
+    session_dir = adapters.find_golden_session(root, part, golden_session)
     if session_dir is not None:
         golden = adapters.read_golden_session(adapters.golden_session_files(session_dir), spec,
                                               label=f"golden {session_dir.name}")
@@ -158,13 +159,13 @@ def run_fidelity(data_root: Path, exchange: str, symbol: str, date: str, *, gold
     timings = {"load_golden_s": time.perf_counter() - t0}
     t = time.perf_counter()
     window = (golden.start_ns, golden.end_ns) if golden is not None and is_capture else None
-    recon = adapters.recon_view(root, exchange, symbol, date, ladder_window=window, load_ladder=window is not None)
+    recon = adapters.recon_view(root, part, ladder_window=window, load_ladder=window is not None)
     timings["load_reconstruction_s"] = time.perf_counter() - t
-    logger.info("fidelity {}/{}/{}: reconstruction {} s, golden {}", exchange, symbol, date,
+    logger.info("fidelity {}: reconstruction {} s, golden {}", part,
                 round(recon.duration_s, 1), None if golden is None else round(golden.duration_s, 1))
     metrics, plots, info = compare_views(recon, golden, tol, golden_is_capture=is_capture)
     timings.update(info.pop("timings"))
-    udir = paths.unified_dir(data_root, exchange, symbol, date)
+    udir = paths.unified_dir(data_root, part)
     provenance = {
         "reconstruction": _view_summary(recon),
         "golden": None if golden is None else _view_summary(golden),
@@ -176,5 +177,5 @@ def run_fidelity(data_root: Path, exchange: str, symbol: str, date: str, *, gold
         "versions": _versions(),
     }
     timings["total_s"] = time.perf_counter() - t0
-    return FidelityReport({"exchange": exchange, "symbol": symbol, "date": date}, metrics, plots, provenance, info,
+    return FidelityReport({"exchange": part.exchange, "symbol": part.symbol, "date": part.date}, metrics, plots, provenance, info,
                           {k: round(v, 3) for k, v in timings.items()})

@@ -21,6 +21,7 @@ from loguru import logger
 
 from lake_pipeline import __version__
 from lake_pipeline.atomic import atomic_dir, write_json_atomic
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.download import DEFAULT_CHUNK_BYTES, download_objects, sidecar_path
 from lake_pipeline.lake.retry import RetryPolicy
 from lake_pipeline.lake.source import ObjectSource, SourceObject, open_source
@@ -45,9 +46,7 @@ class AcquireResult:
     """What happened to one partition. `fetched_bytes` counts bytes transferred by this call only."""
 
     table: str
-    exchange: str
-    symbol: str
-    date: str
+    part: Partition
     status: str
     source: str
     ready_dir: Path | None = None
@@ -65,7 +64,7 @@ class AcquireResult:
         return int(self.manifest["bytes"]) if self.manifest else 0
 
     def summary(self) -> str:
-        where = f"{self.table} {self.exchange} {self.symbol} dt={self.date}"
+        where = f"{self.table} {self.part}"
         if self.status == MISSING:
             return f"{where}: missing at source {self.source}"
         rate = self.fetched_bytes / self.seconds / 1e6 if self.seconds > 0 and self.fetched_bytes else 0.0
@@ -88,7 +87,7 @@ def _manifest_matches(manifest: dict | None, source_url: str, objects: list[Sour
     return have == {(o.name, o.size, o.version) for o in objects}
 
 
-def _manifest(table: str, exchange: str, symbol: str, date: str, source_url: str, checks: list[FileCheck],
+def _manifest(table: str, part: Partition, source_url: str, checks: list[FileCheck],
               tolerance_s: float) -> dict:
     files = []
     for c in checks:
@@ -96,7 +95,7 @@ def _manifest(table: str, exchange: str, symbol: str, date: str, source_url: str
         entry["version"] = c.obj.version
         files.append(entry)
     return {
-        "table": table, "exchange": exchange, "symbol": symbol, "date": date, "source": source_url,
+        "table": table, "exchange": part.exchange, "symbol": part.symbol, "date": part.date, "source": source_url,
         "acquired_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "schema_variant": checks[0].schema_variant, "rows": sum(c.rows for c in checks),
         "bytes": sum(c.obj.size for c in checks), "time_tolerance_s": tolerance_s,
@@ -137,10 +136,8 @@ def _fail(staging: Path, report: dict, checks: list[FileCheck], where: str) -> V
 
 def acquire_partition(
     source: str | ObjectSource,
+    part: Partition,
     table: str,
-    exchange: str,
-    symbol: str,
-    date: str,
     data_root: Path,
     *,
     endpoint_url: str | None = None,
@@ -153,7 +150,7 @@ def acquire_partition(
     progress: bool = True,
     retry: RetryPolicy = RetryPolicy(),
 ) -> AcquireResult:
-    """Bring one (table, exchange, symbol, date) partition from `source` into the ready zone.
+    """Bring one table of a partition from `source` into the ready zone.
 
     Returns status `acquired`, `up_to_date` (ready already holds exactly the source's objects; `force` re-fetches)
     or `missing` (the source has no parquet file for the partition). Raises `ValidationError` for a partition that
@@ -162,27 +159,27 @@ def acquire_partition(
     t0 = time.perf_counter()
     src = source if not isinstance(source, str) else open_source(
         source, endpoint_url=endpoint_url, anonymous=anonymous, max_connections=concurrency, retry=retry)
-    where = f"{table} exchange={exchange} symbol={symbol} dt={date}"
-    result = AcquireResult(table, exchange, symbol, date, MISSING, src.url)
-    objects = src.list_partition(table, exchange, symbol, date)
+    where = f"{table} {part.hive}"
+    result = AcquireResult(table, part, MISSING, src.url)
+    objects = src.list_partition(part, table)
     if not objects:
         logger.warning(f"{where}: missing at source {src.url}")
         return result
     result.files = [o.name for o in objects]
-    ready = lake_ready(data_root, table, exchange, symbol, date)
+    ready = lake_ready(data_root, part, table)
     existing = read_manifest(ready)
     if not force and _manifest_matches(existing, src.url, objects):
         result.status, result.ready_dir, result.manifest = UP_TO_DATE, ready, existing
         result.seconds = time.perf_counter() - t0
         return result
 
-    staging = lake_staging(data_root, table, exchange, symbol, date)
+    staging = lake_staging(data_root, part, table)
     (staging / VALIDATION_REPORT).unlink(missing_ok=True)
     staged = download_objects(src, objects, staging, concurrency=concurrency, chunk_bytes=chunk_bytes, retry=retry,
-                              progress=progress, desc=f"{table} {symbol} {date}")
+                              progress=progress, desc=f"{table} {part.symbol} {part.date}")
     result.fetched_bytes = sum(s.fetched_bytes for s in staged)
     checks = [
-        validate_file(s.obj, s.path, table, date, part_size=src.part_size(s.obj), tolerance_s=tolerance_s,
+        validate_file(s.obj, s.path, table, part.date, part_size=src.part_size(s.obj), tolerance_s=tolerance_s,
                       verify_etag=verify_etag)
         for s in staged
     ]
@@ -196,7 +193,7 @@ def acquire_partition(
               "checked_at": dt.datetime.now(dt.UTC).isoformat(), "files": [c.to_dict() for c in checks]}
     if errors:
         raise _fail(staging, report, checks, where)
-    manifest = _manifest(table, exchange, symbol, date, src.url, checks, tolerance_s)
+    manifest = _manifest(table, part, src.url, checks, tolerance_s)
     _publish(staging, ready, checks, manifest)
     result.status, result.ready_dir, result.manifest = ACQUIRED, ready, manifest
     result.seconds = time.perf_counter() - t0

@@ -15,6 +15,7 @@ import sys
 
 from lake_pipeline import exits
 from lake_pipeline.argtypes import non_negative_float, positive_decimal, positive_float, positive_int
+from lake_pipeline.cli_args import add_instrument_args, instrument_arg, partition_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +28,7 @@ def _register_acquire(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", required=True, help="s3://bucket/prefix in Crypto Lake layout, or a local directory")
     p.add_argument("--table", default="trades,book,book_delta_v2", help="comma-separated tables (default: all three)")
-    p.add_argument("--exchange", default="BINANCE")
-    p.add_argument("--symbol", required=True)
+    add_instrument_args(p)
     p.add_argument("--date", required=True, help="YYYY-MM-DD or an inclusive range YYYY-MM-DD..YYYY-MM-DD")
     p.add_argument("--data-root", required=True)
     p.add_argument("--endpoint-url", default=None, help="S3-compatible endpoint (default: AWS)")
@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         for table in tables:
             try:
                 result = acquire_partition(
-                    source, table, args.exchange, args.symbol, date, Path(args.data_root),
+                    source, partition_arg(args, date), table, Path(args.data_root),
                     concurrency=args.concurrency, chunk_bytes=int(args.chunk_mib * (1 << 20)),
                     tolerance_s=args.time_tolerance_s, verify_etag=not args.no_etag_check, force=args.force,
                     progress=not args.no_progress,
@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"summary: {done} ready, {len(missing)} missing, {len(failed)} invalid "
           f"({len(dates)} date(s) x {len(tables)} table(s))")
     for r in missing:
-        print(f"missing: {r.table} exchange={r.exchange} symbol={r.symbol} dt={r.date}")
+        print(f"missing: {r.table} {r.part.hive}")
     if failed:
         return exits.BAD_INPUT
     return exits.MISSING if missing else exits.OK
@@ -95,8 +95,7 @@ def _register_from_capture(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--capture", nargs="+", required=True, metavar="FILE", help="capture files, in session order")
     p.add_argument("--data-root", required=True, help="data root (lake/ready/... is written under it)")
-    p.add_argument("--symbol", required=True, help="e.g. BTC-USDT")
-    p.add_argument("--exchange", default="BINANCE")
+    add_instrument_args(p)
     p.add_argument("--tick", type=positive_decimal, help="price tick (default: symbol config)")
     p.add_argument("--lot", type=positive_decimal, help="size lot (default: symbol config)")
     p.set_defaults(func=_lake_from_capture)
@@ -107,9 +106,10 @@ def _lake_from_capture(args: argparse.Namespace) -> int:
 
     from lake_pipeline.lake.from_capture import lake_from_capture, resolve_spec
 
-    spec = resolve_spec(args.symbol, args.tick, args.lot)
+    instrument = instrument_arg(args)
+    spec = resolve_spec(instrument, args.tick, args.lot)
     with tqdm(unit=" frames", desc="lake-from-capture", disable=None) as bar:
-        report = lake_from_capture(args.capture, args.data_root, args.symbol, args.exchange, spec,
+        report = lake_from_capture(args.capture, args.data_root, instrument, spec,
                                    progress=bar.update)
     print(json.dumps(report.to_dict(), indent=2))
     return 0

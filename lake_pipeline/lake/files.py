@@ -14,6 +14,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.columns import resolve_columns, variant_of
 from lake_pipeline.lake.errors import CorruptFileError
 from lake_pipeline.paths import lake_ready
@@ -42,20 +43,20 @@ def _natural_key(path: Path) -> list[object]:
     return [int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", path.name)]
 
 
-def partition_files(data_root: Path, table: str, exchange: str, symbol: str, date: str) -> list[Path]:
+def partition_files(data_root: Path, part: Partition, table: str) -> list[Path]:
     """The partition's `*.parquet` files in input order (natural name order; hidden/temp `.`/`_` names skipped).
 
     FileNotFoundError naming the partition directory when it is absent or holds no parquet file.
     """
-    directory = lake_ready(Path(data_root), table, exchange, symbol, date)
+    directory = lake_ready(Path(data_root), part, table)
     if not directory.is_dir():
-        raise FileNotFoundError(f"lake partition {directory} does not exist (table={table}, symbol={symbol}, dt={date})")
+        raise FileNotFoundError(f"lake partition {directory} does not exist (table={table}, {part})")
     files = sorted(
         (p for p in directory.glob("*.parquet") if p.is_file() and not p.name.startswith((".", "_"))),
         key=_natural_key,
     )
     if not files:
-        raise FileNotFoundError(f"lake partition {directory} holds no *.parquet file (table={table}, symbol={symbol}, dt={date})")
+        raise FileNotFoundError(f"lake partition {directory} holds no *.parquet file (table={table}, {part})")
     return files
 
 
@@ -97,9 +98,9 @@ def inspect_files(paths: list[Path], table: str) -> list[LakeFile]:
     return out
 
 
-def partition(data_root: Path, table: str, exchange: str, symbol: str, date: str) -> list[LakeFile]:
+def partition(data_root: Path, part: Partition, table: str) -> list[LakeFile]:
     """`inspect_files(partition_files(...))`."""
-    return inspect_files(partition_files(data_root, table, exchange, symbol, date), table)
+    return inspect_files(partition_files(data_root, part, table), table)
 
 
 def collect_file(f: LakeFile, lf: pl.LazyFrame) -> pl.DataFrame:

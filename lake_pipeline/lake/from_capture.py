@@ -26,7 +26,8 @@ from lake_pipeline.capture.golden import SNAPSHOT_STREAM, GoldenFrames, iter_gol
 from lake_pipeline.capture.replay import DiffMeta, book_events, feed
 from lake_pipeline.capture.sync import BookSync, DepthDiff
 from lake_pipeline.capture.units import units_to_float
-from lake_pipeline.config import DEFAULT_EXCHANGE, SymbolSpec, symbol_spec
+from lake_pipeline.config import SymbolSpec, symbol_spec
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.lake.partition_writer import LakePartitionWriter
 from lake_pipeline.schemas import LAKE_STORED, LAKE_TABLES, N_LEVELS
 
@@ -132,14 +133,15 @@ def _check_symbol(frames: GoldenFrames, symbol: str, paths: list[Path]) -> None:
                              f"(expected streams '{wire}@...')")
 
 
-def resolve_spec(symbol: str, tick: str | None = None, lot: str | None = None) -> SymbolSpec:
+def resolve_spec(instrument: Instrument, tick: str | None = None, lot: str | None = None) -> SymbolSpec:
     """Tick/lot from the arguments, else from config; a clear error when neither has them."""
     from decimal import Decimal
 
-    configured = symbol_spec(symbol)
+    symbol = instrument.symbol
+    configured = symbol_spec(instrument)
     if tick is None or lot is None:
         if configured is None:
-            raise ValueError(f"symbol {symbol} has no tick/lot in config (lake_pipeline/symbols.yaml); "
+            raise ValueError(f"instrument {instrument} has no tick/lot in config (lake_pipeline/symbols.yaml); "
                              "pass --tick and --lot (Binance's wire precision 0.00000001 is always exact)")
         tick, lot = tick or str(configured.tick), lot or str(configured.lot)
     return SymbolSpec(symbol, Decimal(tick), Decimal(lot), "config" if configured else "argument")
@@ -148,8 +150,7 @@ def resolve_spec(symbol: str, tick: str | None = None, lot: str | None = None) -
 def lake_from_capture(
     capture: Iterable[str | Path],
     data_root: str | Path,
-    symbol: str,
-    exchange: str = DEFAULT_EXCHANGE,
+    instrument: Instrument,
     spec: SymbolSpec | None = None,
     book_factory: Callable[[], object] | None = None,
     progress: Callable[[int], None] | None = None,
@@ -161,7 +162,8 @@ def lake_from_capture(
     paths = [Path(p) for p in capture]
     if not paths:
         raise ValueError("no capture files given")
-    spec = spec or resolve_spec(symbol)
+    symbol = instrument.symbol
+    spec = spec or resolve_spec(instrument)
     if book_factory is None:
         from lake_pipeline.book import OrderBook
 
@@ -170,7 +172,7 @@ def lake_from_capture(
     book_rows = _BookRows(book)
     sync = BookSync(book, on_applied=book_rows)
     streams: dict[str, int] = {}
-    writers = {t: LakePartitionWriter(Path(data_root), t, exchange, symbol, LAKE_STORED[t]) for t in LAKE_TABLES}
+    writers = {t: LakePartitionWriter(Path(data_root), t, instrument, LAKE_STORED[t]) for t in LAKE_TABLES}
     try:
         for frames in iter_golden(paths, spec, kinds=_KINDS):
             _check_symbol(frames, symbol, paths)
@@ -196,5 +198,5 @@ def lake_from_capture(
         spec=spec.to_dict(),
         partitions=sorted(str(w.final_dir(d)) for w in writers.values() for d in w.rows),
     )
-    logger.info("lake-from-capture {}: rows {} sync {}", symbol, report.rows, report.sync)
+    logger.info("lake-from-capture {}: rows {} sync {}", instrument, report.rows, report.sync)
     return report

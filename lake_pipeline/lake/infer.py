@@ -15,6 +15,7 @@ import polars as pl
 from loguru import logger
 
 from lake_pipeline.config import SymbolSpec, symbol_spec
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.columns import PRICE_COLUMNS, SIZE_COLUMNS
 from lake_pipeline.lake.files import LakeFile, collect_file, fingerprint, partition
 from lake_pipeline.lake.grid import decimal_step, decimals_needed
@@ -55,24 +56,25 @@ def _infer(symbol: str, files: list[LakeFile]) -> SymbolSpec:
     return spec
 
 
-def resolve_symbol_spec(data_root: Path, exchange: str, symbol: str, date: str) -> SymbolSpec:
+def resolve_symbol_spec(data_root: Path, part: Partition) -> SymbolSpec:
     """Configured spec (source="config"), else the spec inferred from this partition's lake tables (source="inferred").
 
     FileNotFoundError when the symbol is unconfigured and no lake table of the partition exists.
     """
-    configured = symbol_spec(symbol)
+    configured = symbol_spec(part.instrument)
     if configured is not None:
         return configured
     files: list[LakeFile] = []
     for table in LAKE_TABLES:
         try:
-            files += partition(data_root, table, exchange, symbol, date)
+            files += partition(data_root, part, table)
         except FileNotFoundError:
             continue
     if not files:
-        where = lake_ready(Path(data_root), "{" + ",".join(LAKE_TABLES) + "}", exchange, symbol, date)
-        raise FileNotFoundError(f"{symbol} is not configured and no lake data exists at {where} to infer its tick/lot from")
-    key = (symbol, fingerprint(files))
+        where = lake_ready(Path(data_root), part, "{" + ",".join(LAKE_TABLES) + "}")
+        raise FileNotFoundError(f"{part.instrument} is not configured and no lake data exists at {where} "
+                                "to infer its tick/lot from")
+    key = (part.instrument, fingerprint(files))
     if key not in _INFERRED:
-        _INFERRED[key] = _infer(symbol, files)
+        _INFERRED[key] = _infer(part.symbol, files)
     return _INFERRED[key]

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from lake_pipeline.config import SymbolSpec
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake import values
 from lake_pipeline.lake.errors import BadValueError
 from lake_pipeline.lake.files import LakeFile, collect_file, partition, partition_files
@@ -101,27 +102,27 @@ def check_rows(files: list[LakeFile], spec: SymbolSpec) -> None:
                              f"(the {f.table} table must be in event-time order)")
 
 
-def check_partition(data_root: Path, exchange: str, symbol: str, date: str, spec: SymbolSpec, *,
+def check_partition(data_root: Path, part: Partition, spec: SymbolSpec, *,
                     count_delta_repairs: bool = True, all_rows: bool = False) -> PartitionChecks:
     """Run the whole-table checks of one partition (BadValueError naming file, column, row, value).
 
     `all_rows` (assess) also runs every row-local rule over trades, deltas and the book's times: what reconstruct
     applies as it streams, so an assessment never recommends a strategy for data reconstruct refuses."""
-    trades = partition(Path(data_root), "trades", exchange, symbol, date)
+    trades = partition(Path(data_root), part, "trades")
     reference, n = check_trades(trades, spec)  # first, like reconstruct, so both name the same fault
     if all_rows:
         for table in ("trades", "book_delta_v2", "book"):
             try:
-                check_rows(partition(Path(data_root), table, exchange, symbol, date), spec)
+                check_rows(partition(Path(data_root), part, table), spec)
             except FileNotFoundError:
                 continue
     repairs = {values.REPAIR_DUPLICATE_DELTA_ROWS: 0}
     if count_delta_repairs:
         try:
-            partition_files(Path(data_root), "book_delta_v2", exchange, symbol, date)
+            partition_files(Path(data_root), part, "book_delta_v2")
         except FileNotFoundError:
             pass
         else:
-            deltas = partition(Path(data_root), "book_delta_v2", exchange, symbol, date)
+            deltas = partition(Path(data_root), part, "book_delta_v2")
             repairs[values.REPAIR_DUPLICATE_DELTA_ROWS] = count_duplicate_delta_rows(deltas, spec)
     return PartitionChecks(reference, n, repairs)

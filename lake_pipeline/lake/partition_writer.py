@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from lake_pipeline import paths
 from lake_pipeline.atomic import atomic_dir
+from lake_pipeline.instrument import Instrument
 
 NS_PER_DAY = 86_400 * 10**9
 PART_FILE = "part-00000.parquet"
@@ -31,16 +32,16 @@ def utc_date_of_ns(ns: int) -> str:
 class LakePartitionWriter:
     """Writes `pa.Table` batches of one lake table, split by the UTC date of `date_column` (int64 ns)."""
 
-    def __init__(self, data_root: Path, table: str, exchange: str, symbol: str, schema: pa.Schema,
+    def __init__(self, data_root: Path, table: str, instrument: Instrument, schema: pa.Schema,
                  date_column: str = "timestamp", compression: str = "zstd") -> None:
-        self.data_root, self.table, self.exchange, self.symbol = Path(data_root), table, exchange, symbol
+        self.data_root, self.table, self.instrument = Path(data_root), table, instrument
         self.schema, self.date_column, self.compression = schema, date_column, compression
         self.rows: dict[str, int] = {}
         self._stack = contextlib.ExitStack()
         self._writers: dict[str, pq.ParquetWriter] = {}
 
     def final_dir(self, day: str) -> Path:
-        return paths.lake_ready(self.data_root, self.table, self.exchange, self.symbol, day)
+        return paths.lake_ready(self.data_root, self.instrument.on(day), self.table)
 
     def write(self, batch: pa.Table) -> None:
         if batch.num_rows == 0:

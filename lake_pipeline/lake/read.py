@@ -31,6 +31,7 @@ from lake_pipeline.lake.errors import (
     LakeSchemaError,
     OffGridError,
 )
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.files import LakeFile, collect_file, partition, partition_files
 from lake_pipeline.lake.infer import resolve_symbol_spec
 from lake_pipeline.lake.normalise import scan_file
@@ -54,19 +55,16 @@ __all__ = [
 PARTITION_COLUMNS = ("exchange", "symbol", "date")
 
 
-def _check_args(table: str, date: str) -> Date:
+def _check_args(table: str, part: Partition) -> Date:
     if table not in LAKE_TABLES:
         raise ValueError(f"unknown lake table {table!r}; expected one of {LAKE_TABLES}")
-    try:
-        return Date.fromisoformat(date)
-    except ValueError as exc:
-        raise ValueError(f"partition date {date!r} is not YYYY-MM-DD") from exc
+    return Date.fromisoformat(part.date)  # Partition validated it
 
 
-def _with_partition(lf: pl.LazyFrame, exchange: str, symbol: str, day: Date) -> pl.LazyFrame:
+def _with_partition(lf: pl.LazyFrame, part: Partition, day: Date) -> pl.LazyFrame:
     return lf.with_columns(
-        pl.lit(exchange, dtype=pl.Categorical).alias("exchange"),
-        pl.lit(symbol, dtype=pl.Categorical).alias("symbol"),
+        pl.lit(part.exchange, dtype=pl.Categorical).alias("exchange"),
+        pl.lit(part.symbol, dtype=pl.Categorical).alias("symbol"),
         pl.lit(day, dtype=pl.Date).alias("date"),
     )
 
@@ -75,30 +73,26 @@ def _scan(files: list[LakeFile], spec: SymbolSpec | None, columns: list[str] | N
     return pl.concat([scan_file(f, spec, columns) for f in files], how="vertical", rechunk=False)
 
 
-def scan_table(
-    data_root: Path, table: str, exchange: str, symbol: str, date: str, spec: SymbolSpec | None = None
-) -> pl.LazyFrame:
+def scan_table(data_root: Path, part: Partition, table: str, spec: SymbolSpec | None = None) -> pl.LazyFrame:
     """Lazy normalised frame of one partition (columns of NORMALISED[table] + exchange, symbol, date).
 
     `spec` defaults to `resolve_symbol_spec(...)`. Raises now: FileNotFoundError (no files), LakeSchemaError,
     CorruptFileError (unreadable footer). Raises on collect: BadValueError / OffGridError naming file, column, row.
     """
-    day = _check_args(table, date)
-    files = partition(data_root, table, exchange, symbol, date)
-    spec = spec or resolve_symbol_spec(data_root, exchange, symbol, date)
-    return _with_partition(_scan(files, spec), exchange, symbol, day)
+    day = _check_args(table, part)
+    files = partition(data_root, part, table)
+    spec = spec or resolve_symbol_spec(data_root, part)
+    return _with_partition(_scan(files, spec), part, day)
 
 
-def read_table(
-    data_root: Path, table: str, exchange: str, symbol: str, date: str, spec: SymbolSpec | None = None
-) -> pl.DataFrame:
+def read_table(data_root: Path, part: Partition, table: str, spec: SymbolSpec | None = None) -> pl.DataFrame:
     """`scan_table(...).collect()`; a data page polars cannot decode becomes a CorruptFileError naming its file."""
-    lf = scan_table(data_root, table, exchange, symbol, date, spec)
+    lf = scan_table(data_root, part, table, spec)
     try:
         return lf.collect()
     except pl.exceptions.PolarsError:
         # Find the culprit file (only on this failure path), so the error names it; else re-raise as is.
-        for f in partition(data_root, table, exchange, symbol, date):
+        for f in partition(data_root, part, table):
             collect_file(f, pl.scan_parquet(f.path, hive_partitioning=False))
         raise
 
@@ -120,14 +114,14 @@ def _schema_text(files: list[LakeFile]) -> dict[str, str]:
     return {name: " | ".join(types) for name, types in out.items()}
 
 
-def describe_partition(data_root: Path, table: str, exchange: str, symbol: str, date: str) -> dict[str, Any]:
+def describe_partition(data_root: Path, part: Partition, table: str) -> dict[str, Any]:
     """What the raw Dagster assets record: files, rows, bytes, schema, variant, received_time range, spec.
 
     Reads parquet footers and the two time columns (validated like any read), plus, for an unconfigured symbol,
     the distinct prices/sizes for the tick/lot inference.
     """
-    _check_args(table, date)
-    files = partition(data_root, table, exchange, symbol, date)
+    _check_args(table, part)
+    files = partition(data_root, part, table)
     times = _scan(files, None, ["origin_time", "received_time"]).select(
         first=pl.col("received_time").min(),
         last=pl.col("received_time").max(),
@@ -137,7 +131,7 @@ def describe_partition(data_root: Path, table: str, exchange: str, symbol: str, 
     variants = {f.variant for f in files}
     gaps = {f.metadata.get("contains_gaps") for f in files} - {None}
     return {
-        "path": str(lake_ready(Path(data_root), table, exchange, symbol, date)),
+        "path": str(lake_ready(Path(data_root), part, table)),
         "files": [str(f.path) for f in files],
         "file_rows": [f.rows for f in files],
         "rows": sum(f.rows for f in files),
@@ -148,5 +142,5 @@ def describe_partition(data_root: Path, table: str, exchange: str, symbol: str, 
         "last_time": _iso(stats["last"]),
         "origin_time_missing": int(stats["origin_missing"]),
         "contains_gaps": " | ".join(sorted(gaps)) or None,
-        "spec": resolve_symbol_spec(data_root, exchange, symbol, date).to_dict(),
+        "spec": resolve_symbol_spec(data_root, part).to_dict(),
     }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.retry import RetryPolicy, call_with_retries, is_transient
 
 READ_BLOCK = 1 << 20
@@ -52,15 +53,15 @@ class SourceObject:
 class ObjectSource(Protocol):
     url: str
 
-    def list_partition(self, table: str, exchange: str, symbol: str, date: str) -> list[SourceObject]: ...
+    def list_partition(self, part: Partition, table: str) -> list[SourceObject]: ...
 
     def read_range(self, obj: SourceObject, start: int, end: int, sink: Callable[[bytes], None]) -> None: ...
 
     def part_size(self, obj: SourceObject) -> int | None: ...
 
 
-def partition_suffix(table: str, exchange: str, symbol: str, date: str) -> str:
-    return f"{table}/exchange={exchange}/symbol={symbol}/dt={date}"
+def partition_suffix(part: Partition, table: str) -> str:
+    return f"{table}/{part.hive}"
 
 
 def _keep(name: str) -> bool:
@@ -79,8 +80,8 @@ class LocalSource:
         if not self.root.is_dir():
             raise FileNotFoundError(f"lake source directory {self.root} does not exist")
 
-    def list_partition(self, table: str, exchange: str, symbol: str, date: str) -> list[SourceObject]:
-        folder = self.root / partition_suffix(table, exchange, symbol, date)
+    def list_partition(self, part: Partition, table: str) -> list[SourceObject]:
+        folder = self.root / partition_suffix(part, table)
         if not folder.is_dir():
             return []
         out = []
@@ -174,8 +175,8 @@ class S3Source:
         except (BotoCoreError, ClientError) as exc:
             raise self._translate(exc, what) from exc
 
-    def list_partition(self, table: str, exchange: str, symbol: str, date: str) -> list[SourceObject]:
-        folder = "/".join(p for p in (self.prefix, partition_suffix(table, exchange, symbol, date)) if p) + "/"
+    def list_partition(self, part: Partition, table: str) -> list[SourceObject]:
+        folder = "/".join(p for p in (self.prefix, partition_suffix(part, table)) if p) + "/"
 
         def listing() -> list[dict]:
             pages = self.client.get_paginator("list_objects_v2").paginate(

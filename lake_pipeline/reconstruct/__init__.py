@@ -1,6 +1,6 @@
 """Chronological Event Replay: lake tables of one symbol-day -> unified market events + top-20 book states.
 
-Entry point: `lake_pipeline.reconstruct.run.reconstruct_partition(data_root, exchange, symbol, date, *, strategy=None,
+Entry point: `lake_pipeline.reconstruct.run.reconstruct_partition(data_root, part: Partition, *, strategy=None,
 chunk_rows=...) -> ReconstructSummary` (CLI: `lake-pipeline reconstruct`; Dagster: `defs/reconstruct.py`).
 
 Modules: `source` (row-range lake reads) and `levels` (fast book levels) -> `order` (streaming k-way merge into

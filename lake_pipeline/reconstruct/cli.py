@@ -7,10 +7,11 @@ import json
 
 from lake_pipeline import paths
 from lake_pipeline.argtypes import positive_int
+from lake_pipeline.cli_args import add_instrument_args, partition_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from lake_pipeline.config import DEFAULT_EXCHANGE, default_data_root
+    from lake_pipeline.config import default_data_root
 
     p = sub.add_parser(
         "reconstruct",
@@ -21,9 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data-root", default=str(default_data_root()),
                    help="local directory, or s3://bucket/prefix (staged; endpoint: $LAKE_S3_ENDPOINT_URL)")
-    p.add_argument("--symbol", required=True, help="e.g. BTC-USDT")
+    add_instrument_args(p)
     p.add_argument("--date", required=True, help="UTC date YYYY-MM-DD")
-    p.add_argument("--exchange", default=DEFAULT_EXCHANGE)
     p.add_argument("--strategy", choices=("full_event_replay", "snapshot_anchored", "origin_time_sort"),
                    help="override the assessment's recommendation (default: assessment, else by data)")
     p.add_argument("--chunk-rows", type=positive_int, default=None, help="input rows per chunk (memory ~ chunk size)")
@@ -37,8 +37,8 @@ def _run(args: argparse.Namespace) -> int:
     from lake_pipeline.reconstruct.run import DEFAULT_CHUNK_ROWS, reconstruct_partition
     from lake_pipeline.remote import local_or_staged
 
-    with local_or_staged(args.data_root, exchange=args.exchange, symbol=args.symbol, date=args.date,
-                         **paths.RECONSTRUCT_ZONES) as root, \
+    part = partition_arg(args)
+    with local_or_staged(args.data_root, part, **paths.RECONSTRUCT_ZONES) as root, \
             tqdm(unit=" rows", unit_scale=True, desc="reconstruct", disable=True if args.quiet else None) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -46,8 +46,7 @@ def _run(args: argparse.Namespace) -> int:
             bar.n = done
             bar.refresh()
 
-        summary = reconstruct_partition(root, args.exchange, args.symbol, args.date,
-                                        strategy=args.strategy, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
+        summary = reconstruct_partition(root, part, strategy=args.strategy, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
                                         progress=progress)
     s = summary.to_dict()
     print(json.dumps({k: s[k] for k in ("strategy", "rows", "book_state_rows", "gaps", "throughput", "timings_s",

@@ -25,11 +25,12 @@ from loguru import logger
 from lake_pipeline.book import DEFAULT_WINDOW, META_NAMES, OrderBook
 from lake_pipeline.config import SymbolSpec
 from lake_pipeline.exits import InputChangedError
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake import values
 from lake_pipeline.lake.files import partition_files
 from lake_pipeline.lake.partition_checks import check_partition
 from lake_pipeline.lake.read import resolve_symbol_spec
-from lake_pipeline.paths import book_states_dir, partition_dir, unified_dir
+from lake_pipeline.paths import book_states_dir, unified_dir
 from lake_pipeline.reconstruct.buffers import ChunkBuffers
 from lake_pipeline.reconstruct.kernel import new_scratch, replay_chunk
 from lake_pipeline.reconstruct.order import INF, ChunkPlan, Stream, StreamPosition, plan_chunk, stream_batch_rows
@@ -93,17 +94,17 @@ def _day_bounds(date: str) -> tuple[int, int]:
     return start, start + 86_400 * 10**9
 
 
-def _has_table(root: Path, table: str, exchange: str, symbol: str, date: str) -> bool:
+def _has_table(root: Path, part: Partition, table: str) -> bool:
     try:
-        partition_files(root, table, exchange, symbol, date)
+        partition_files(root, part, table)
     except FileNotFoundError:
         return False
     return True
 
 
-def work_dir(root: Path, exchange: str, symbol: str, date: str) -> Path:
+def work_dir(root: Path, part: Partition) -> Path:
     """The WAL of a partition's reconstruction: outside `unified/` so no reader ever globs into it."""
-    return partition_dir(root, "_work/reconstruct", exchange, symbol, date)
+    return part.dir(root, "_work/reconstruct")
 
 
 class _Timer:
@@ -208,15 +209,15 @@ def _time_cap(st: np.ndarray) -> int:
 class _Run:
     """State of one reconstruction run (fresh or resumed)."""
 
-    def __init__(self, root: Path, exchange: str, symbol: str, date: str, spec: SymbolSpec, choice: StrategyChoice,
+    def __init__(self, root: Path, part: Partition, spec: SymbolSpec, choice: StrategyChoice,
                  sources: list, options: ReconstructOptions) -> None:
-        self.root, self.exchange, self.symbol, self.date = root, exchange, symbol, date
+        self.root, self.part = root, part
         self.spec, self.choice, self.options = spec, choice, options
         self.sources = sources
         self.timer = _Timer()
         batch = {t: stream_batch_rows(t, options.chunk_rows) for t in TABLE_ORDER}
         self.streams = [Stream(src, batch[src.table], options.max_disorder_ns) for src in sources]
-        day_start, day_end = _day_bounds(date)
+        day_start, day_end = _day_bounds(part.date)
         self.state = ReplayState.new(choice.code, day_start, day_end, options.params)
         self.book = OrderBook(options.book_window)
         self.horizon = np.iinfo(np.int64).min
@@ -225,7 +226,7 @@ class _Run:
     def fingerprint(self) -> dict[str, Any]:
         return {
             "wal_version": WAL_VERSION,
-            "partition": [self.exchange, self.symbol, self.date],
+            "partition": [self.part.exchange, self.part.symbol, self.part.date],
             "strategy": self.choice.name,
             "spec": self.spec.to_dict(),
             "options": self.options.to_dict(),
@@ -303,9 +304,9 @@ class _Run:
         meta = self.book.meta
         replay_s = max(self.timer.cpu.get("replay", 0.0), 1e-9)
         return ReconstructSummary(
-            exchange=self.exchange,
-            symbol=self.symbol,
-            date=self.date,
+            exchange=self.part.exchange,
+            symbol=self.part.symbol,
+            date=self.part.date,
             strategy=self.choice.to_dict(),
             spec=self.spec.to_dict(),
             rows={"total": total, "trades": c["trades"], "book_snapshots": c["snapshots"],
@@ -317,8 +318,8 @@ class _Run:
             origin_time_fallback={s.source.table: s.origin_missing for s in self.streams},
             book={name: int(meta[i]) for i, name in enumerate(META_NAMES) if name in ("dropped", "recentres")},
             chunks={"count": len(wal.done), "resumed_after_chunk": self.resumed_after},
-            output={"unified": str(unified_dir(self.root, self.exchange, self.symbol, self.date)),
-                    "book_states": str(book_states_dir(self.root, self.exchange, self.symbol, self.date)),
+            output={"unified": str(unified_dir(self.root, self.part)),
+                    "book_states": str(book_states_dir(self.root, self.part)),
                     "unified_bytes": sum(d["bytes"] for d in wal.done),
                     "book_states_bytes": sum(d["state_bytes"] for d in wal.done),
                     "unified_files": sum(1 for d in wal.done if d["rows"]),
@@ -343,20 +344,20 @@ def _event_time_range(done: list[dict]) -> dict[str, str | None]:
     return {"first_event_time": iso[0], "last_event_time": iso[1]}
 
 
-def _sources(root: Path, exchange: str, symbol: str, date: str, spec: SymbolSpec, has_deltas: bool) -> list:
-    trades = TableSource(root, TRADES, exchange, symbol, date, spec)
-    book = TableSource(root, BOOK, exchange, symbol, date, spec)
-    deltas = TableSource(root, DELTAS, exchange, symbol, date, spec) if has_deltas else _EmptySource(DELTAS)
+def _sources(root: Path, part: Partition, spec: SymbolSpec, has_deltas: bool) -> list:
+    trades = TableSource(root, part, TRADES, spec)
+    book = TableSource(root, part, BOOK, spec)
+    deltas = TableSource(root, part, DELTAS, spec) if has_deltas else _EmptySource(DELTAS)
     return [trades, deltas, book]
 
 
-def input_identity(root: Path, exchange: str, symbol: str, date: str) -> dict[str, list]:
+def input_identity(root: Path, part: Partition) -> dict[str, list]:
     """Every input file as (name, bytes, mtime_ns, inode): taken at start and again before publishing, so an input
     replaced meanwhile (acquire's atomic rename gives new inodes) stops the publication."""
     out: dict[str, list] = {}
     for table in TABLE_ORDER:
         try:
-            files = partition_files(root, table, exchange, symbol, date)
+            files = partition_files(root, part, table)
         except FileNotFoundError:
             out[table] = []
             continue
@@ -364,27 +365,25 @@ def input_identity(root: Path, exchange: str, symbol: str, date: str) -> dict[st
     return out
 
 
-def _check_inputs_unchanged(before: dict[str, list], root: Path, exchange: str, symbol: str, date: str) -> None:
-    after = input_identity(root, exchange, symbol, date)
+def _check_inputs_unchanged(before: dict[str, list], root: Path, part: Partition) -> None:
+    after = input_identity(root, part)
     changed = [table for table in TABLE_ORDER if before.get(table) != after.get(table)]
     if changed:
         raise InputChangedError(
-            f"{exchange} {symbol} dt={date}: input table(s) {', '.join(changed)} changed during the reconstruction "
+            f"{part}: input table(s) {', '.join(changed)} changed during the reconstruction "
             f"(replaced, rewritten or added/removed files under {root / 'lake' / 'ready'})")
 
 
 def reconstruct_partition(
     data_root: str | Path,
-    exchange: str,
-    symbol: str,
-    date: str,
+    part: Partition,
     *,
     strategy: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     options: ReconstructOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReconstructSummary:
-    """Reconstruct one symbol-day into `unified/` and `book_states/` (published atomically with `_SUCCESS`).
+    """Reconstruct one instrument-day into `unified/` and `book_states/` (published atomically with `_SUCCESS`).
 
     Resumes from the WAL of an interrupted run with the same inputs and parameters. `progress(done, total)` is
     called after each chunk with input rows read so far and in all. Bad input raises (ValueError /
@@ -396,42 +395,42 @@ def reconstruct_partition(
     if options.chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {options.chunk_rows}")
     for table in (TRADES, BOOK):  # required by every strategy: fail early, naming the missing partition
-        partition_files(root, table, exchange, symbol, date)
-    inputs_at_start = input_identity(root, exchange, symbol, date)
-    has_deltas = _has_table(root, DELTAS, exchange, symbol, date)
-    choice = choose_strategy(root, exchange, symbol, date, override=strategy, has_deltas=has_deltas)
-    spec = resolve_symbol_spec(root, exchange, symbol, date)
-    sources = _sources(root, exchange, symbol, date, spec, has_deltas)
-    run = _Run(root, exchange, symbol, date, spec, choice, sources, options)
-    wal = Wal(work_dir(root, exchange, symbol, date), run.fingerprint())
-    unified, states = unified_dir(root, exchange, symbol, date), book_states_dir(root, exchange, symbol, date)
+        partition_files(root, part, table)
+    inputs_at_start = input_identity(root, part)
+    has_deltas = _has_table(root, part, DELTAS)
+    choice = choose_strategy(root, part, override=strategy, has_deltas=has_deltas)
+    spec = resolve_symbol_spec(root, part)
+    sources = _sources(root, part, spec, has_deltas)
+    run = _Run(root, part, spec, choice, sources, options)
+    wal = Wal(work_dir(root, part), run.fingerprint())
+    unified, states = unified_dir(root, part), book_states_dir(root, part)
     with wal.opened():
         done = wal.finished()
         if done is not None:  # every chunk is durable; a previous run died while publishing
             logger.info("{}: all chunks were already done; publishing", wal.dir)
-            _check_inputs_unchanged(inputs_at_start, root, exchange, symbol, date)
+            _check_inputs_unchanged(inputs_at_start, root, part)
             wal.publish(unified, states, done)
             return ReconstructSummary.from_dict(done)
         saved = wal.load_checkpoint()
         try:
-            checks = check_partition(root, exchange, symbol, date, spec, count_delta_repairs=False)
+            checks = check_partition(root, part, spec, count_delta_repairs=False)
             for source in sources[:2]:
                 source.reference_price_ticks = checks.reference_price_ticks
             if saved is not None:
                 run.restore(*saved)
-            ctx = OutputContext.build(exchange, symbol, spec, {"strategy": choice.name})
+            ctx = OutputContext.build(part.exchange, part.symbol, spec, {"strategy": choice.name})
             run.replay(wal, ctx, progress)
-            _check_inputs_unchanged(inputs_at_start, root, exchange, symbol, date)
+            _check_inputs_unchanged(inputs_at_start, root, part)
         except (ValueError, FileNotFoundError, InputChangedError):
             wal.remove()  # bad or changed input: nothing to resume, nothing published
             raise
         t1 = time.perf_counter()
         summary = run.summary(wal, t1 - t0)
         wal.finish(summary.to_dict())
-        _check_inputs_unchanged(inputs_at_start, root, exchange, symbol, date)
+        _check_inputs_unchanged(inputs_at_start, root, part)
         wal.publish(unified, states, summary.to_dict())
         summary.timings_s["publish"] = round(time.perf_counter() - t1, 3)
-    logger.info("{} {} {}: {} rows ({} book states) in {:.1f} s, {} events/s; drift {}; gaps {}", exchange, symbol,
-                date, summary.total_rows, summary.book_state_rows, summary.timings_s["total"],
+    logger.info("{}: {} rows ({} book states) in {:.1f} s, {} events/s; drift {}; gaps {}", part,
+                summary.total_rows, summary.book_state_rows, summary.timings_s["total"],
                 summary.throughput["events_per_s"], summary.drift.get("mean"), summary.gaps)
     return summary

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from lake_pipeline.config import SymbolSpec
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake import values
 from lake_pipeline.lake.errors import BadValueError
 from lake_pipeline.lake.files import LakeFile, collect_file, partition
@@ -59,10 +60,10 @@ class Rows:
 class TableSource:
     """One table of one partition: total rows, file boundaries, and `read(start, stop)`."""
 
-    def __init__(self, data_root: Path, table: str, exchange: str, symbol: str, date: str, spec: SymbolSpec) -> None:
+    def __init__(self, data_root: Path, part: Partition, table: str, spec: SymbolSpec) -> None:
         self.table = table
         self.spec = spec
-        self.files: list[LakeFile] = partition(Path(data_root), table, exchange, symbol, date)
+        self.files: list[LakeFile] = partition(Path(data_root), part, table)
         self.total_rows = sum(f.rows for f in self.files)
         self._levels = LevelGrid(spec) if table == BOOK else None
         self.reference_price_ticks: float | None = None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from lake_pipeline.instrument import Partition
 from lake_pipeline.paths import assessment_dir
 
 FULL_EVENT_REPLAY = "full_event_replay"
@@ -49,9 +50,9 @@ def check_strategy(name: str, where: str) -> str:
     return name
 
 
-def read_assessment(data_root: Path, exchange: str, symbol: str, date: str) -> dict | None:
+def read_assessment(data_root: Path, part: Partition) -> dict | None:
     """The partition's assessment.json, or None when the assessment has not run."""
-    path = assessment_dir(Path(data_root), exchange, symbol, date) / "assessment.json"
+    path = assessment_dir(Path(data_root), part) / "assessment.json"
     if not path.exists():
         return None
     try:
@@ -60,16 +61,16 @@ def read_assessment(data_root: Path, exchange: str, symbol: str, date: str) -> d
         raise ValueError(f"{path}: assessment report is not valid JSON ({exc})") from exc
 
 
-def choose_strategy(data_root: Path, exchange: str, symbol: str, date: str, *, override: str | None,
+def choose_strategy(data_root: Path, part: Partition, *, override: str | None,
                     has_deltas: bool) -> StrategyChoice:
     """Caller override > assessment recommendation > default by data availability (logged with the reason)."""
     if override:
         choice = StrategyChoice(check_strategy(override, "--strategy"), "caller", ["chosen by the caller"])
     else:
-        report = read_assessment(data_root, exchange, symbol, date)
+        report = read_assessment(data_root, part)
         recommended = (report or {}).get("recommended_strategy")
         if recommended:
-            where = str(assessment_dir(Path(data_root), exchange, symbol, date) / "assessment.json")
+            where = str(assessment_dir(Path(data_root), part) / "assessment.json")
             reasons = [str(r) for r in (report.get("strategy_reasons") or [])] or ["recommended by the assessment"]
             choice = StrategyChoice(check_strategy(recommended, where), "assessment", reasons)
         elif has_deltas:
@@ -81,8 +82,8 @@ def choose_strategy(data_root: Path, exchange: str, symbol: str, date: str, *, o
     if choice.name in NEEDS_DELTAS and not has_deltas:
         raise FileNotFoundError(
             f"strategy {choice.name} ({choice.source}) needs book_delta_v2 but the partition "
-            f"exchange={exchange}/symbol={symbol}/dt={date} has none"
+            f"{part.hive} has none"
         )
-    logger.info("{} {} {}: strategy {} ({}): {}", exchange, symbol, date, choice.name, choice.source,
+    logger.info("{}: strategy {} ({}): {}", part, choice.name, choice.source,
                 "; ".join(choice.reasons))
     return choice

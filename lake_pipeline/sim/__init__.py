@@ -1,6 +1,6 @@
 """Ground-truth market simulator: one seeded market -> Crypto Lake tables, a golden Binance feed, the true BBO.
 
-`simulate(data_root, symbol, date, hours, seed, …)` (CLI `lake-pipeline simulate`) writes, for one date partition:
+`simulate(data_root, partition, hours, seed, …)` (CLI `lake-pipeline simulate`) writes, for one date partition:
 
 * `lake/ready/{trades,book,book_delta_v2}/exchange=E/symbol=S/dt=D/1.snappy.parquet` — schemas exactly
   `schemas.LAKE_STORED` (or `LAKE_LOADED` with `lake_variant="loaded"`), key-value metadata `contains_gaps=Yes`.

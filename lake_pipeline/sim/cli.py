@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lake_pipeline.cli_args import add_instrument_args, partition_arg
+
 
 def _faults(text: str) -> list[str]:
     return [f.strip() for f in text.split(",") if f.strip()]
@@ -14,8 +16,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from lake_pipeline.sim import simulate
 
-    s = simulate(Path(args.data_root), args.symbol, args.date, args.hours, args.seed, exchange=args.exchange,
-                 start_hour=args.start_hour, faults=args.faults, golden_hours=args.golden_hours,
+    s = simulate(Path(args.data_root), partition_arg(args), args.hours, args.seed, start_hour=args.start_hour, faults=args.faults, golden_hours=args.golden_hours,
                  lake_variant=args.lake_variant, progress=not args.quiet)
     t = s.timings
     print(f"simulated {s.exchange} {s.symbol} {s.date} from {s.start_hour:02d}:00 for {s.hours:g} h (seed {s.seed}) "
@@ -36,20 +37,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from lake_pipeline.config import DEFAULT_EXCHANGE, default_data_root
+    from lake_pipeline.config import default_data_root
 
     p = sub.add_parser("simulate", help="simulate a partition: lake tables + golden Binance feed + ground truth")
     p.add_argument("--data-root", default=str(default_data_root()))
-    p.add_argument("--symbol", default="BTC-USDT")
+    add_instrument_args(p, symbol_default="BTC-USDT")
     p.add_argument("--date", default="2024-08-08", help="UTC date YYYY-MM-DD")
     p.add_argument("--hours", type=float, default=1.0, help="simulated hours (start_hour + hours <= 24)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--start-hour", type=int, default=0)
-    p.add_argument("--exchange", default=DEFAULT_EXCHANGE)
     p.add_argument("--faults", type=_faults, default=[],
                    help="comma list: dropped-delta,time-hole,crossed-snapshot,missing-hour (lake tables only)")
     p.add_argument("--golden-hours", type=float, default=None,
-                   help="hours of golden Binance feed (default: all when hours <= 2, else 1; 0 disables)")
+                   help="hours of golden Binance feed (default: all when hours <= 2, else 1; 0 disables; "
+                        "futures: none yet)")
     p.add_argument("--lake-variant", choices=("stored", "loaded"), default="stored",
                    help="lake column names: cryptofeed's stored names or lakeapi's loaded ones")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

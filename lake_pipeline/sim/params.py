@@ -13,11 +13,16 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lake_pipeline.instrument import Instrument
+
 REFERENCE_PRICE = 61_800.0
 """BTC-USDT level the physical defaults are written for."""
 
 START_PRICES = {"BTC": 61_800.0, "ETH": 2_600.0, "SOL": 150.0, "BNB": 520.0, "XRP": 0.55}
 """Rough start price per base asset; anything else starts at 100 quote units."""
+
+PERP_PREMIUM = 0.0004
+"""USD-M perpetuals trade a little above spot in calm markets (a basis of a few bp, kept near the funding rate)."""
 
 
 class MarketParams(NamedTuple):
@@ -89,8 +94,10 @@ _SIZES_BASE = {
 }
 
 
-def start_price(symbol: str) -> float:
-    return START_PRICES.get(symbol.split("-")[0].upper(), 100.0)
+def start_price(instrument: Instrument) -> float:
+    """The spot level of the base asset; a perpetual starts a few basis points above it."""
+    spot = START_PRICES.get(instrument.symbol.split("-")[0].upper(), 100.0)
+    return spot * (1.0 + PERP_PREMIUM) if instrument.is_futures else spot
 
 
 def size_table(price: float, lot: Decimal) -> np.ndarray:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lake_pipeline.cli_args import add_instrument_args, partition_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from lake_pipeline.sim.exchange_faults import add_fault_arguments
@@ -18,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--simulate", action="store_true", help="generate a simulator session, then serve it")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = recorded pace; 0 = as fast as the "
                                                            "subscribers read)")
-    p.add_argument("--symbol", default="BTC-USDT", help="--simulate: pipeline symbol")
+    add_instrument_args(p, symbol_default="BTC-USDT")  # --simulate: the simulated instrument
     p.add_argument("--seed", type=int, default=7, help="--simulate: seed")
     p.add_argument("--sim-hours", type=float, default=0.25, help="--simulate: simulated hours")
     p.add_argument("--date", default="2024-08-08", help="--simulate: UTC date")
@@ -38,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _simulated_session(args: argparse.Namespace, root: Path) -> list[Path]:
     from lake_pipeline.sim import simulate
 
-    summary = simulate(root, args.symbol, args.date, args.sim_hours, args.seed, golden_hours=args.sim_hours)
+    summary = simulate(root, partition_arg(args), args.sim_hours, args.seed, golden_hours=args.sim_hours)
     files = sorted(Path(summary.paths["golden"]).glob("frames-*"))
     if not files:
         raise RuntimeError(f"simulator wrote no golden frames under {summary.paths['golden']}")

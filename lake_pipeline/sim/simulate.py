@@ -24,7 +24,8 @@ from loguru import logger
 
 from lake_pipeline import paths
 from lake_pipeline.atomic import atomic_dir
-from lake_pipeline.config import DEFAULT_EXCHANGE, symbol_spec
+from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import VENUES, Partition
 from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS
 from lake_pipeline.sim.clock import (
     NS_PER_MS,
@@ -95,17 +96,13 @@ class SimSummary:
         return d
 
 
-def _validate(symbol: str, date: str, hours: float, start_hour: int, golden_hours: float | None,
+def _validate(part: Partition, hours: float, start_hour: int, golden_hours: float | None,
               lake_variant: str) -> tuple[int, float]:
-    spec = symbol_spec(symbol)
-    if spec is None:
-        raise SimulationError(f"symbol {symbol!r} has no tick/lot in config (lake_pipeline/symbols.yaml)")
-    if symbol.endswith("-PERP"):
-        raise SimulationError(f"symbol {symbol!r}: the simulator speaks Binance spot only")
-    try:
-        day = date_cls.fromisoformat(date)
-    except ValueError as exc:
-        raise SimulationError(f"date {date!r} is not YYYY-MM-DD") from exc
+    if part.exchange not in VENUES:
+        raise SimulationError(f"exchange {part.exchange!r}: the simulator speaks {' and '.join(VENUES)}")
+    if symbol_spec(part.instrument) is None:
+        raise SimulationError(f"instrument {part.instrument} has no tick/lot in config (lake_pipeline/symbols.yaml)")
+    day = date_cls.fromisoformat(part.date)  # Partition validated it
     if not 0 <= start_hour < 24:
         raise SimulationError(f"start_hour must be in 0..23, got {start_hour}")
     if not 0 < hours <= 24 - start_hour:
@@ -113,9 +110,12 @@ def _validate(symbol: str, date: str, hours: float, start_hour: int, golden_hour
                               f"(start_hour {start_hour} + hours {hours} <= 24)")
     lake_schema("trades", lake_variant)  # raises for an unknown variant
     if golden_hours is None:
-        golden_hours = hours if hours <= 2 else 1.0
+        golden_hours = 0.0 if part.instrument.is_futures else (hours if hours <= 2 else 1.0)
     if golden_hours < 0:
         raise SimulationError(f"golden_hours must be >= 0, got {golden_hours}")
+    if golden_hours > 0 and part.instrument.is_futures:
+        raise SimulationError(f"{part.instrument}: the simulator's golden feed speaks Binance spot only; "
+                              "pass golden_hours=0 (--golden-hours 0) for a futures partition")
     day_start_ms = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
     return day_start_ms, min(float(golden_hours), hours)
 
@@ -130,24 +130,24 @@ def _e8(unit: Decimal) -> int:
 class _Outputs:
     """Open writers for every output partition of one run (all published together, or none)."""
 
-    def __init__(self, stack: contextlib.ExitStack, root: Path, exchange: str, symbol: str, date: str, seed: int,
+    def __init__(self, stack: contextlib.ExitStack, root: Path, part: Partition, seed: int,
                  variant: str, golden: bool) -> None:
         self.dirs: dict[str, Path] = {}
         self.lake: dict[str, LakeTableWriter] = {}
         for table in ("trades", "book", "book_delta_v2"):
-            final = paths.lake_ready(root, table, exchange, symbol, date)
+            final = paths.lake_ready(root, part, table)
             tmp = stack.enter_context(atomic_dir(final))
-            self.lake[table] = LakeTableWriter(tmp, table, variant, exchange, symbol)
+            self.lake[table] = LakeTableWriter(tmp, table, variant, part.exchange, part.symbol)
             stack.callback(self.lake[table].close)
             self.dirs[table] = final
-        final = paths.truth_dir(root, exchange, symbol, date)
+        final = paths.truth_dir(root, part)
         self.truth_tmp = stack.enter_context(atomic_dir(final))
         self.dirs["sim_truth"] = final
         self.bbo = pq.ParquetWriter(self.truth_tmp / "bbo.parquet", TRUTH_BBO_SCHEMA, compression="zstd")
         stack.callback(self.bbo.close)
         self.golden_tmp: Path | None = None
         if golden:
-            final = paths.golden_dir(root, exchange, symbol, date) / f"session=sim-{seed}"
+            final = paths.golden_dir(root, part) / f"session=sim-{seed}"
             self.golden_tmp = stack.enter_context(atomic_dir(final))
             self.dirs["golden"] = final
 
@@ -187,18 +187,19 @@ def _write_truth(out: _Outputs, chunk: ChunkOutput, lots_per_step: int) -> None:
         schema=TRUTH_BBO_SCHEMA))
 
 
-def simulate(data_root: Path, symbol: str, date: str, hours: float, seed: int, *, exchange: str = DEFAULT_EXCHANGE,
-             start_hour: int = 0, faults: tuple[str, ...] | list[str] = (), golden_hours: float | None = None,
+def simulate(data_root: Path, part: Partition, hours: float, seed: int, *, start_hour: int = 0, faults: tuple[str, ...] | list[str] = (), golden_hours: float | None = None,
              lake_variant: str = "stored", progress: bool = False) -> SimSummary:
-    """Simulate `hours` of `symbol` on `date` from `start_hour` (UTC) and write every view of it under `data_root`.
+    """Simulate `hours` of the partition's instrument from `start_hour` (UTC) and write every view of it under
+    `data_root` (lake tables under `exchange=E/symbol=S/dt=D`, with the instrument's configured tick/lot).
 
     Same arguments -> byte-identical files. `golden_hours` defaults to all hours when `hours <= 2`, else 1
-    (0 disables the golden feed). `faults` affect the lake tables only (see `lake_pipeline.sim.faults`).
+    (0 disables the golden feed; a futures partition has none yet). `faults` affect the lake tables only (see `lake_pipeline.sim.faults`).
     """
     t_start = time.perf_counter()
     data_root = Path(data_root)
-    day_start_ms, golden_hours = _validate(symbol, date, hours, start_hour, golden_hours, lake_variant)
-    spec = symbol_spec(symbol)
+    day_start_ms, golden_hours = _validate(part, hours, start_hour, golden_hours, lake_variant)
+    exchange, symbol, date = part.exchange, part.symbol, part.date
+    spec = symbol_spec(part.instrument)
     # The market draws sizes in order steps (LOT_SIZE.stepSize); truth is written in the config's lot units.
     tick_e8, lot_e8 = _e8(spec.tick), _e8(spec.order_step)
     truth_lots_per_step = int(spec.order_step / spec.lot)
@@ -206,7 +207,7 @@ def simulate(data_root: Path, symbol: str, date: str, hours: float, seed: int, *
     end_ms = start_ms + int(round(hours * HOUR_MS))
     golden_end_ms = start_ms + int(round(golden_hours * HOUR_MS))
     plan = FaultPlan(tuple(dict.fromkeys(faults)), start_ms, end_ms)
-    price = start_price(symbol)
+    price = start_price(part.instrument)
     market = Market(market_params(price, spec.tick, spec.order_step), size_table(price, spec.order_step), seed, start_ms,
                     day_start_ms, price, spec.tick)
     streams = {name: np.random.default_rng([int(seed), k]) for k, name in enumerate(
@@ -223,7 +224,7 @@ def simulate(data_root: Path, symbol: str, date: str, hours: float, seed: int, *
 
         bar = tqdm(total=round((end_ms - start_ms) / 60_000), unit="sim-min", desc=f"simulate {symbol} {date}")
     with contextlib.ExitStack() as stack:
-        out = _Outputs(stack, data_root, exchange, symbol, date, seed, lake_variant, golden_hours > 0)
+        out = _Outputs(stack, data_root, part, seed, lake_variant, golden_hours > 0)
         golden = None
         if out.golden_tmp is not None:
             delivery = InOrderDelivery(golden_latency(streams["golden"]))

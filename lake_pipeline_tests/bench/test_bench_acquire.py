@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.acquire import acquire_partition
 from lake_pipeline.lake.download import download_objects
 from lake_pipeline.lake.source import open_source
@@ -74,7 +75,7 @@ def test_bench_acquire_throughput(moto_process, tmp_path):
     for chunk_mib, concurrency in ((8, 1), (8, 4), (32, 1), (32, 4)):
         root = tmp_path / f"c{chunk_mib}-{concurrency}"
         src = open_source(source_url, endpoint_url=moto_endpoint, max_connections=concurrency)
-        [obj] = src.list_partition("book", EX, SYM, DAY)
+        [obj] = src.list_partition(Partition(EX, SYM, DAY), "book")
         t0 = time.perf_counter()
         [staged] = download_objects(src, [obj], root / "staging", concurrency=concurrency,
                                     chunk_bytes=chunk_mib << 20, progress=False)
@@ -86,7 +87,7 @@ def test_bench_acquire_throughput(moto_process, tmp_path):
         print(f"chunks {chunk_mib:2d} MiB, concurrency {concurrency}: download {mb / t_dl:6.1f} MB/s ({t_dl:.2f} s); "
               f"validate {mb / t_val:6.1f} MB/s ({t_val:.2f} s)")
     t0 = time.perf_counter()
-    result = acquire_partition(source_url, "book", EX, SYM, DAY, tmp_path / "e2e", endpoint_url=moto_endpoint,
+    result = acquire_partition(source_url, Partition(EX, SYM, DAY), "book", tmp_path / "e2e", endpoint_url=moto_endpoint,
                                progress=False)
     total = time.perf_counter() - t0
     assert result.status == "acquired" and result.bytes == len(data)

@@ -9,6 +9,7 @@ import pytest
 
 from lake_pipeline.capture.golden import read_golden, stream_counts
 from lake_pipeline.config import symbol_spec
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.lake.from_capture import lake_from_capture
 from lake_pipeline_tests.conftest import realdata_dir
 
@@ -34,7 +35,7 @@ def _timed(fn) -> float:  # noqa: ANN001
 def test_bench_golden_reader_lines_per_second() -> None:
     paths = _recording()
     lines = sum(stream_counts(paths).values())
-    spec = symbol_spec("BTC-USDT")
+    spec = symbol_spec(Instrument.parse("BTC-USDT"))
     rates = {
         "stream_counts": _best_rate(lambda: stream_counts(paths), lines),
         "read_golden strings": _best_rate(lambda: read_golden(paths), lines),
@@ -48,7 +49,7 @@ def test_bench_golden_reader_lines_per_second() -> None:
 def test_bench_lake_from_capture(tmp_path: Path) -> None:
     paths = _recording()
     lines = sum(stream_counts(paths).values())
-    lake_from_capture(paths, tmp_path / "warm", "BTC-USDT")
-    seconds = _timed(lambda: lake_from_capture(paths, tmp_path / "data", "BTC-USDT"))
+    lake_from_capture(paths, tmp_path / "warm", Instrument.parse("BTC-USDT"))
+    seconds = _timed(lambda: lake_from_capture(paths, tmp_path / "data", Instrument.parse("BTC-USDT")))
     print(f"lake-from-capture: {seconds:.2f} s for {lines:,} lines ({lines / seconds:,.0f} lines/s)")
     assert seconds < 60

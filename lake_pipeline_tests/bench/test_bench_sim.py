@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.sim import simulate
 
 pytestmark = pytest.mark.bench
@@ -19,8 +20,8 @@ pytestmark = pytest.mark.bench
 
 def test_bench_simulate(tmp_path: Path) -> None:
     hours = float(os.environ.get("LAKE_BENCH_SIM_HOURS", "1"))
-    simulate(tmp_path / "warm", "BTC-USDT", "2024-08-08", 0.002, 1, golden_hours=0)  # numba compile / cache load
-    s = simulate(tmp_path / "run", "BTC-USDT", "2024-08-08", hours, 7, golden_hours=0)
+    simulate(tmp_path / "warm", Instrument.parse("BTC-USDT").on("2024-08-08"), 0.002, 1, golden_hours=0)  # numba compile / cache load
+    s = simulate(tmp_path / "run", Instrument.parse("BTC-USDT").on("2024-08-08"), hours, 7, golden_hours=0)
     t = s.timings
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nsimulate {hours:g} h: {s.lake_rows:,} lake rows in {t['total_s']:.1f} s = {s.rows_per_second:,.0f} rows/s "

@@ -12,6 +12,7 @@ import pytest
 from lake_pipeline import paths
 from lake_pipeline.cli import main
 from lake_pipeline.fidelity import hawkes
+from lake_pipeline.instrument import Partition
 from lake_pipeline_tests import fidelity_fixtures as fxt
 
 pytestmark = pytest.mark.bench
@@ -28,7 +29,7 @@ def test_bench_report_for_a_simulated_full_day(tmp_path):
     t = time.perf_counter()
     assert main(["fidelity", "--data-root", str(tmp_path), "--symbol", fxt.SYMBOL, "--date", fxt.DATE]) == 0
     wall = time.perf_counter() - t
-    out = paths.fidelity_dir(tmp_path, fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE)
+    out = paths.fidelity_dir(tmp_path, Partition(fxt.EXCHANGE, fxt.SYMBOL, fxt.DATE))
     doc = json.loads((out / "fidelity.json").read_text())
     print(f"fidelity report: {wall:.1f} s wall, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f}"
           f" GB, HTML {(out / 'fidelity.html').stat().st_size / 1e6:.2f} MB; timings {doc['timings']}")

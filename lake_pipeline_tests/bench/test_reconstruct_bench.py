@@ -39,6 +39,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from lake_pipeline.instrument import Instrument, Partition
 from lake_pipeline.paths import book_states_dir, lake_ready, unified_dir
 from lake_pipeline.schemas import LAKE_TABLES
 
@@ -70,7 +71,7 @@ def _simulated_day() -> Path:
 
     shutil.rmtree(root, ignore_errors=True)
     t0 = time.perf_counter()
-    s = simulate(root, SYM, DAY, HOURS, SEED, golden_hours=0)
+    s = simulate(root, Instrument.parse(SYM).on(DAY), HOURS, SEED, golden_hours=0)
     marker.write_text(json.dumps({"params": params, "rows": s.rows, "seconds": time.perf_counter() - t0}))
     return root
 
@@ -105,7 +106,7 @@ def _warm_numba(tmp: Path) -> None:
     """Compile (or load) every kernel once in a throwaway process on a tiny partition."""
     from lake_pipeline.sim import simulate
 
-    simulate(tmp, SYM, DAY, 0.01, 1, golden_hours=0)
+    simulate(tmp, Instrument.parse(SYM).on(DAY), 0.01, 1, golden_hours=0)
     _cli(tmp)
 
 
@@ -121,8 +122,8 @@ def _replay_loop(root: Path) -> dict[str, float]:
     from lake_pipeline.reconstruct.source import TABLE_ORDER, TableSource
     from lake_pipeline.reconstruct.state import ReplayParams, ReplayState
 
-    spec = resolve_symbol_spec(root, EX, SYM, DAY)
-    streams = [Stream(TableSource(root, t, EX, SYM, DAY, spec), stream_batch_rows(t, DEFAULT_CHUNK_ROWS),
+    spec = resolve_symbol_spec(root, Partition(EX, SYM, DAY))
+    streams = [Stream(TableSource(root, Partition(EX, SYM, DAY), t, spec), stream_batch_rows(t, DEFAULT_CHUNK_ROWS),
                       DEFAULT_MAX_DISORDER_NS) for t in TABLE_ORDER]
     state = ReplayState.new(0, *_day_bounds(DAY), ReplayParams())
     book = OrderBook()
@@ -152,10 +153,10 @@ def _io_floor(root: Path) -> dict[str, float]:
     from lake_pipeline.reconstruct.writer import write_parquet
 
     t0 = time.perf_counter()
-    rows_in = sum(pl.read_parquet(lake_ready(root, t, EX, SYM, DAY) / "*.parquet").height for t in LAKE_TABLES)
+    rows_in = sum(pl.read_parquet(lake_ready(root, Partition(EX, SYM, DAY), t) / "*.parquet").height for t in LAKE_TABLES)
     read_s = time.perf_counter() - t0
-    parts = [*sorted(unified_dir(root, EX, SYM, DAY).glob("part-*.parquet")),
-             *sorted(book_states_dir(root, EX, SYM, DAY).glob("part-*.parquet"))]
+    parts = [*sorted(unified_dir(root, Partition(EX, SYM, DAY)).glob("part-*.parquet")),
+             *sorted(book_states_dir(root, Partition(EX, SYM, DAY)).glob("part-*.parquet"))]
     out = root / "_io_floor"
     out.mkdir(exist_ok=True)
     write_s = 0.0
@@ -171,7 +172,7 @@ def _io_floor(root: Path) -> dict[str, float]:
 def _naive_replay(root: Path, n: int) -> dict[str, float]:
     """The naive replay of research performance.md §2b: rows from `iter_rows()`, a dict per side plus a sorted
     price list kept with bisect, and per event a tuple of best bid/ask and the top-5 prices and sizes per side."""
-    frame = pl.scan_parquet(lake_ready(root, "book_delta_v2", EX, SYM, DAY) / "*.parquet").head(n).collect()
+    frame = pl.scan_parquet(lake_ready(root, Partition(EX, SYM, DAY), "book_delta_v2") / "*.parquet").head(n).collect()
     t0 = time.perf_counter()
     books: dict[bool, dict[float, float]] = {True: {}, False: {}}
     prices: dict[bool, list[float]] = {True: [], False: []}  # ascending
@@ -201,10 +202,10 @@ def _same_job_in_python(root: Path, n: int) -> dict[str, float]:
     from lake_pipeline.schemas import N_LEVELS
     from lake_pipeline_tests.reference_replay import Delta, ReferenceReplay, Snapshot, Trade
 
-    deltas = scan_table(root, "book_delta_v2", EX, SYM, DAY).head(n).collect()
+    deltas = scan_table(root, Partition(EX, SYM, DAY), "book_delta_v2").head(n).collect()
     until = pl.col("origin_time") <= deltas["origin_time"][-1]
-    trades = scan_table(root, "trades", EX, SYM, DAY).filter(until).collect()
-    book = scan_table(root, "book", EX, SYM, DAY).filter(until).collect()
+    trades = scan_table(root, Partition(EX, SYM, DAY), "trades").filter(until).collect()
+    book = scan_table(root, Partition(EX, SYM, DAY), "book").filter(until).collect()
     levels = [f"{side}_{i}_{k}" for side in ("bid", "ask") for i in range(N_LEVELS) for k in ("price", "size")]
     t0 = time.perf_counter()
     t_events = [Trade(*r) for r in trades.select("origin_time", "received_time", "trade_id", "side_is_buy", "price",

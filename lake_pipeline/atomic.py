@@ -1,6 +1,8 @@
 """Atomic file and directory publication: temp name in the same directory, fsync, rename.
 
-A partition is visible only when complete, and a re-run replaces it (DESIGN §2).
+A partition is visible only when complete, and a re-run replaces it (DESIGN §2). Temp names are hidden
+(`.<name>.tmp-<pid>-<hex>`, `.<name>.old-<pid>-<hex>`) so no reader lists them, and carry the writer's pid so
+`clean_stale_temps` can remove what a killed process left without touching a live writer's work.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -28,7 +31,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temp path beside `final`; on success fsync + rename over `final`, on error remove the temp file."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = final.with_name(_temp_name(final.name, "tmp"))
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -38,6 +41,45 @@ def atomic_path(final: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _temp_name(name: str, kind: str) -> str:
+    return f".{name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+_TEMP_RE = re.compile(r"^\..+\.(?:tmp|old)-(?:(?P<pid>\d+)-)?[0-9a-f]{8}$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temps(directory: Path) -> list[Path]:
+    """Remove the hidden temp files/directories that dead writers left in `directory`; return what was removed.
+
+    A temp name without a pid (written before pids were recorded) counts as stale. A live process's temp (same
+    host) is kept, so a concurrent writer is never robbed of its work in progress.
+    """
+    directory = Path(directory)
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    for entry in directory.iterdir():
+        m = _TEMP_RE.match(entry.name)
+        if m is None or (m["pid"] is not None and _alive(int(m["pid"]))):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 def write_bytes_atomic(final: Path, data: bytes) -> None:
@@ -62,7 +104,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = final.with_name(_temp_name(final.name, "tmp"))
     tmp.mkdir()
     try:
         yield tmp
@@ -72,7 +114,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
                     os.fsync(fh.fileno())
         old = None
         if final.exists():
-            old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+            old = final.with_name(_temp_name(final.name, "old"))
             os.replace(final, old)
         os.replace(tmp, final)
         fsync_dir(final.parent)

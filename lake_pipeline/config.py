@@ -74,44 +74,50 @@ def positive_decimal(value: object, where: str) -> Decimal:
     return number
 
 
-def _by_venue(table: dict, source: Path) -> dict[Instrument, tuple[Path, str, dict]]:
-    """`{VENUE: {SYMBOL: {tick, lot[, step]}}}` -> {Instrument: (file, "VENUE.SYMBOL", entry)}. A file in the older
-    flat layout (`{SYMBOL: {tick, lot}}`) still loads: each symbol goes to its default venue."""
-    out: dict[Instrument, tuple[Path, str, dict]] = {}
-    for name, value in (table or {}).items():
-        if not isinstance(value, dict):
-            raise ValueError(f"{source}: entry {name!r} is not a mapping (expected VENUE: {{SYMBOL: {{tick, lot}}}})")
-        if "tick" in value:  # flat layout: SYMBOL -> spec
-            out[Instrument(default_venue(name), name)] = (source, str(name), value)
+def _entry(name: str, entry: object, source: Path) -> dict:
+    if not isinstance(entry, dict) or "tick" not in entry or "lot" not in entry:
+        what = f"{name} needs tick and lot" if "." in name else f"symbol {name!r} needs a mapping with 'tick' and 'lot'"
+        raise ValueError(f"{source}: {what}, found {entry!r}")
+    return entry
+
+
+def _by_venue(table: dict, source: Path) -> dict[Instrument, tuple[str, dict]]:
+    """`{VENUE: {SYMBOL: {tick, lot[, step]}}}` -> {Instrument: (name as written, entry)}. A file in the older flat
+    layout (`{SYMBOL: {tick, lot}}`) still loads: each symbol goes to its default venue."""
+    out: dict[Instrument, tuple[str, dict]] = {}
+    for name, value in table.items():
+        name = str(name)
+        if not isinstance(value, dict) or "tick" in value or "lot" in value:  # flat layout: SYMBOL -> spec
+            out[Instrument(default_venue(name), name)] = (name, _entry(name, value, source))
             continue
         for symbol, entry in value.items():
-            if not isinstance(entry, dict) or "tick" not in entry or "lot" not in entry:
-                raise ValueError(f"{source}: {name}.{symbol} needs a mapping with 'tick' and 'lot', found {entry!r}")
-            out[Instrument(name, symbol)] = (source, f"{name}.{symbol}", entry)
+            out[Instrument(name, str(symbol))] = (f"{name}.{symbol}", _entry(f"{name}.{symbol}", entry, source))
     return out
 
 
 @lru_cache(maxsize=1)
 def _configured() -> dict[Instrument, tuple[Path, str, dict]]:
+    """instrument -> (file it comes from, its name there, its entry), from the shipped symbols.yaml and
+    $LAKE_SYMBOLS_FILE (which overrides)."""
     paths = [Path(__file__).with_name("symbols.yaml")]
     if os.environ.get(SYMBOLS_FILE_ENV):
         paths.append(Path(os.environ[SYMBOLS_FILE_ENV]))
     table: dict[Instrument, tuple[Path, str, dict]] = {}
     for path in paths:
-        table.update(_by_venue(read_yaml_mapping(path, "the symbols file"), path))
+        for instrument, (name, entry) in _by_venue(read_yaml_mapping(path, "the symbols file"), path).items():
+            table[instrument] = (path, name, entry)
     return table
 
 
 def symbol_spec(instrument: Instrument) -> SymbolSpec | None:
     """The configured spec of `instrument`, or None when it is not in config (caller infers from data).
-    The same symbol may trade with different tick/lot on two venues, so the venue is part of the lookup.
-    A tick/lot/step that is not a positive decimal is a ValueError naming the file and entry."""
+    The same symbol may trade with different tick/lot on two venues, so the venue is part of the lookup."""
     found = _configured().get(instrument)
     if found is None:
         return None
-    path, where, entry = found
-    tick, lot = (positive_decimal(entry[k], f"{path}: {where}.{k}") for k in ("tick", "lot"))
-    step = positive_decimal(entry["step"], f"{path}: {where}.step") if "step" in entry else None
+    path, name, entry = found
+    tick, lot = (positive_decimal(entry[k], f"{path}: {name}.{k}") for k in ("tick", "lot"))
+    step = positive_decimal(entry["step"], f"{path}: {name}.step") if "step" in entry else None
     return SymbolSpec(instrument.symbol, tick, lot, "config", step)
 
 

@@ -37,7 +37,8 @@ def instruments_from_env(environ: dict[str, str] | None = None) -> list[Instrume
 INSTRUMENTS = instruments_from_env()
 instrument_partitions = dg.StaticPartitionsDefinition([i.key for i in INSTRUMENTS])
 date_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, end_offset=1)
-instrument_date_partitions = dg.MultiPartitionsDefinition({"date": date_partitions, "instrument": instrument_partitions})
+instrument_date_partitions = dg.MultiPartitionsDefinition({"date": date_partitions,
+                                                          "instrument": instrument_partitions})
 
 # Backfills: every asset of the chain has the same policy, none. A backfill then makes one run per instrument-day
 # holding the whole chain, tagged `dagster/partition`. `BackfillPolicy.multi_run(1)` would give the same runs but tag

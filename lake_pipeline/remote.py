@@ -292,7 +292,8 @@ class RemoteRoot:
 
 
 @contextlib.contextmanager
-def local_or_staged(data_root: str | os.PathLike, part: Partition, *, endpoint_url: str | None = None, **zones: Any) -> Iterator[Path]:
+def local_or_staged(data_root: str | os.PathLike, part: Partition, *, endpoint_url: str | None = None,
+                    **zones: Any) -> Iterator[Path]:
     """For CLI commands: a local `data_root` as is, or an object-store URL staged like `RemoteRoot.staged`
     (`zones`: reads=, optional_reads=, file_reads=, writes=)."""
     if not is_remote(data_root):

@@ -49,8 +49,8 @@ def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     ("BTC-USDT: {tick: 0.01, lot: [", "the symbols file is not valid YAML"),
     ("BTC-USDT: {tick: abc, lot: 0.00001}\n", "BTC-USDT.tick: 'abc' is not a decimal number"),
     ("BTC-USDT: {tick: -0.01, lot: 0.00001}\n", "BTC-USDT.tick: -0.01 must be a positive number"),
-    ("BTC-USDT: 0.01\n", "entry 'BTC-USDT' is not a mapping"),
-    ("BINANCE: {BTC-USDT: {tick: 0.01}}\n", "BINANCE.BTC-USDT needs a mapping with 'tick' and 'lot'"),
+    ("BTC-USDT: 0.01\n", "symbol 'BTC-USDT' needs a mapping with 'tick' and 'lot'"),
+    ("BINANCE: {BTC-USDT: {tick: 0.01}}\n", "BINANCE.BTC-USDT needs tick and lot"),
     ("BINANCE: {BTC-USDT: {tick: x1, lot: 0.00001}}\n", "BINANCE.BTC-USDT.tick: 'x1' is not a decimal number"),
     ("- just\n- a list\n", "the symbols file must be a mapping at the top level"),
 ])

@@ -8,7 +8,8 @@ import pytest
 
 from lake_pipeline.sim.derived_streams import AggTradeBuilder, SecondDiffMerger, to_microseconds
 from lake_pipeline.sim.exchange_feed import FeedError, build_feed
-from lake_pipeline.sim.exchange_limits import MessageRate, WeightBudget, depth_weight
+from lake_pipeline.capture.protocol import SPOT
+from lake_pipeline.sim.exchange_limits import MessageRate, WeightBudget
 from lake_pipeline.sim.exchange_protocol import Subscriptions, handle_control, parse_stream, payload_of
 from lake_pipeline.sim.replay_book import DepthDiff, ReplayBook
 
@@ -78,7 +79,7 @@ def test_payload_of_envelope():
 @pytest.mark.parametrize(("limit", "weight"), [(1, 5), (100, 5), (101, 25), (500, 25), (501, 50), (1000, 50),
                                                (1001, 250), (5000, 250)])
 def test_depth_weights(limit, weight):
-    assert depth_weight(limit) == weight
+    assert SPOT.depth_weight(limit) == weight
 
 
 def test_weight_budget_429_then_418_when_ignored():

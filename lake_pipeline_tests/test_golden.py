@@ -111,11 +111,13 @@ def test_three_column_format_any_compression(tmp_path: Path, gz: bool, name: str
     assert depth == {
         "frame_no": 0, "recv_ns": 1723161253937085768, "recv_mono_ns": 5000000001, "E": 1723161255208, "U": 10,
         "u": 12, "bid_px": [6173763, 6173017], "bid_qty": [0, 100000000], "ask_px": [], "ask_qty": [],
+        "T": None, "pu": None,  # USD-M only
     }
     trade = frames.trades.row(0, named=True)
     assert trade == {
         "frame_no": 1, "recv_ns": 1723161253937085800, "recv_mono_ns": 5000000002, "E": 1723161255343,
         "T": 1723161255342, "t": 3735683259, "price": 6183763, "qty": 2000000, "is_buyer_maker": True,
+        "X": None,  # USD-M only
     }
     assert frames.snapshots.row(0, named=True)["frame_no"] == 2  # the blank line is not a frame
     assert frames.book_ticker.select("u", "bid_px", "bid_qty", "ask_px", "ask_qty").row(0) == (

@@ -30,6 +30,7 @@ EXPECTED_ROWS = {
     "book": {"2024-08-08": 3437, "2024-08-09": 3056},  # 6,493 applied diffs (6,495 minus 2 before the snapshot)
     "book_delta_v2": {"2024-08-08": 123840, "2024-08-09": 174271},  # 298,111 levels in 6,495 diffs
 }
+PART_FILE = "part-00000.parquet"
 N_CHECKPOINTS = 1072  # bookTicker u == some applied diff's u (SOURCES.md: 1,072/1,072)
 
 
@@ -69,10 +70,10 @@ def test_partitions_schemas_and_row_counts(converted: tuple[Path, object]) -> No
         days = sorted(p.name for p in (root / "lake" / "ready" / table / "exchange=BINANCE" / "symbol=BTC-USDT").iterdir())
         assert days == [f"dt={d}" for d in DATES]
         for d in DATES:
-            files = list(paths.lake_ready(root, Partition("BINANCE", "BTC-USDT", d), table).iterdir())
-            assert [f.name for f in files] == ["part-00000.parquet"]  # no temp leftovers
-            assert pq.read_schema(files[0]).equals(LAKE_STORED[table])
-            assert pq.read_metadata(files[0]).num_rows == EXPECTED_ROWS[table][d]
+            ready = paths.lake_ready(root, Partition("BINANCE", "BTC-USDT", d), table)
+            assert sorted(f.name for f in ready.iterdir()) == ["_manifest.json", PART_FILE]  # no temp leftovers
+            assert pq.read_schema(ready / PART_FILE).equals(LAKE_STORED[table])
+            assert pq.read_metadata(ready / PART_FILE).num_rows == EXPECTED_ROWS[table][d]
 
 
 @pytest.mark.realdata
@@ -191,12 +192,12 @@ def test_exchange_time_quantised_like_the_lake() -> None:
 
 
 SMALL = (
-    '1723161253937085768 {"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723161599950,"s":"BTCUSDT",'
+    '1723161599937085768 {"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723161599950,"s":"BTCUSDT",'
     '"U":10,"u":12,"b":[["100.00000000","1.00000000"]],"a":[["101.00000000","2.00000000"]]}}\n'
-    '1723161253937085800 {"lastUpdateId":11,"bids":[["99.00000000","3.00000000"]],"asks":[["102.00000000","4.0"]]}\n'
-    '1723161253937085900 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161600001,"s":"BTCUSDT",'
+    '1723161599937085800 {"lastUpdateId":11,"bids":[["99.00000000","3.00000000"]],"asks":[["102.00000000","4.0"]]}\n'
+    '1723161599937085900 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161600001,"s":"BTCUSDT",'
     '"t":7,"p":"100.00000000","q":"0.50000000","T":1723161600000,"m":false,"M":true}}\n'
-    '1723161253937086000 {"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723161600050,"s":"BTCUSDT",'
+    '1723161599937086000 {"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723161600050,"s":"BTCUSDT",'
     '"U":13,"u":13,"b":[["100.00000000","0.00000000"]],"a":[]}}\n'
 )
 
@@ -208,13 +209,13 @@ def test_cli_small_capture_rerun_replaces(tmp_path: Path, data_root: Path, capsy
     for _ in range(2):  # a re-run replaces its partitions, never appends
         assert main(args) == 0
     assert '"applied": 2' in capsys.readouterr().out
-    book = {d: pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", d), "book")) for d in DATES}
+    book = {d: pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", d), "book") / PART_FILE) for d in DATES}
     assert book["2024-08-08"].select("sequence_number", "bid_0_price", "bid_0_size", "bid_1_price", "ask_0_price",
                                      "ask_1_price", "ask_2_price").rows() == [(12, 100.0, 1.0, 99.0, 101.0, 102.0, 0.0)]
     assert book["2024-08-09"].select("sequence_number", "bid_0_price", "bid_1_price").rows() == [(13, 99.0, 0.0)]
-    trades = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-09"), "trades"))
-    assert trades.rows() == [("buy", 0.5, 100.0, 7, 1723161600000000000, 1723161253937085900)]
-    deltas = pl.concat([pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", d), "book_delta_v2"))
+    trades = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-09"), "trades") / PART_FILE)
+    assert trades.rows() == [("buy", 0.5, 100.0, 7, 1723161600000000000, 1723161599937085900)]
+    deltas = pl.concat([pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", d), "book_delta_v2") / PART_FILE)
                         for d in DATES])
     assert deltas.select("sequence_number", "side_is_bid", "price", "size").rows() == [
         (12, True, 100.0, 1.0), (12, False, 101.0, 2.0), (13, True, 100.0, 0.0)]
@@ -234,29 +235,31 @@ def test_cli_errors_are_clear(tmp_path: Path, data_root: Path, capsys: pytest.Ca
     capture = tmp_path / "c"
     capture.write_text(SMALL)
     base = ["lake-from-capture", "--capture", str(capture), "--data-root", str(data_root)]
-    assert main([*base, "--symbol", "DOGE-USDT"]) == 2
-    assert "instrument BINANCE.DOGE-USDT has no tick/lot in config" in capsys.readouterr().err
+    assert main([*base, "--symbol", "DOGE-USDT", "--tick", "0.01"]) == 2
+    assert "symbol DOGE-USDT has no tick/lot in config (lake_pipeline/symbols.yaml): pass both" in capsys.readouterr().err
+    assert main([*base, "--symbol", "DOGE-USDT"]) == 2  # tick/lot inferred, then the stream names the other symbol
+    assert "capture holds stream 'btcusdt@depth@100ms', not symbol DOGE-USDT" in capsys.readouterr().err
     assert main([*base, "--symbol", "ETH-USDT", "--tick", "0.01", "--lot", "0.00000001"]) == 2
     assert "capture holds stream 'btcusdt@depth@100ms', not symbol ETH-USDT (expected streams 'ethusdt@...')" in capsys.readouterr().err
 
 
 def test_gap_in_capture_pauses_book_rows_until_the_next_snapshot(tmp_path: Path, data_root: Path) -> None:
     def depth(first: int, last: int, bid: str) -> str:
-        return (f'1723161253937086{first:03d} {{"stream":"btcusdt@depth@100ms","data":{{"E":1723161599960,'
+        return (f'1723161599937086{first:03d} {{"stream":"btcusdt@depth@100ms","data":{{"E":1723161599960,'
                 f'"U":{first},"u":{last},"b":[["{bid}","1.0"]],"a":[]}}}}\n')
 
     capture = tmp_path / "gap"
     capture.write_text(
         SMALL.splitlines(keepends=True)[0] + SMALL.splitlines(keepends=True)[1]  # diff [10..12], snapshot 11
         + depth(13, 13, "98.00") + depth(20, 21, "97.00")  # gap: 14..19 missing
-        + '1723161253937087000 {"lastUpdateId":21,"bids":[["96.00","1"]],"asks":[["102.00","4"]]}\n'
+        + '1723161599937087000 {"lastUpdateId":21,"bids":[["96.00","1"]],"asks":[["102.00","4"]]}\n'
         + depth(22, 23, "95.00")
     )
     report = lake_from_capture([capture], data_root, Instrument.parse("BTC-USDT"))
     counters = {k: report.sync[k] for k in ("applied", "gaps", "snapshots_loaded", "stale")}
     assert counters == {"applied": 3, "gaps": 1, "snapshots_loaded": 2, "stale": 1}  # [20..21] ends at L=21
-    book = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-08"), "book"))
+    book = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-08"), "book") / PART_FILE)
     assert book.select("sequence_number", "bid_0_price", "bid_1_price", "bid_2_price").rows() == [
         (12, 100.0, 99.0, 0.0), (13, 100.0, 99.0, 98.0), (23, 96.0, 95.0, 0.0)]
-    deltas = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-08"), "book_delta_v2"))
+    deltas = pl.read_parquet(paths.lake_ready(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-08"), "book_delta_v2") / PART_FILE)
     assert deltas["sequence_number"].to_list() == [12, 12, 13, 21, 23]  # every diff, synced or not

@@ -16,7 +16,7 @@ import pytest
 
 from lake_pipeline.capture.golden import read_golden
 from lake_pipeline.capture.replay import book_events, feed
-from lake_pipeline.capture.sync import BookSync, DepthDiff, DiffResult, SnapshotResult, SyncState
+from lake_pipeline.capture.sync import SPOT_RULE, BookSync, DepthDiff, DiffResult, SnapshotResult, SyncRule, SyncState
 from lake_pipeline.config import SymbolSpec
 from lake_pipeline.instrument import Instrument
 
@@ -213,16 +213,16 @@ def test_request_resync_and_on_applied_sees_post_state() -> None:
 WIRE = Decimal("0.00000001")
 
 
-def _cryptofeed_capture(realdata: Path, symbol: str, out: Path) -> tuple[Path, SymbolSpec, int]:
+def _cryptofeed_capture(realdata: Path, symbol: str, out: Path, venue: str = "BINANCE") -> tuple[Path, SymbolSpec, int]:
     """Re-emit one symbol's ws frames + its REST snapshot as a golden capture, ordered by receive time."""
     folder = realdata / "cryptofeed"
     lines: list[tuple[int, str]] = []
-    for line in (folder / "BINANCE.ws.1.0").read_text().splitlines()[1:]:
+    for line in (folder / f"{venue}.ws.1.0").read_text().splitlines()[1:]:
         ts, _, frame = line.partition(": ")
         if frame.startswith(f'{{"stream":"{symbol.lower()}@'):
             lines.append((round(float(ts) * 1e9), frame))
     snapshot_id = -1
-    for line in (folder / "BINANCE.http.0.0").read_text().splitlines():
+    for line in (folder / f"{venue}.http.0.0").read_text().splitlines():
         url, _, rest = line.partition(" -> ")
         ts, _, body = rest.partition(": ")
         if url.endswith(f"symbol={symbol}&limit=1000"):
@@ -235,12 +235,12 @@ def _cryptofeed_capture(realdata: Path, symbol: str, out: Path) -> tuple[Path, S
     return out, SymbolSpec(symbol, WIRE, WIRE), snapshot_id
 
 
-def _replay_with_checkpoints(path: Path, spec: SymbolSpec) -> tuple[BookSync, list, int]:
+def _replay_with_checkpoints(path: Path, spec: SymbolSpec, rule: SyncRule = SPOT_RULE) -> tuple[BookSync, list, int]:
     """Replay through the sync; compare BBO at every bookTicker whose u equals an applied diff's u."""
     frames = read_golden([path], spec)
     book = DictBook()
     bbo_at: dict[int, tuple] = {}
-    sync = BookSync(book, on_applied=lambda d: bbo_at.__setitem__(d.last_id, book.bbo()))
+    sync = BookSync(book, on_applied=lambda d: bbo_at.__setitem__(d.last_id, book.bbo()), rule=rule)
     results = []
     for event in book_events(frames):
         before = sync.stats.to_dict()

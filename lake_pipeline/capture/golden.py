@@ -11,6 +11,11 @@ Layers (so the capture issue can slot decryption in without touching parsing):
   `read_golden(paths)`   all blocks concatenated
   `stream_counts(paths)` frames per stream name, without decoding JSON
 
+Venues: spot and USD-M futures frames are read alike; the futures-only fields are optional columns (null on spot):
+depth `T` and `pu`, bookTicker `E`/`T`, the REST snapshot's `E`/`T`, the trade's `X`. Futures trades whose `X` is
+not MARKET (INSURANCE_FUND, ADL: not order-book fills, prices off the tick grid) are left out of `trades` and
+counted in `GoldenFrames.skipped`.
+
 Exactness: without a `SymbolSpec` prices and quantities stay the exact decimal strings Binance sent; with one they
 are converted to int64 ticks / lots by exact integer digit arithmetic (`units.strings_to_units`), and a value off
 the tick/lot grid is an error naming the file, line and value. Line splitting, stream classification and JSON
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +38,7 @@ import polars as pl
 
 from lake_pipeline.capture.encryption import MAGIC as ENCRYPTED_MAGIC
 from lake_pipeline.capture.encryption import open_plaintext
+from lake_pipeline.capture.protocol import AGG_TRADE, BOOK_TICKER, FUTURES, FUTURES_MARKET_TRADE, SPOT, TRADE, stream_kind
 from lake_pipeline.capture.units import strings_to_units
 from lake_pipeline.config import SymbolSpec
 
@@ -42,14 +49,10 @@ DEFAULT_BLOCK_BYTES = 8 << 20  # plain-text bytes per parsing block (~30k lines 
 
 KINDS = ("trades", "agg_trades", "depth", "book_ticker", "snapshots")
 
-# stream-name suffix (after "<symbol>@") -> kind. `@depth20@100ms` (partial book) is not a diff: it stays unknown.
+# stream-name suffix (after "<symbol>@") -> kind, both venues. `@depth20@100ms` (partial book) is not a diff: unknown.
 _STREAM_KINDS = {
-    "trade": "trades",
-    "aggTrade": "agg_trades",
-    "depth": "depth",
-    "depth@100ms": "depth",
-    "depth@1000ms": "depth",
-    "bookTicker": "book_ticker",
+    suffix: stream_kind(suffix)
+    for suffix in (TRADE, AGG_TRADE, BOOK_TICKER, *SPOT.diff_depth_streams(), *FUTURES.diff_depth_streams())
 }
 
 _LEVELS = pl.List(pl.List(pl.String))
@@ -58,15 +61,26 @@ _LEVELS = pl.List(pl.List(pl.String))
 # the spec's tick / lot; "levels" ([[price, qty], ...]) expands into <prefix>_px and <prefix>_qty list columns.
 _FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "trades": (("E", "E", "int"), ("T", "T", "int"), ("t", "t", "int"), ("p", "price", "px"), ("q", "qty", "qty"),
-               ("m", "is_buyer_maker", "bool")),
+               ("m", "is_buyer_maker", "bool"), ("X", "X", "str")),
     "agg_trades": (("E", "E", "int"), ("T", "T", "int"), ("a", "a", "int"), ("f", "f", "int"), ("l", "l", "int"),
                    ("p", "price", "px"), ("q", "qty", "qty"), ("m", "is_buyer_maker", "bool")),
-    "depth": (("E", "E", "int"), ("U", "U", "int"), ("u", "u", "int"), ("b", "bid", "levels"), ("a", "ask", "levels")),
-    "book_ticker": (("u", "u", "int"), ("b", "bid_px", "px"), ("B", "bid_qty", "qty"), ("a", "ask_px", "px"),
-                    ("A", "ask_qty", "qty")),
-    "snapshots": (("lastUpdateId", "last_update_id", "int"), ("bids", "bid", "levels"), ("asks", "ask", "levels")),
+    "depth": (("E", "E", "int"), ("T", "T", "int"), ("U", "U", "int"), ("u", "u", "int"), ("pu", "pu", "int"),
+              ("b", "bid", "levels"), ("a", "ask", "levels")),
+    "book_ticker": (("u", "u", "int"), ("E", "E", "int"), ("T", "T", "int"), ("b", "bid_px", "px"),
+                    ("B", "bid_qty", "qty"), ("a", "ask_px", "px"), ("A", "ask_qty", "qty")),
+    "snapshots": (("lastUpdateId", "last_update_id", "int"), ("E", "E", "int"), ("T", "T", "int"),
+                  ("bids", "bid", "levels"), ("asks", "ask", "levels")),
 }
-_JSON_TYPES = {"int": pl.Int64, "bool": pl.Boolean, "px": pl.String, "qty": pl.String, "levels": _LEVELS}
+# Output columns only USD-M carries (null on spot): never required.
+_OPTIONAL: dict[str, frozenset[str]] = {
+    "trades": frozenset({"X"}),
+    "agg_trades": frozenset(),
+    "depth": frozenset({"T", "pu"}),
+    "book_ticker": frozenset({"E", "T"}),
+    "snapshots": frozenset({"E", "T"}),
+}
+_JSON_TYPES = {"int": pl.Int64, "bool": pl.Boolean, "str": pl.String, "px": pl.String, "qty": pl.String,
+               "levels": _LEVELS}
 _HEAD_COLUMNS = {"frame_no": pl.Int64, "recv_ns": pl.Int64, "recv_mono_ns": pl.Int64}
 
 
@@ -93,11 +107,14 @@ def open_capture(path: str | Path) -> BinaryIO:
 
 
 def _iter_line_blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, list[bytes]]]:
-    """(line number of the first line, whole lines) blocks of about `block_bytes` bytes of plain text."""
+    """(line number of the first line, whole lines) blocks of about `block_bytes` bytes of plain text.
+
+    A truncated or corrupt gzip stream is a CaptureFormatError naming the file and the last whole line read.
+    """
     line_no = 1
     carry = b""
     with open_capture(path) as stream:
-        while block := stream.read(block_bytes):
+        while block := _read(stream, block_bytes, path, line_no):
             lines = (carry + block).split(b"\n")
             carry = lines.pop()
             if lines:
@@ -105,6 +122,16 @@ def _iter_line_blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, list[
                 line_no += len(lines)
     if carry:
         yield line_no, [carry]
+
+
+def _read(stream: BinaryIO, size: int, path: Path, line_no: int) -> bytes:
+    try:
+        return stream.read(size)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise CaptureFormatError(
+            f"{path}: compressed stream is truncated or corrupt after line {line_no - 1} ({exc}); "
+            "was the capture still being written, or the copy cut short?"
+        ) from None
 
 
 _HEAD_RE = r"^\s*(\d{1,19})(?:\s+(\d{1,19}))?\s*$"
@@ -211,6 +238,8 @@ class GoldenFrames:
     book_ticker: pl.DataFrame
     snapshots: pl.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # frames read but left out, by reason
+    source: str = ""  # the capture file of this block (iter_golden); "" for a concatenation
 
     def frame(self, kind: str) -> pl.DataFrame:
         return getattr(self, kind)
@@ -224,10 +253,12 @@ class GoldenFrames:
         if not parts:
             return cls.empty(spec)
         counts: Counter[str] = Counter()
+        skipped: Counter[str] = Counter()
         for part in parts:
             counts.update(part.counts)
+            skipped.update(part.skipped)
         frames = {kind: pl.concat([p.frame(kind) for p in parts], rechunk=True) for kind in KINDS}
-        return cls(**frames, counts=dict(counts))
+        return cls(**frames, counts=dict(counts), skipped=dict(skipped))
 
 
 def frame_schema(kind: str, exact_units: bool) -> dict[str, pl.DataType]:
@@ -256,8 +287,12 @@ def _first_bad_json(rows: pl.DataFrame, path: Path) -> CaptureFormatError:
     return CaptureFormatError(f"{path}:{rows['line_no'][0]}..: a frame does not match the expected payload types")
 
 
-def _decode(kind: str, rows: pl.DataFrame, path: Path, spec: SymbolSpec | None) -> pl.DataFrame:
-    """Decode the frames (`rows` of one kind from `_parse_lines`) into the typed frame; check fields and grid."""
+def _decode(kind: str, rows: pl.DataFrame, path: Path, spec: SymbolSpec | None,
+            skipped: Counter[str]) -> pl.DataFrame:
+    """Decode the frames (`rows` of one kind from `_parse_lines`) into the typed frame; check fields and grid.
+
+    Futures trades that are not MARKET fills are dropped here (before the grid check) and counted in `skipped`.
+    """
     try:
         decoded = rows["frame"].str.json_decode(_json_dtype(kind))
     except (pl.exceptions.PolarsError, ValueError) as exc:
@@ -279,6 +314,11 @@ def _decode(kind: str, rows: pl.DataFrame, path: Path, spec: SymbolSpec | None) 
         how="horizontal",
     )
     line_nos = rows["line_no"]
+    if kind == "trades":
+        off_book = frame["X"].is_not_null() & (frame["X"] != FUTURES_MARKET_TRADE)
+        if off_book.any():
+            skipped.update({f"trade X={x}": n for x, n in frame.filter(off_book)["X"].value_counts().iter_rows()})
+            frame, line_nos = frame.filter(~off_book), line_nos.filter(~off_book)
     _check_complete(frame, kind, line_nos, path)
     if spec is not None:
         converted = frame.with_columns(
@@ -312,10 +352,11 @@ def _holes(frame: pl.DataFrame) -> pl.Series:
 
 def _check_complete(frame: pl.DataFrame, kind: str, line_nos: pl.Series, path: Path) -> None:
     """Every payload field (and both elements of every level) is required; name the first line lacking one."""
-    holes = _holes(frame.drop("recv_mono_ns"))
+    required = [c for c in frame.columns if c != "recv_mono_ns" and c not in _OPTIONAL[kind]]
+    holes = _holes(frame.select(required))
     if holes.any():
         row = holes.arg_max()
-        missing = [c for c in frame.columns if c != "recv_mono_ns" and frame[c][row] is None]
+        missing = [c for c in required if frame[c][row] is None]
         raise CaptureFormatError(f"{path}:{line_nos[row]}: {kind} frame lacks {missing or 'a level element'}")
 
 
@@ -357,13 +398,14 @@ def iter_golden(
         )
         frame_no += parsed.height
         _check_symbol(parsed, symbols, path)
+        skipped: Counter[str] = Counter()
         frames = {
-            kind: _decode(kind, rows, path, spec)
+            kind: _decode(kind, rows, path, spec, skipped)
             if kind in wanted and not (rows := parsed.filter(pl.col("kind") == kind)).is_empty()
             else pl.DataFrame(schema=frame_schema(kind, spec is not None))
             for kind in KINDS
         }
-        yield GoldenFrames(**frames, counts=_count(parsed))
+        yield GoldenFrames(**frames, counts=_count(parsed), skipped=dict(skipped), source=str(path))
 
 
 def read_golden(

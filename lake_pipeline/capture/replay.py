@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from lake_pipeline.capture.golden import GoldenFrames
-from lake_pipeline.capture.sync import BookSync, DepthDiff
+from lake_pipeline.capture.sync import FUTURES_RULE, SPOT_RULE, BookSync, DepthDiff, SyncRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,7 @@ class DiffMeta:
     exchange_ms: int  # E
     recv_ns: int
     frame_no: int
+    transaction_ms: int | None = None  # USD-M `T` (matching engine time), None on spot
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -52,8 +53,9 @@ def book_events(frames: GoldenFrames) -> Iterator[DepthDiff | Snapshot]:
     levels = {kind: [_split_lists(df, c) for c in ("bid_px", "bid_qty", "ask_px", "ask_qty")]
               for kind, df in (("depth", depth), ("snapshots", snaps))}
     diffs = [
-        DepthDiff(first, last, *(col[i] for col in levels["depth"]), meta=DiffMeta(e, recv, no))
-        for i, (first, last, e, recv, no) in enumerate(depth.select("U", "u", "E", "recv_ns", "frame_no").iter_rows())
+        DepthDiff(first, last, *(col[i] for col in levels["depth"]), meta=DiffMeta(e, recv, no, t), prev_id=pu)
+        for i, (first, last, pu, e, t, recv, no) in enumerate(
+            depth.select("U", "u", "pu", "E", "T", "recv_ns", "frame_no").iter_rows())
     ]
     snapshots = [
         Snapshot(lid, *(col[i] for col in levels["snapshots"]), recv_ns=recv, frame_no=no)
@@ -67,6 +69,12 @@ def book_events(frames: GoldenFrames) -> Iterator[DepthDiff | Snapshot]:
 
 def _frame_no(event: DepthDiff | Snapshot) -> int:
     return event.meta.frame_no if isinstance(event, DepthDiff) else event.frame_no
+
+
+def recorded_rule(frames: GoldenFrames) -> SyncRule:
+    """The sync rule a recording needs: USD-M diffs carry `pu` (the futures rule), spot diffs do not."""
+    depth = frames.depth
+    return FUTURES_RULE if depth.height and depth["pu"].null_count() < depth.height else SPOT_RULE
 
 
 def feed(sync: BookSync, event: DepthDiff | Snapshot) -> None:

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from loguru import logger
 
-from lake_pipeline.sim.exchange_limits import depth_weight
-
-WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+from lake_pipeline.capture.protocol import SPOT, TIME_WEIGHT, WEIGHT_HEADER, VenueProtocol
 
 
 class RestError(RuntimeError):
@@ -54,8 +52,10 @@ class RestClient:
     """`GET`s against one base URL with Binance's weight accounting; one instance per capture."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, weight_limit: int = 6000,
-                 min_snapshot_interval_s: float = 1.0, timeout_s: float = 10.0) -> None:
+                 min_snapshot_interval_s: float = 1.0, timeout_s: float = 10.0,
+                 protocol: VenueProtocol = SPOT) -> None:
         self._http = session
+        self.protocol = protocol
         self.base = base_url.rstrip("/")
         self.weight_limit = weight_limit
         self.min_snapshot_interval_s = min_snapshot_interval_s
@@ -115,10 +115,11 @@ class RestClient:
         since = time.monotonic() - self._last_snapshot
         await self._wait(self.min_snapshot_interval_s - since, "snapshot spacing")
         self._last_snapshot = time.monotonic()
-        limit = min(limit, 5000)
-        return await self.get("/api/v3/depth", {"symbol": symbol, "limit": str(limit)}, depth_weight(limit))
+        limit = self.protocol.depth_limit(limit)
+        return await self.get(self.protocol.depth_path, {"symbol": symbol, "limit": str(limit)},
+                              self.protocol.depth_weight(limit))
 
     async def server_time(self) -> tuple[int, int, int]:
         """(t_send_wall_ns, serverTime_ms, t_recv_wall_ns)."""
-        reply = await self.get("/api/v3/time", {}, 1)
+        reply = await self.get(self.protocol.time_path, {}, TIME_WEIGHT)
         return reply.send_wall_ns, int(json.loads(reply.text)["serverTime"]), reply.recv_wall_ns

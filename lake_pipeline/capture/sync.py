@@ -1,4 +1,5 @@
-"""Binance spot local order book sync (research binance.md §2.2) as a pure, event-at-a-time state machine.
+"""Binance local order book sync, spot (research binance.md §2.2) and USD-M futures (§2.3), as a pure,
+event-at-a-time state machine.
 
 No I/O: the caller feeds diff events (`on_diff`) and REST snapshots (`on_snapshot`) in arrival order and reads
 `needs_snapshot` to know when to fetch one. The same class serves the offline converter (events from a recording)
@@ -26,6 +27,16 @@ unproven continuity.
 
 Snapshot L while LIVE: L >= book_id replaces the book (a newer snapshot, e.g. a periodic refresh or the recorder's
 resync snapshot); an older one is ignored.
+
+USD-M futures (`FUTURES_RULE`, official "How to manage a local order book correctly"): update ids are NOT
+contiguous between events (`U != pu + 1` is normal), continuity is proven only by `pu`, the previous event's `u`.
+  first event after a snapshot L:  drop u < L; apply if U <= L <= u (L may equal u exactly: cryptofeed
+                                   BINANCE_FUTURES, the snapshot's T equals that diff's T; or lie strictly inside
+                                   [U, u]: the hftbacktest 2024 BTCUSDT recording); also apply if pu == L (the
+                                   event right after L, when the one ending at L never reached us; tardis-node
+                                   accepts it, and it is what follows a snapshot taken exactly at book_id)
+  every later event:               pu == book_id applies; u <= book_id is a stale duplicate; else a gap (resync)
+The SYNCING/LIVE machine, the buffer and the counters are shared; only these two predicates differ.
 """
 
 from __future__ import annotations
@@ -49,9 +60,10 @@ class BookLike(Protocol):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DepthDiff:
-    """One spot `depthUpdate` in int64 ticks/lots: update ids [first_id=U, last_id=u], absolute sizes (0 deletes).
+    """One `depthUpdate` in int64 ticks/lots: update ids [first_id=U, last_id=u], absolute sizes (0 deletes).
 
-    `meta` is the caller's tag (e.g. exchange time and receive time), handed back through `on_applied`.
+    `prev_id` is USD-M's `pu` (the previous event's `u`; None on spot). `meta` is the caller's tag (e.g. exchange
+    time and receive time), handed back through `on_applied`.
     """
 
     first_id: int
@@ -61,6 +73,55 @@ class DepthDiff:
     ask_px: np.ndarray
     ask_sz: np.ndarray
     meta: Any = None
+    prev_id: int | None = None
+
+
+class SyncRule:
+    """Spot continuity: a diff is stale when u <= book_id and continues the book when U <= book_id + 1.
+
+    `first` is True for the first diff after a snapshot (book_id = the snapshot's lastUpdateId); spot uses the
+    same test for both (the first diff may straddle L+1), futures does not.
+    """
+
+    name = "spot"
+
+    def stale(self, diff: DepthDiff, book_id: int, first: bool) -> bool:
+        return diff.last_id <= book_id
+
+    def continues(self, diff: DepthDiff, book_id: int, first: bool) -> bool:
+        return diff.first_id <= book_id + 1
+
+
+class FuturesSyncRule(SyncRule):
+    """USD-M continuity through `pu` (module docstring); a diff without `pu` is an error, not a guess."""
+
+    name = "futures"
+
+    def stale(self, diff: DepthDiff, book_id: int, first: bool) -> bool:
+        return diff.last_id < book_id if first else diff.last_id <= book_id
+
+    def continues(self, diff: DepthDiff, book_id: int, first: bool) -> bool:
+        if diff.prev_id is None:
+            raise ValueError(f"futures depthUpdate U={diff.first_id} u={diff.last_id} has no pu (previous u); "
+                             "is this a spot stream?")
+        if first:
+            return diff.first_id <= book_id <= diff.last_id or diff.prev_id == book_id
+        return diff.prev_id == book_id
+
+
+SPOT_RULE = SyncRule()
+FUTURES_RULE = FuturesSyncRule()
+
+
+def rule_for(exchange: str) -> SyncRule:
+    """The sync rule of a venue spelt like Crypto Lake: `BINANCE_FUTURES` (USD-M) or `BINANCE` (spot)."""
+    from lake_pipeline.instrument import FUTURES, SPOT
+
+    if exchange == FUTURES:
+        return FUTURES_RULE
+    if exchange == SPOT:
+        return SPOT_RULE
+    raise ValueError(f"no Binance order book sync rule for venue {exchange!r} (expected {SPOT} or {FUTURES})")
 
 
 class SyncState(Enum):
@@ -71,8 +132,8 @@ class SyncState(Enum):
 class DiffResult(Enum):
     BUFFERED = "buffered"  # SYNCING: kept for the next snapshot
     APPLIED = "applied"  # LIVE: levels applied, book_id = u
-    STALE = "stale"  # LIVE: u <= book_id, dropped
-    GAP = "gap"  # LIVE: U > book_id + 1; now SYNCING with this diff buffered -> fetch a snapshot
+    STALE = "stale"  # LIVE: older than the book (spot u <= book_id; futures u < L first, then u <= book_id)
+    GAP = "gap"  # LIVE: does not continue the book (spot U > book_id + 1; futures pu != book_id); now SYNCING
 
 
 class SnapshotResult(Enum):
@@ -109,15 +170,20 @@ class SyncStats:
 
 @dataclass
 class BookSync:
-    """The spot sync state machine over a book. `on_applied(diff)` runs after each applied diff (book updated)."""
+    """The sync state machine over a book. `on_applied(diff)` runs after each applied diff (book updated).
+
+    `rule`: `SPOT_RULE` (default) or `FUTURES_RULE` (`rule_for(exchange)` picks it from the venue).
+    """
 
     book: BookLike
     on_applied: Callable[[DepthDiff], None] | None = None
     max_buffer: int = 20_000  # ~30 min of 100 ms diffs; the oldest are discarded beyond it (counted)
+    rule: SyncRule = SPOT_RULE
     state: SyncState = SyncState.SYNCING
     book_id: int | None = None
     stats: SyncStats = field(default_factory=SyncStats)
     _buffer: deque[DepthDiff] = field(init=False)
+    _first: bool = field(init=False, default=False)  # LIVE on a snapshot label, no diff applied on top yet
 
     def __post_init__(self) -> None:
         self._buffer = deque(maxlen=self.max_buffer)
@@ -140,10 +206,10 @@ class BookSync:
             self._buffer_diff(diff)
             return DiffResult.BUFFERED
         assert self.book_id is not None
-        if diff.last_id <= self.book_id:
+        if self.rule.stale(diff, self.book_id, self._first):
             self.stats.stale += 1
             return DiffResult.STALE
-        if diff.first_id > self.book_id + 1:
+        if not self.rule.continues(diff, self.book_id, self._first):
             self.stats.gaps += 1
             self.state = SyncState.SYNCING
             self._buffer.clear()
@@ -164,11 +230,11 @@ class BookSync:
             self.stats.snapshots_reloaded += 1
             return SnapshotOutcome(SnapshotResult.RELOADED)
         before = len(self._buffer)
-        remaining = [d for d in self._buffer if d.last_id > last_update_id]
+        remaining = [d for d in self._buffer if not self.rule.stale(d, last_update_id, first=True)]
         dropped = before - len(remaining)
         self.stats.stale += dropped
         self._buffer = deque(remaining, maxlen=self.max_buffer)
-        if remaining and remaining[0].first_id > last_update_id + 1:
+        if remaining and not self.rule.continues(remaining[0], last_update_id, first=True):
             self.stats.snapshots_too_old += 1
             return SnapshotOutcome(SnapshotResult.TOO_OLD, dropped=dropped)
         self._load(last_update_id, bid_px, bid_sz, ask_px, ask_sz)
@@ -195,11 +261,13 @@ class BookSync:
         self.book.load_snapshot(bid_px, bid_sz, ask_px, ask_sz)
         self.book_id = int(last_update_id)
         self.state = SyncState.LIVE
+        self._first = True
 
     def _apply(self, diff: DepthDiff) -> None:
         self.book.apply_levels(True, diff.bid_px, diff.bid_sz)
         self.book.apply_levels(False, diff.ask_px, diff.ask_sz)
         self.book_id = diff.last_id
+        self._first = False
         self.stats.applied += 1
         if self.on_applied is not None:
             self.on_applied(diff)

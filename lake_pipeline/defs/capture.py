@@ -2,7 +2,8 @@
 
 The sensor only decides and launches (research dagster.md §4): from the session config it requests one bounded run
 per active session and duration slot (run_key = session/instrument/slot, so a tick never launches a slot twice),
-never a second run for an instrument that already has one in flight, and it starts STOPPED so a deploy cannot start captures.
+never a second run for an instrument that already has one in flight, and it starts STOPPED so a deploy cannot
+start captures.
 The run records for the session's duration and materialises the partition with what it wrote; the job carries
 `dagster/max_runtime` (duration + margin) so run monitoring kills a capture that hangs.
 For a past date the asset cannot record (capture is live); it describes the sessions already on disk, or records
@@ -127,8 +128,9 @@ def golden_samples(context: dg.AssetExecutionContext, config: CaptureRunConfig, 
         # Nothing was captured that day, and a past day cannot be recorded now. Failing would also skip the
         # fidelity report of the same run, which works without golden data (Tier A marked unavailable), so the
         # asset records that the partition has no sessions instead.
-        why = (f"no golden sessions for {part.instrument} on {part.date} under {data_root.location()}/golden (a live capture can "
-               f"only record today's partition, {today}); the fidelity report runs without Tier A")
+        why = (f"no golden sessions for {part.instrument} on {part.date} under {data_root.location()}/golden "
+               f"(a live capture can only record today's partition, {today}); the fidelity report runs without "
+               "Tier A")
         context.log.warning(why)
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "sessions": 0, "status": "none",
                                               "reason": why})

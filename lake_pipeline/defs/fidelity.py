@@ -148,8 +148,10 @@ def fidelity_checks(context: AssetCheckExecutionContext, data_root: DataRoot) ->
 
 
 fidelity_checks_job = dg.define_asset_job(
-    "fidelity_checks_job", selection=dg.AssetSelection.checks(fidelity_checks), partitions_def=instrument_date_partitions,
-    description="Runs the fidelity asset checks for one partition (launch with tag dagster/partition=<date>|<VENUE.SYMBOL>).",
+    "fidelity_checks_job", selection=dg.AssetSelection.checks(fidelity_checks),
+    partitions_def=instrument_date_partitions,
+    description="Runs the fidelity asset checks for one partition "
+                "(launch with tag dagster/partition=<date>|<VENUE.SYMBOL>).",
 )
 
 

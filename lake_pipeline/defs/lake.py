@@ -27,7 +27,8 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
         kinds={"parquet"},
         retry_policy=ACQUIRE_RETRY,
         resource_defs={"lake_source": DEFAULT_LAKE_SOURCE},
-        description=f"Crypto Lake `{table}` for one instrument-day in the ready zone, validated against the known schemas "
+        description=f"Crypto Lake `{table}` for one instrument-day in the ready zone, validated against the known "
+        "schemas "
         "(acquired from the configured LakeSource first, when there is one).",
     )
     def _asset(context: dg.AssetExecutionContext, data_root: DataRoot, lake_source: LakeSource) -> dg.MaterializeResult:

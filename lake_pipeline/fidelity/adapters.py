@@ -298,8 +298,14 @@ def golden_quotes(frames) -> pl.DataFrame:
 
 
 def golden_messages(frames) -> pl.DataFrame:
+    """Depth diffs; `gap`: the diff does not continue the previous one (spot U != u + 1, USD-M pu != u)."""
+    from lake_pipeline.capture.replay import recorded_rule
+    from lake_pipeline.capture.sync import FUTURES_RULE
+
+    previous = pl.col("u").shift(1)
+    follows = pl.col("pu") == previous if recorded_rule(frames) is FUTURES_RULE else pl.col("U") == previous + 1
     m = frames.depth.select((pl.col("E") * MS).alias("time_ns"), pl.col("U").alias("first_id"),
-                            pl.col("u").alias("last_id"), pl.lit(False).alias("gap"))
+                            pl.col("u").alias("last_id"), (~follows).fill_null(False).alias("gap"))
     return conform(m, MESSAGES_SCHEMA, "golden depth diffs")
 
 
@@ -319,7 +325,7 @@ def rebuild_golden_book(frames) -> tuple[pl.DataFrame, pl.DataFrame] | None:
         from lake_pipeline.book import OrderBook
     except ImportError:
         return None
-    from lake_pipeline.capture.replay import book_events, feed
+    from lake_pipeline.capture.replay import book_events, feed, recorded_rule
     from lake_pipeline.capture.sync import BookSync
 
     book = OrderBook()
@@ -333,7 +339,7 @@ def rebuild_golden_book(frames) -> tuple[pl.DataFrame, pl.DataFrame] | None:
         times.append(int(diff.meta.exchange_ms) * MS)
         ids.append(int(diff.last_id))
 
-    sync = BookSync(book, on_applied=record)
+    sync = BookSync(book, on_applied=record, rule=recorded_rule(frames))
     for event in book_events(frames):
         feed(sync, event)
     if not rows:

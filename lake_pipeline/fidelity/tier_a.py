@@ -68,7 +68,7 @@ def paired_integrity(cmp: Comparison) -> list[MetricResult]:
     out: list[MetricResult] = []
     if g.messages is not None and g.messages.height > 1:
         m = g.messages
-        gaps = m.filter(pl.col("first_id") != pl.col("last_id").shift(1) + 1).slice(1) if m.height else m
+        gaps = m.filter(pl.col("gap"))  # the venue's continuity rule, decided by the adapter
         out.append(_count(cmp, "golden_sequence_gaps", gaps.height,
                           {"diffs": m.height, "first_gaps": gaps.head(MAX_EXAMPLES).to_dicts()}))
     else:

@@ -23,6 +23,7 @@ from lake_pipeline import __version__
 from lake_pipeline.atomic import atomic_dir, write_json_atomic
 from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.download import DEFAULT_CHUNK_BYTES, download_objects, sidecar_path
+from lake_pipeline.lake.partition_writer import MANIFEST
 from lake_pipeline.lake.retry import RetryPolicy
 from lake_pipeline.lake.source import ObjectSource, SourceObject, open_source
 from lake_pipeline.lake.validate import (
@@ -35,7 +36,6 @@ from lake_pipeline.lake.validate import (
 from lake_pipeline.lake.values import REPAIR_DUPLICATE_DELTA_ROWS
 from lake_pipeline.paths import lake_ready, lake_staging
 
-MANIFEST = "_manifest.json"
 VALIDATION_REPORT = "_validation.json"
 
 ACQUIRED, UP_TO_DATE, MISSING = "acquired", "up_to_date", "missing"

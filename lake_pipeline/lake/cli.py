@@ -98,6 +98,8 @@ def _register_from_capture(sub: argparse._SubParsersAction) -> None:
     add_instrument_args(p)
     p.add_argument("--tick", type=positive_decimal, help="price tick (default: symbol config)")
     p.add_argument("--lot", type=positive_decimal, help="size lot (default: symbol config)")
+    p.add_argument("--replace", action="store_true",
+                   help="replace dates already converted from a different capture (default: refuse to mix)")
     p.set_defaults(func=_lake_from_capture)
 
 
@@ -110,6 +112,6 @@ def _lake_from_capture(args: argparse.Namespace) -> int:
     spec = resolve_spec(instrument, args.tick, args.lot)
     with tqdm(unit=" frames", desc="lake-from-capture", disable=None) as bar:
         report = lake_from_capture(args.capture, args.data_root, instrument, spec,
-                                   progress=bar.update)
+                                   progress=bar.update, replace=args.replace)
     print(json.dumps(report.to_dict(), indent=2))
     return 0

@@ -3,12 +3,14 @@
 Rows arrive in batches from a streaming producer and may belong to several UTC dates (a capture file rolls over
 by receive time, while partitions follow exchange time). Each (table, date) partition is built in a temporary
 directory beside its final path (`atomic.atomic_dir`) with one open parquet writer; `close()` publishes every
-partition, an exception discards them all, so readers never see a half-written partition.
+partition, an exception discards them all, so readers never see a half-written partition. A killed run leaves
+its hidden temp directories behind; `clean_stale_temps` (called by the converter at start) removes them.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -18,11 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake_pipeline import paths
-from lake_pipeline.atomic import atomic_dir
+from lake_pipeline.atomic import atomic_dir, write_json_atomic
 from lake_pipeline.instrument import Instrument
 
 NS_PER_DAY = 86_400 * 10**9
 PART_FILE = "part-00000.parquet"
+MANIFEST = "_manifest.json"  # the same name acquire writes: what made the partition
 
 
 def utc_date_of_ns(ns: int) -> str:
@@ -39,9 +42,25 @@ class LakePartitionWriter:
         self.rows: dict[str, int] = {}
         self._stack = contextlib.ExitStack()
         self._writers: dict[str, pq.ParquetWriter] = {}
+        self._temps: dict[str, Path] = {}
+
+    @property
+    def directory(self) -> Path:
+        """`lake/ready/{table}/exchange=E/symbol=S`: where the date partitions (and killed runs' temps) live."""
+        return self.final_dir("1970-01-01").parent
 
     def final_dir(self, day: str) -> Path:
         return paths.lake_ready(self.data_root, self.instrument.on(day), self.table)
+
+    @property
+    def days(self) -> list[str]:
+        """Dates with a partition under construction (written to, or opened empty by `ensure`)."""
+        return sorted(self._writers)
+
+    def ensure(self, day: str) -> None:
+        """Open `day`'s partition even if no row falls on it, so a date gets every table (0 rows is a fact)."""
+        self._writer(day)
+        self.rows.setdefault(day, 0)
 
     def write(self, batch: pa.Table) -> None:
         if batch.num_rows == 0:
@@ -58,13 +77,17 @@ class LakePartitionWriter:
     def _writer(self, day: str) -> pq.ParquetWriter:
         if day not in self._writers:
             tmp = self._stack.enter_context(atomic_dir(self.final_dir(day)))
+            self._temps[day] = tmp
             writer = pq.ParquetWriter(tmp / PART_FILE, self.schema, compression=self.compression)
             self._stack.callback(writer.close)  # LIFO: the file is closed before its directory is published
             self._writers[day] = writer
         return self._writers[day]
 
-    def close(self) -> None:
-        """Publish every partition written to."""
+    def close(self, manifest: Callable[[str, str], dict] | None = None) -> None:
+        """Publish every partition written to; `manifest(table, day)` goes beside the data as `_manifest.json`."""
+        if manifest is not None:
+            for day, tmp in self._temps.items():
+                write_json_atomic(tmp / MANIFEST, manifest(self.table, day))
         self._stack.close()
 
     def abort(self, exc: BaseException) -> None:

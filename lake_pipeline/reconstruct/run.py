@@ -370,7 +370,7 @@ def _check_inputs_unchanged(before: dict[str, list], root: Path, part: Partition
     changed = [table for table in TABLE_ORDER if before.get(table) != after.get(table)]
     if changed:
         raise InputChangedError(
-            f"{part}: input table(s) {', '.join(changed)} changed during the reconstruction "
+            f"{part.exchange} {part.symbol} dt={part.date}: input table(s) {', '.join(changed)} changed during the reconstruction "
             f"(replaced, rewritten or added/removed files under {root / 'lake' / 'ready'})")
 
 

@@ -16,7 +16,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from lake_pipeline.sim import simulate
 
-    s = simulate(Path(args.data_root), partition_arg(args), args.hours, args.seed, start_hour=args.start_hour, faults=args.faults, golden_hours=args.golden_hours,
+    s = simulate(Path(args.data_root), partition_arg(args), args.hours, args.seed, start_hour=args.start_hour,
+                 faults=args.faults, golden_hours=args.golden_hours,
                  lake_variant=args.lake_variant, progress=not args.quiet)
     t = s.timings
     print(f"simulated {s.exchange} {s.symbol} {s.date} from {s.start_hour:02d}:00 for {s.hours:g} h (seed {s.seed}) "

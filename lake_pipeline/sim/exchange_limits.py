@@ -12,17 +12,6 @@ import math
 from dataclasses import dataclass, field
 
 
-def depth_weight(limit: int) -> int:
-    """Weight of `GET /api/v3/depth` for an (already clamped) `limit` (5/25/50/250 since 2023-10-19)."""
-    if limit <= 100:
-        return 5
-    if limit <= 500:
-        return 25
-    if limit <= 1000:
-        return 50
-    return 250
-
-
 @dataclass
 class Verdict:
     """What the REST layer answers: `status` 200/429/418, the used weight for the header, `retry_after` seconds."""

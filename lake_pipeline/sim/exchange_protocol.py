@@ -11,7 +11,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
-MAX_STREAMS_PER_CONNECTION = 1024
+from lake_pipeline.capture.protocol import SPOT
+
+MAX_STREAMS_PER_CONNECTION = SPOT.max_streams
 """Binance's documented cap on streams per connection."""
 
 _SYMBOL = r"[a-z0-9]{2,30}"

@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from loguru import logger
 
+from lake_pipeline.capture.protocol import SPOT, WEIGHT_HEADER
 from lake_pipeline.sim.derived_streams import AggTradeBuilder, SecondDiffMerger, partial_depth, to_microseconds
 from lake_pipeline.sim.exchange_faults import Faults, ServerTiming
 from lake_pipeline.sim.exchange_feed import KIND_DEPTH, KIND_TRADE, Feed, FeedFrame
@@ -33,7 +34,6 @@ from lake_pipeline.sim.exchange_limits import (
     MessageRate,
     WeightBudget,
     banned_body,
-    depth_weight,
     too_many_requests_body,
 )
 from lake_pipeline.sim.exchange_protocol import (
@@ -47,8 +47,6 @@ from lake_pipeline.sim.exchange_protocol import (
 )
 from lake_pipeline.sim.replay_book import BookCursor, ReplayBook
 
-MAX_DEPTH_LIMIT = 5000
-WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
 
 @dataclass
@@ -453,12 +451,12 @@ class ExchangeServer:
         except ValueError:
             return self._reply({"code": -1100, "msg": "Illegal characters found in parameter 'limit'; legal range "
                                                       "is '^[0-9]{1,20}$'."}, 400, self.budget._used)
-        limit = max(1, min(limit, MAX_DEPTH_LIMIT))
+        limit = SPOT.depth_limit(limit)
         force = 0.0
         if self._force_429_left > 0:
             self._force_429_left -= 1
             force = self.faults.retry_after_s
-        limited = self._limited(depth_weight(limit), force)
+        limited = self._limited(SPOT.depth_weight(limit), force)
         if limited is not None:
             return limited
         if symbol != self.feed.symbol:

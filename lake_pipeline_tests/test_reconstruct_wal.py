@@ -101,9 +101,12 @@ def test_resume_reports_where_it_resumed(reference, tmp_path) -> None:
     _assert_identical(root, reference)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments(tmp_path) -> None:
-    """Simulator data, killed at random moments (seeded) until a run completes; then compared in full.
-    Small enough for the default suite (6 simulated minutes, many small chunks)."""
+    """Simulator data, killed at random wall-clock moments (seeded) until a run completes; then compared in full.
+    Still `slow`: on a loaded 2-core machine the number of kills before a run completes depends on timing (a resumed
+    run can finish inside its random deadline), so it is not reliable enough for the default suite. The deterministic
+    kill at every commit step (test_sigkill_at_each_commit_step_then_resume) is."""
     from lake_pipeline.sim.simulate import simulate
 
     ref = tmp_path / "ref"

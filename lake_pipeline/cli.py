@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "lake_pipeline.assess.cli",
     "lake_pipeline.reconstruct.cli",
     "lake_pipeline.fidelity.cli",
+    "lake_pipeline.handoff.cli",
     "lake_pipeline.demo",
 )
 

@@ -24,12 +24,13 @@ from lake_pipeline.defs import (  # noqa: E402
     capture,
     chain,
     fidelity,
+    handoff,
     lake,
     reconstruct,
 )
 from lake_pipeline.resources import DataRoot  # noqa: E402
 
-DOMAINS = (lake, acquisition, assessment, reconstruct, fidelity, capture, automation, chain)
+DOMAINS = (lake, acquisition, assessment, reconstruct, fidelity, handoff, capture, automation, chain)
 
 
 EXECUTOR_ENV = "LAKE_EXECUTOR"

@@ -5,7 +5,7 @@
 | 0 | done |
 | 1 | a bug: an unexpected exception (its traceback is shown, please report it); `fidelity --fail-on`: the verdict failed |
 | 2 | bad input or usage: arguments, config files, lake files, captures (the message names file/field/row) |
-| 3 | missing at the source: a partition the source does not have (acquire) |
+| 3 | missing at the source: a partition the source does not have (acquire); a capture that recorded no market frame |
 | 4 | an input changed during the run (nothing was published: run again) |
 | 5 | environment: disk full, permission denied, other I/O failures (partial files were removed or resume) |
 | 130 | interrupted (Ctrl-C) |

@@ -44,3 +44,4 @@ def data_root(tmp_path: Path) -> Path:
 
 
 from lake_pipeline_tests.pg_server import postgres_server  # noqa: E402,F401  (session fixture: a real PostgreSQL)
+from lake_pipeline_tests.handoff_support import sim_quarter_hour  # noqa: E402,F401  (session fixture: a reconstructed quarter hour)

@@ -17,6 +17,7 @@ EXPECTED_ASSETS = {
     "unified_events": ["data_assessment", "lake/book", "lake/book_delta_v2", "lake/trades"],
     "fidelity_report": ["golden_samples", "unified_events"],
     "golden_samples": [],
+    "hftbacktest_export": ["unified_events"],
 }
 EXPECTED_CHECKS = {
     ("unified_events", f"fidelity_{family}")
@@ -65,4 +66,4 @@ def test_checks_jobs_schedules_sensors() -> None:
     assert sensors["golden_capture_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
     assert sensors["chain_automation_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     chain = {k.to_user_string() for k in repo.get_job("chain_job").asset_layer.selected_asset_keys}
-    assert chain == set(EXPECTED_ASSETS) - {"golden_samples"}
+    assert chain == set(EXPECTED_ASSETS) - {"golden_samples", "hftbacktest_export"}

@@ -111,3 +111,31 @@ def test_exchange_server_simulate_mode(tmp_path):
     assert first["stream"] == "btcusdt@depth@100ms" and first["data"]["e"] == "depthUpdate"
     assert len(snap["bids"]) == len(snap["asks"]) == 100 and float(snap["bids"][0][0]) < float(snap["asks"][0][0])
     assert list(tmp_path.rglob("session=sim-3/frames-*"))
+
+
+@pytest.mark.parametrize(("endpoint", "why"), [
+    ("deaf_url", r"no frame recorded: could not connect to ws://127\.0\.0\.1:\d+/stream\?streams=btcusdt@trade/"
+                 r"btcusdt@depth@100ms/btcusdt@bookTicker in 1\.5 s \(1 failed attempts; last error: no answer "
+                 r"before the capture ended\)"),
+    ("mute_url", r"no frame recorded: connected 1 time\(s\) to ws://127\.0\.0\.1:\d+/stream\?streams=\S+ but it sent "
+                 r"no market frame of btcusdt@trade, btcusdt@depth@100ms, btcusdt@bookTicker in 1\.5 s"),
+])
+def test_capture_that_records_nothing_fails_with_a_reason(endpoint, why, tmp_path, capsys):
+    """Issue 13: an endpoint that never answers (or answers and sends nothing) is exit 3 with the reason, within the
+    capture's duration, and a failed session.json; not "complete, 0 frames" and exit 0."""
+    import time
+
+    from lake_pipeline_tests.exchange_helpers import SilentEndpoints
+
+    with SilentEndpoints() as silent:
+        url = getattr(silent, endpoint)
+        t0 = time.monotonic()
+        code = main(["capture", "--symbol", "BTC-USDT", "--duration", "1.5s", "--data-root", str(tmp_path),
+                     "--ws-url", url, "--rest-url", url.replace("ws://", "http://"), "--no-ntp", "--plaintext"])
+        elapsed = time.monotonic() - t0
+    err = capsys.readouterr().err
+    assert code == 3 and re.search(f"capture failed: {why}", err), err
+    assert elapsed < 15  # the duration (plus start-up), not a hung connect
+    [session] = list(tmp_path.rglob("session.json"))
+    doc = json.loads(session.read_text())
+    assert doc["status"] == "failed" and re.fullmatch(why, doc["error"])

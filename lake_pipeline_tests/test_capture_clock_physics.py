@@ -10,8 +10,8 @@ import pytest
 from lake_pipeline.capture.clock import ClockTracker, LatencyStats, binance_time_sample, ntp_sample
 from lake_pipeline.capture.levels import LevelParser
 from lake_pipeline.capture.live import binance_symbol, ticker_update_id
-from lake_pipeline.capture.physics import PhysicsMonitor
-from lake_pipeline.instrument import Instrument
+from lake_pipeline.capture.physics import PhysicsMonitor, stream_interval_ms
+from lake_pipeline.capture.protocol import FUTURES, SPOT
 
 
 def test_binance_time_offset_is_ntp_style():
@@ -85,33 +85,24 @@ def test_level_parsing_is_exact_and_rejects_off_grid():
 
 
 def test_symbol_and_ticker_helpers():
-    assert binance_symbol("BTC-USDT") == "BTCUSDT"
-    with pytest.raises(ValueError, match="futures"):
-        binance_symbol("BTC-USDT-PERP")
+    assert binance_symbol("BTC-USDT", SPOT) == "BTCUSDT" == binance_symbol("BTC-USDT-PERP", FUTURES)
+    with pytest.raises(ValueError, match="trades on USD-M futures"):
+        binance_symbol("BTC-USDT-PERP", SPOT)
     frame = '{"stream":"btcusdt@bookTicker","data":{"u":50093239212,"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1"}}'
     assert ticker_update_id(frame) == 50093239212
 
 
-@pytest.mark.realdata
-def test_live_level_parsing_agrees_with_the_golden_wire_path(realdata):
-    """Every level of the first 2,000 real BTC diffs: the capture's parser equals `wire.levels_to_units`."""
-    import json
-
-    from lake_pipeline.capture.golden import iter_frames
-    from lake_pipeline.capture.wire import levels_to_units
-    from lake_pipeline.config import symbol_spec
-
-    spec = symbol_spec(Instrument.parse("BTC-USDT"))
-    parse = LevelParser(spec.tick, spec.lot)
-    checked = 0
-    for _, _, frame in iter_frames([realdata / "hftbacktest" / "spot" / "btcusdt_20240808.gz"]):
-        if b'@depth@100ms"' not in frame[:40]:
-            continue
-        data = json.loads(frame)["data"]
-        for side in ("b", "a"):
-            mine, theirs = parse.arrays(data[side]), levels_to_units(data[side], spec, side)
-            assert mine[0].tolist() == theirs[0].tolist() and mine[1].tolist() == theirs[1].tolist()
-        checked += 1
-        if checked == 2000:
-            break
-    assert checked == 2000
+def test_futures_depth_pace_is_the_venues():
+    """USD-M `@depth` is 250 ms (spot: 1000 ms); `@depth@0ms` has no pace, so no per-second cap applies to it."""
+    assert [stream_interval_ms(f"btcusdt@{s}", FUTURES) for s in ("depth", "depth@500ms", "depth@100ms", "depth@0ms",
+                                                                  "trade")] == [250, 500, 100, None, None]
+    assert stream_interval_ms("btcusdt@depth", SPOT) == 1000 and stream_interval_ms("btcusdt@depth@0ms", SPOT) is None
+    fast = PhysicsMonitor(FUTURES)
+    for ms in range(0, 1000, 20):  # 50 real-time diffs in one second: fine at @0ms
+        fast.observe("btcusdt@depth@0ms", 1_000_000 + ms)
+    for ms in range(0, 1000, 100):  # 10 in one second: too many for the 250 ms @depth
+        fast.observe("btcusdt@depth", 1_000_000 + ms)
+    report = fast.report()
+    assert report["violations"] == ["btcusdt@depth: 10 messages in one exchange second (at most 4 possible)",
+                                    "btcusdt@depth: 10 messages in 0.9 s of exchange time (at most 5 possible)",
+                                    "btcusdt@depth: E spacing of 100 ms for a 250 ms stream"]

@@ -124,3 +124,22 @@ def test_golden_samples_asset_captures_today_and_describes_past_days(btc_feed, d
     [mat] = empty.asset_materializations_for_node("golden_samples")
     assert (mat.metadata["sessions"].value, mat.metadata["dagster/row_count"].value) == (0, 0)
     assert mat.metadata["reason"].value.startswith("no golden sessions for BINANCE.BTC-USDT on 2024-08-09")
+
+
+
+def test_golden_samples_run_fails_when_the_endpoint_never_answers(data_root):
+    """Issue 13: a capture run that records no frame fails (with the reason), it does not materialise 0 frames."""
+    from lake_pipeline_tests.exchange_helpers import SilentEndpoints
+
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    with SilentEndpoints() as silent:
+        config = {"duration_s": 1.0, "ws_url": silent.deaf_url, "rest_url": silent.deaf_url.replace("ws:", "http:"),
+                  "ntp": False, "plaintext": True}
+        result = dg.materialize([golden_samples], partition_key=f"{today}|BINANCE.BTC-USDT",
+                                resources={"data_root": DataRoot(path=str(data_root))},
+                                run_config={"ops": {"golden_samples": {"config": config}}}, raise_on_error=False)
+    assert not result.success
+    assert result.asset_materializations_for_node("golden_samples") == []
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.error.message
+    assert "failed: no frame recorded: could not connect to ws://127.0.0.1:" in message, message

@@ -21,104 +21,28 @@ from loguru import logger
 from lake_pipeline.book import OrderBook
 from lake_pipeline.capture.golden import read_golden
 from lake_pipeline.capture.keys import use_key
-from lake_pipeline.capture.levels import LevelParser
 from lake_pipeline.capture.live import LiveCapture
 from lake_pipeline.capture.replay import book_events, feed
 from lake_pipeline.capture.sync import BookSync
-from lake_pipeline.config import symbol_spec
 from lake_pipeline.instrument import Instrument
 from lake_pipeline.sim import simulate
 from lake_pipeline.sim.exchange_faults import Faults, ServerTiming
 from lake_pipeline.sim.exchange_feed import load_feed
-from lake_pipeline.sim.exchange_server import ExchangeServer
 from lake_pipeline_tests.exchange_helpers import (  # noqa: F401
     CAPTURE_KEY,
+    DEPTH,
+    SPEC,
     btc_feed,
     capture_config,
     capture_until_served,
     captured_lines,
+    check_capture,
+    payloads,
     serve,
 )
 
 pytestmark = pytest.mark.realdata
 
-DEPTH = "btcusdt@depth@100ms"
-SPEC = symbol_spec(Instrument.parse("BTC-USDT"))
-
-
-def _payloads(frames: list[str], stream: str) -> list[dict]:
-    head = f'{{"stream":"{stream}"'
-    return [json.loads(f)["data"] for f in frames if f.startswith(head)]
-
-
-def _expected_gaps(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Id ranges missing between consecutive (first, last) ranges in arrival order."""
-    gaps, hi = [], ranges[0][1]
-    for lo, up in ranges[1:]:
-        if lo > hi + 1:
-            gaps.append((hi + 1, lo - 1))
-        hi = max(hi, up)
-    return gaps
-
-
-BAND_TICKS = 200_000  # $2,000 either side of the touch: well inside the engine's re-centring window
-
-
-def _book_levels(book: OrderBook, lo: int, hi: int) -> tuple:
-    out = []
-    for side in (True, False):
-        px, sz = book.levels(side)
-        keep = (px >= lo) & (px <= hi)
-        out += [tuple(px[keep].tolist()), tuple(sz[keep].tolist())]
-    return tuple(out)
-
-
-def _server_levels(server: ExchangeServer, lo: int, hi: int) -> tuple:
-    parse = LevelParser(SPEC.tick, SPEC.lot)
-    out = []
-    for levels in server.book.top(10**6):
-        px, sz = parse.arrays(levels)
-        keep = (px >= lo) & (px <= hi)
-        out += [tuple(px[keep].tolist()), tuple(sz[keep].tolist())]
-    return tuple(out)
-
-
-def assert_same_book(book: OrderBook, server: ExchangeServer) -> None:
-    """Every level within BAND_TICKS of the touch equals the server's full-depth book. (Far levels can be lost by
-    the engine's bounded, re-centring window; that is its documented trade-off, not the capture's.)"""
-    lo, hi = book.best_bid()[0] - BAND_TICKS, book.best_ask()[0] + BAND_TICKS
-    mine, theirs = _book_levels(book, lo, hi), _server_levels(server, lo, hi)
-    assert len(mine[0]) > 100 and len(mine[2]) > 100
-    assert mine == theirs
-
-
-def check_capture(server: ExchangeServer, capture: LiveCapture, result, data_root: Path) -> dict:
-    """The shared promises; returns session.json for fault-specific assertions."""
-    doc = json.loads(result.session_json[0].read_text())
-    assert result.status == "complete" and doc["status"] == "complete"
-    lines = captured_lines(result, data_root)
-    frames = [f for _, _, f in lines if f.startswith('{"stream"')]
-    # 1. nothing lost: the capture holds exactly what the server pushed, in order, and every REST snapshot
-    assert frames == server.served_frames()
-    assert sum(1 for _, _, f in lines if f.startswith('{"lastUpdateId"')) == doc["frames"]["per_stream"].get(
-        "<rest snapshot>", 0) == len(server.stats.snapshots)
-    assert all(m is not None for _, m, _ in lines)
-    monos = [m for _, m, _ in lines]
-    assert monos == sorted(monos)
-    # 2. every id that never arrived is flagged, and nothing else
-    diffs = _payloads(frames, DEPTH)
-    assert [(g["from_id"], g["to_id"]) for g in doc["gaps"]] == _expected_gaps([(d["U"], d["u"]) for d in diffs])
-    trades = _payloads(frames, "btcusdt@trade")
-    assert [(g["from_id"], g["to_id"]) for g in doc["trade_gaps"]] == _expected_gaps([(t["t"], t["t"]) for t in trades])
-    # 3. the book is right after every resync, and at the end equals the server's
-    checks = doc["book"]["book_checks"]
-    assert checks["mismatched"] == 0 and checks["checked"] > 0
-    for r in doc["resyncs"]:
-        assert r["completed_ns"] is not None and r["mismatches_after"] == 0 and r["checks_after"] > 0, r
-    assert capture.tracker.sync.book_id == server.book.update_id
-    assert_same_book(capture.tracker.book, server)
-    assert doc["physics"]["ok"], doc["physics"]["violations"]
-    return doc
 
 
 def test_capture_equals_served_frames_and_book_matches_bookticker(btc_feed, data_root):
@@ -135,8 +59,8 @@ def test_capture_equals_served_frames_and_book_matches_bookticker(btc_feed, data
     assert doc["gaps"] == [] and doc["trade_gaps"] == [] and len(doc["resyncs"]) == 1
     # the capture's live checkpoints are exactly the aligned bookTickers after its sync point
     synced_at = doc["resyncs"][0]["snapshot_id"]
-    diff_us = {d["u"] for d in _payloads(frames, DEPTH) if d["u"] > synced_at}
-    aligned = [t for t in _payloads(frames, "btcusdt@bookTicker") if t["u"] in diff_us]
+    diff_us = {d["u"] for d in payloads(frames, DEPTH) if d["u"] > synced_at}
+    aligned = [t for t in payloads(frames, "btcusdt@bookTicker") if t["u"] in diff_us]
     assert doc["book"]["book_checks"]["checked"] == len(aligned) > 1000
     # independent offline replay of the stored files through the golden reader, sync and engine
     with use_key(CAPTURE_KEY):
@@ -338,7 +262,8 @@ def test_silent_peer_is_detected_and_reconnected(btc_feed, data_root):
 
 def test_simulated_session_through_the_server(data_root, tmp_path):
     """The simulator's golden feed, served and captured: frames one for one, book equal to the server's."""
-    summary = simulate(tmp_path / "sim", Instrument.parse("BTC-USDT").on("2024-08-08"), 0.02, 5, start_hour=9, golden_hours=0.02)
+    summary = simulate(tmp_path / "sim", Instrument.parse("BTC-USDT").on("2024-08-08"), 0.02, 5, start_hour=9,
+                       golden_hours=0.02)
     feed = load_feed(sorted(Path(summary.paths["golden"]).glob("frames-*")))
     server, capture, doc = _run(feed, data_root, Faults(drop_diff_at=(200,)), seconds=2.0)
     assert len(doc["gaps"]) == 1 and doc["book"]["book_checks"]["checked"] > 50

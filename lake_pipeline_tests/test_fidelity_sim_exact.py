@@ -10,21 +10,27 @@ from __future__ import annotations
 import pytest
 
 from lake_pipeline.fidelity.runner import run_fidelity
+from lake_pipeline.instrument import FUTURES
 from lake_pipeline.fidelity.scoring import FAIL
 from lake_pipeline.fidelity.trade_conventions import AGGREGATED_FILLS_BY_KEY
-from lake_pipeline.instrument import Instrument, Partition
+from lake_pipeline.instrument import FUTURES, Partition
 from lake_pipeline.reconstruct.run import reconstruct_partition
 from lake_pipeline.sim.simulate import simulate
 from lake_pipeline_tests.sim_support import DATE, EXCHANGE, SYMBOL
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
+@pytest.fixture(scope="module", params=[(EXCHANGE, SYMBOL), (FUTURES, "BTC-USDT-PERP")], ids=["spot", "usdm"])
+def report(request, tmp_path_factory):
+    """A simulated spot partition, and a USD-M one (its golden feed in USD-M frames: pu chain, T, X=MARKET)."""
+    exchange, symbol = request.param
     root = tmp_path_factory.mktemp("fid_sim")
-    simulate(root, Instrument.parse(SYMBOL).on(DATE), hours=0.015, seed=11)
-    reconstruct_partition(root, Partition(EXCHANGE, SYMBOL, DATE))
-    rep = run_fidelity(root, Partition(EXCHANGE, SYMBOL, DATE))
-    return {m.name: m for m in rep.metrics}, rep
+    part = Partition(exchange, symbol, DATE)
+    simulate(root, part, hours=0.015, seed=11)
+    reconstruct_partition(root, part)
+    rep = run_fidelity(root, part)
+    m = {m.name: m for m in rep.metrics}
+    assert rep.to_json()["comparison"]["tier_a_available"] and m["golden_sequence_gaps"].value == 0
+    return m, rep
 
 
 def test_aggregate_lake_trades_match_the_golden_fills_aggregated(report):

@@ -295,19 +295,21 @@ def test_cryptofeed_all_symbols_match_book_ticker(realdata: Path, tmp_path: Path
 def test_live_payloads_equal_recorded_events(realdata: Path) -> None:
     from lake_pipeline.capture.golden import iter_frames
     from lake_pipeline.capture.replay import Snapshot
-    from lake_pipeline.capture.wire import diff_from_payload, snapshot_from_body
+    from lake_pipeline.capture.book_tracker import diff_from_payload, snapshot_from_body
+    from lake_pipeline.capture.levels import LevelParser
     from lake_pipeline.config import symbol_spec
 
     btc = symbol_spec(Instrument.parse("BTC-USDT"))
+    levels = LevelParser(btc.tick, btc.lot)
     path = realdata / "hftbacktest" / "spot" / "btcusdt_20240808.gz"
     recorded = [e for frames in _first_block(path, btc) for e in book_events(frames)]
     live = []
     for _, _, frame in iter_frames([path]):
         msg = json.loads(frame)
         if "lastUpdateId" in msg:
-            live.append(snapshot_from_body(msg, btc))
+            live.append(snapshot_from_body(msg, levels))
         elif msg["stream"].endswith("@depth@100ms"):
-            live.append(diff_from_payload(msg["data"], btc))
+            live.append(diff_from_payload(msg["data"], levels))
         if len(live) == len(recorded):
             break
     assert len(recorded) > 100
@@ -329,10 +331,14 @@ def _first_block(path: Path, spec: SymbolSpec) -> list:
 
 
 def test_live_payload_off_grid_is_named() -> None:
-    from lake_pipeline.capture.wire import diff_from_payload
+    from lake_pipeline.capture.book_tracker import diff_from_payload
+    from lake_pipeline.capture.levels import LevelParser
 
-    spec = SymbolSpec("BTC-USDT", Decimal("0.01"), WIRE)
-    with pytest.raises(ValueError, match=r"depthUpdate U=5 u=6 asks: '1.005' is not on the grid 0.01 of BTC-USDT"):
-        diff_from_payload({"U": 5, "u": 6, "b": [["1.00", "2"]], "a": [["1.005", "1"]]}, spec)
-    d = diff_from_payload({"U": 5, "u": 6, "b": [["1.00", "2", []]], "a": []}, spec, meta="m")
-    assert (d.bid_px.tolist(), d.bid_sz.tolist(), d.ask_px.tolist(), d.meta) == ([100], [200000000], [], "m")
+    levels = LevelParser(Decimal("0.01"), WIRE)
+    with pytest.raises(ValueError, match=r"depthUpdate U=5 u=6 asks: price \(tick 0.01\) '1.005' is off the grid"):
+        diff_from_payload({"U": 5, "u": 6, "E": 1, "b": [["1.00", "2"]], "a": [["1.005", "1"]]}, levels)
+    d = diff_from_payload({"U": 5, "u": 6, "E": 7, "b": [["1.00", "2", []]], "a": []}, levels)
+    assert (d.bid_px.tolist(), d.bid_sz.tolist(), d.ask_px.tolist(), d.meta, d.prev_id) == ([100], [200000000], [], 7,
+                                                                                           None)
+    f = diff_from_payload({"U": 5, "u": 9, "pu": 3, "E": 7, "T": 6, "b": [], "a": [["1.01", "0"]]}, levels)
+    assert (f.prev_id, f.ask_px.tolist(), f.ask_sz.tolist()) == (3, [101], [0])  # USD-M keeps pu

@@ -99,11 +99,11 @@ def test_cli_bad_names_exit_2_naming_the_field(argv, message, tmp_path: Path, ca
 
 def test_simulator_writes_a_futures_venue(tmp_path: Path) -> None:
     """`simulate --exchange BINANCE_FUTURES --symbol BTC-USDT-PERP`: lake tables under exchange=BINANCE_FUTURES on the
-    futures grid (tick 0.1, lot 0.001) at a perpetual's price level; no golden feed (spot wire format only)."""
+    futures grid (tick 0.1, lot 0.001) at a perpetual's price level; its golden feed in USD-M frames (`pu`, `T`)."""
     assert main(["simulate", "--data-root", str(tmp_path), "--exchange", "BINANCE_FUTURES", "--symbol",
                  "BTC-USDT-PERP", "--hours", "0.01", "--seed", "4", "--quiet"]) == 0
     assert sorted(p.relative_to(tmp_path).parts[:2] for p in tmp_path.glob("*/*")) == [
-        ("lake", "ready"), ("sim_truth", "exchange=BINANCE_FUTURES")]
+        ("golden", "exchange=BINANCE_FUTURES"), ("lake", "ready"), ("sim_truth", "exchange=BINANCE_FUTURES")]
     from lake_pipeline.lake.read import read_table
 
     trades = read_table(tmp_path, PERP, "trades")
@@ -115,7 +115,8 @@ def test_simulator_writes_a_futures_venue(tmp_path: Path) -> None:
     assert ((raw["price"] * 10).round(6) % 1 == 0).all() and ((raw["amount"] * 1000).round(6) % 1 == 0).all()
     mid = float(raw["price"].median())
     assert 61_000 < mid < 63_000  # BTC's level, a perpetual a few bp above spot's 61,800 start
-    from lake_pipeline.sim import SimulationError, simulate
+    import gzip
 
-    with pytest.raises(SimulationError, match="golden feed speaks Binance spot only"):
-        simulate(tmp_path / "g", PERP, 0.01, 1, golden_hours=0.01)
+    [frames] = list(tmp_path.glob("golden/exchange=BINANCE_FUTURES/symbol=BTC-USDT-PERP/dt=*/session=*/frames-*"))
+    depth = next(ln for ln in gzip.open(frames, "rt") if '"btcusdt@depth@100ms"' in ln)
+    assert '"pu":' in depth and '"T":' in depth

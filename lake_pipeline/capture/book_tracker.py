@@ -1,7 +1,8 @@
 """The capture's live order book: Binance payloads → the shared sync state machine → the shared book engine.
 
 `BookTracker` converts payloads to ticks/lots, drives `sync.BookSync` over `book.OrderBook`, and records what
-session.json must tell: gaps (update ids that never arrived on the wire, whatever the sync state), resyncs (why, when asked, when done, how many
+session.json must tell: gaps (update ids that never arrived on the wire, whatever the sync state; on USD-M, where ids
+are not contiguous, a diff whose `pu` is not the previous diff's `u`), resyncs (why, when asked, when done, how many
 snapshots it took) and the bookTicker self-check. The check compares the book with every bookTicker whose `u`
 equals the `u` of an applied diff (an update-aligned checkpoint; research §1.2: exact on real data), whichever of
 the two arrives first; a mismatch or a crossed book is a desync, so it asks for a resync.
@@ -19,11 +20,48 @@ from loguru import logger
 
 from lake_pipeline.book import OrderBook
 from lake_pipeline.capture.levels import LevelParser
-from lake_pipeline.capture.sync import BookSync, DepthDiff, DiffResult, SnapshotOutcome, SnapshotResult
+from lake_pipeline.capture.sync import (
+    SPOT_RULE,
+    BookSync,
+    DepthDiff,
+    DiffResult,
+    SnapshotOutcome,
+    SnapshotResult,
+    SyncRule,
+)
 from lake_pipeline.config import SymbolSpec
 
 MAX_PENDING_TICKERS = 50_000
 MAX_LISTED = 50
+
+
+def _units(levels: LevelParser, side: list, what: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return levels.arrays(side)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
+def diff_from_payload(data: dict, levels: LevelParser) -> DepthDiff:
+    """A `depthUpdate` payload (spot, or USD-M with `pu`) → `DepthDiff` in ticks/lots tagged with its `E`; the
+    same digit rule and kernel as the golden reader, so the live and the recorded path cannot disagree on a value.
+    A level off the grid is a ValueError naming the diff and the side."""
+    where = f"depthUpdate U={data.get('U')} u={data.get('u')}"
+    bid_px, bid_sz = _units(levels, data["b"], f"{where} bids")
+    ask_px, ask_sz = _units(levels, data["a"], f"{where} asks")
+    pu = data.get("pu")
+    return DepthDiff(int(data["U"]), int(data["u"]), bid_px, bid_sz, ask_px, ask_sz, meta=int(data["E"]),
+                     prev_id=None if pu is None else int(pu))
+
+
+def snapshot_from_body(body: dict, levels: LevelParser) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A REST depth body (spot, or USD-M with `E`/`T`) → `(lastUpdateId, bid_px, bid_sz, ask_px, ask_sz)`."""
+    where = f"snapshot lastUpdateId={body.get('lastUpdateId')}"
+    try:
+        return (int(body["lastUpdateId"]), *_units(levels, body["bids"], f"{where} bids"),
+                *_units(levels, body["asks"], f"{where} asks"))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"depth snapshot lacks {exc}: {str(body)[:120]!r}") from None
 
 
 @dataclass
@@ -50,10 +88,10 @@ class TickerCheck:
 class BookTracker:
     """One symbol's live book and its sync bookkeeping (single-threaded: call from the capture's event loop)."""
 
-    def __init__(self, spec: SymbolSpec) -> None:
+    def __init__(self, spec: SymbolSpec, rule: SyncRule = SPOT_RULE) -> None:
         self.spec = spec
         self.book = OrderBook()
-        self.sync = BookSync(self.book, on_applied=self._applied)
+        self.sync = BookSync(self.book, on_applied=self._applied, rule=rule)
         self.levels = LevelParser(spec.tick, spec.lot)
         self.gaps: list[dict] = []
         self.resyncs: list[Resync] = []
@@ -94,13 +132,15 @@ class BookTracker:
 
     # ----------------------------------------------------------------------------------------------- diffs
     def on_diff(self, data: dict, recv_wall_ns: int) -> DiffResult:
-        bid_px, bid_sz = self.levels.arrays(data["b"])
-        ask_px, ask_sz = self.levels.arrays(data["a"])
-        diff = DepthDiff(int(data["U"]), int(data["u"]), bid_px, bid_sz, ask_px, ask_sz, meta=int(data["E"]))
+        diff = diff_from_payload(data, self.levels)
         wire = self._wire_u
-        if wire and diff.first_id > wire + 1:  # ids never delivered, whatever the sync state: a flagged gap
-            gap = {"kind": "depth", "recv_wall_ns": recv_wall_ns, "from_id": wire + 1, "to_id": diff.first_id - 1,
-                   "missing_ids": diff.first_id - wire - 1}
+        # events never delivered, whatever the sync state: a flagged gap (USD-M: the pu chain breaks; the ids in
+        # between are not all events there, so the gap names the last u received and the pu that was expected)
+        missed = diff.prev_id > wire if diff.prev_id is not None else diff.first_id > wire + 1
+        if wire and missed:
+            to_id = diff.prev_id if diff.prev_id is not None else diff.first_id - 1
+            gap = {"kind": "depth", "recv_wall_ns": recv_wall_ns, "from_id": wire + 1, "to_id": to_id,
+                   "missing_ids": to_id - wire}
             self.gaps.append(gap)
             logger.warning("depth gap: update ids {}..{} never arrived", gap["from_id"], gap["to_id"])
         self._wire_u = max(wire, diff.last_id)
@@ -128,13 +168,7 @@ class BookTracker:
 
     # ----------------------------------------------------------------------------------------------- snapshots
     def on_snapshot(self, text: str) -> SnapshotOutcome:
-        body = json.loads(text)
-        try:
-            bid_px, bid_sz = self.levels.arrays(body["bids"])
-            ask_px, ask_sz = self.levels.arrays(body["asks"])
-            last_id = int(body["lastUpdateId"])
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"depth snapshot lacks {exc}: {text[:120]!r}") from None
+        last_id, bid_px, bid_sz, ask_px, ask_sz = snapshot_from_body(json.loads(text), self.levels)
         outcome = self.sync.on_snapshot(last_id, bid_px, bid_sz, ask_px, ask_sz)
         r = self.current_resync
         if r is not None:

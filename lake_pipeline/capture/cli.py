@@ -9,14 +9,17 @@ from lake_pipeline.cli_args import add_instrument_args, instrument_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("capture", help="record Binance spot golden samples (trade, depth@100ms, bookTicker)",
+    p = sub.add_parser("capture", help="record Binance golden samples, spot or USD-M futures (trade, depth@100ms, "
+                                       "bookTicker)",
                        description="Record one symbol's combined stream and REST snapshots into encrypted, rotated "
                                    "golden files under <data-root>/golden/, with session.json metadata.")
     add_instrument_args(p, symbol_required=False)  # default: the session config's instrument
     p.add_argument("--duration", default=None, help="e.g. 3600, 90s, 30m, 1h (default 1h or the session's)")
     p.add_argument("--data-root", type=Path, default=None, help="data root (default $LAKE_DATA_ROOT or ./data)")
-    p.add_argument("--ws-url", default=None, help="WebSocket base (default wss://stream.binance.com:9443)")
-    p.add_argument("--rest-url", default=None, help="REST base (default https://api.binance.com)")
+    p.add_argument("--ws-url", default=None, help="WebSocket base (default wss://stream.binance.com:9443, USD-M "
+                                                  "wss://fstream.binance.com)")
+    p.add_argument("--rest-url", default=None, help="REST base (default https://api.binance.com, USD-M "
+                                                    "https://fapi.binance.com)")
     p.add_argument("--session-config", type=Path, default=None, help="multi-session YAML (see capture.session_config)")
     p.add_argument("--session", default=None, help="session name in --session-config (default: its only session)")
     p.add_argument("--rotate", default=None, help="file rotation interval (default 1h)")
@@ -70,7 +73,8 @@ def build_config(args: argparse.Namespace):
     key = None if args.plaintext else load_key(key_file=args.key_file)
     duration = parse_duration(args.duration) if args.duration else (session.duration_s if session else 3600.0)
     rotate = parse_duration(args.rotate) if args.rotate else (session.rotate_s if session else 3600.0)
-    cfg = CaptureConfig(symbol=instrument.symbol, exchange=instrument.exchange, data_root=(args.data_root or default_data_root()).resolve(),
+    cfg = CaptureConfig(symbol=instrument.symbol, exchange=instrument.exchange,
+                        data_root=(args.data_root or default_data_root()).resolve(),
                         duration_s=duration, streams=streams, key=key, rotate_s=rotate, regime=regime,
                         session_name=session.name if session else None,
                         regime_intent=session.regime_intent if session else None)
@@ -87,6 +91,9 @@ def build_config(args: argparse.Namespace):
 
 def _capture(args: argparse.Namespace) -> int:
     import asyncio
+    import sys
+
+    from lake_pipeline import exits
 
     from lake_pipeline.capture.live import LiveCapture
 
@@ -95,7 +102,12 @@ def _capture(args: argparse.Namespace) -> int:
     print(f"session {result.session_id}: {result.status}, {result.frames} frames, {len(result.files)} files")
     for path in result.session_json:
         print(path)
-    return 0 if result.status == "complete" else 1
+    if result.status == "complete":
+        return 0
+    # no market frame (never connected, or the endpoint sent nothing): missing at the source; any other failed
+    # capture (storage, a dropped connection it could not survive) is the environment's
+    print(f"capture failed: {result.document.get('error', '')}", file=sys.stderr)
+    return exits.MISSING if not capture.stream_frames else exits.ENVIRONMENT
 
 
 def _keygen(args: argparse.Namespace) -> int:

@@ -203,11 +203,6 @@ class DecryptingReader(io.RawIOBase):
         super().close()
 
 
-def is_encrypted(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(len(MAGIC)) == MAGIC
-
-
 def open_encrypted(path: Path, key: CaptureKey | None = None, allow_truncated: bool = False) -> BinaryIO:
     """Buffered plaintext stream of an encrypted capture file (key resolved by `keys.load_key` when not given)."""
     key = load_key(key)

@@ -2,8 +2,8 @@
 
 Same digit rule and the same compiled kernel as the golden reader (`units._parse_units`): fraction digits beyond the
 unit's decimals must be zeros and the scaled value must divide exactly, else ValueError. The recorded path feeds the
-kernel an Arrow string buffer per block, and `wire.levels_to_units` builds a polars Series per side (~140 µs for 16
-levels); a live diff is small, so this joins its strings into one buffer for the kernel (~30 µs), which matters
+kernel an Arrow string buffer per block (a polars Series per side would cost ~140 µs for 16 levels); a live diff is
+small, so this joins its strings into one buffer for the kernel (~30 µs), which matters
 when a replay runs the capture at thousands of diffs per second.
 """
 

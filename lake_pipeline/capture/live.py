@@ -1,6 +1,9 @@
-"""LiveCapture: record Binance spot golden samples (DESIGN §6, research binance.md §1–§2, §6).
+"""LiveCapture: record Binance golden samples, spot or USD-M futures (DESIGN §6, research binance.md §1–§2, §6).
 
-One combined-stream WebSocket (`@trade`, `@depth@100ms`, `@bookTicker`, optionally `@aggTrade`) for one symbol.
+One combined-stream WebSocket (`@trade`, `@depth@100ms`, `@bookTicker`, optionally `@aggTrade`) for one symbol, on
+the endpoints of the venue (`CaptureConfig.exchange`: `BINANCE` spot, `BINANCE_FUTURES` USD-M with its
+`/fapi/v1` REST paths, weights and `pu` sync rule from `capture.protocol` / `capture.sync`). Frames are stored as
+received, so USD-M's `T` (transaction time) stays beside `E` in every diff, trade, bookTicker and snapshot.
 Every text frame is stamped (`time.time_ns()`, `time.monotonic_ns()`) the moment it is read and handed to the
 storage thread through a bounded queue, together with the REST snapshots, so the reader never waits for gzip,
 encryption or the disk. The same loop keeps a live book (`BookTracker`: the shared sync over the shared engine),
@@ -8,7 +11,12 @@ resyncs on gaps while keeping the socket and the buffer, and measures clock, lat
 
 Reconnects: jittered exponential backoff after failures; right away after `serverShutdown`; after a clean close
 too (a server closing cleanly is not "done" — peer_lessons trap 6), never in a tight loop (the delay only resets
-once a connection delivered frames), and within Binance's 300 connection attempts per 5 minutes.
+once a connection delivered frames), and within Binance's 300 connection attempts per 5 minutes. A connection
+attempt is bounded (`connect_timeout_s`) and gives way to the end of the capture, so an endpoint that never answers
+cannot hold the run past its duration.
+
+A capture that recorded no market frame (it never connected, or the peer sent nothing) is `failed`, with an error
+that says which; its caller (CLI exit code, Dagster run) fails too, instead of reporting "complete: 0 frames".
 """
 
 from __future__ import annotations
@@ -34,14 +42,15 @@ from lake_pipeline.capture.clock import ClockTracker, LatencyStats, binance_time
 from lake_pipeline.capture.encryption import DEFAULT_CHUNK_BYTES
 from lake_pipeline.capture.keys import CaptureKey
 from lake_pipeline.capture.physics import PhysicsMonitor
+from lake_pipeline.capture.protocol import VenueProtocol, venue_protocol, wire_symbol
 from lake_pipeline.capture.regime import RegimeConfig, RegimeDetector, overlapping
 from lake_pipeline.capture.rest import RestClient, RestError
 from lake_pipeline.capture.session_config import DEFAULT_STREAMS
 from lake_pipeline.capture.session_log import ConnectionRecord, SessionLog, session_document, write_session_json
 from lake_pipeline.capture.storage import RotatingFrameWriter, StorageWorker, utc_date, utc_stamp
-from lake_pipeline.capture.sync import DiffResult
+from lake_pipeline.capture.sync import DiffResult, rule_for
 from lake_pipeline.config import SymbolSpec, symbol_spec
-from lake_pipeline.instrument import SPOT, Instrument
+from lake_pipeline.instrument import Instrument
 from lake_pipeline.paths import golden_dir
 
 SNAPSHOT_COUNT_KEY = "<rest snapshot>"
@@ -59,11 +68,12 @@ def ticker_update_id(frame: str) -> int:
     return int(m[1])
 
 
-def binance_symbol(symbol: str) -> str:
-    """`BTC-USDT` → `BTCUSDT` (spot only: a `-PERP` symbol is a futures market)."""
-    if symbol.upper().endswith("-PERP"):
-        raise ValueError(f"{symbol}: LiveCapture records Binance spot; futures symbols are not supported")
-    return symbol.replace("-", "").replace("/", "").upper()
+def binance_symbol(symbol: str, protocol: VenueProtocol) -> str:
+    """`BTC-USDT` → `BTCUSDT`, `BTC-USDT-PERP` → `BTCUSDT` on USD-M; a `-PERP` symbol on spot is an error."""
+    if symbol.upper().endswith("-PERP") and not protocol.diff_has_prev_id:
+        raise ValueError(f"{symbol}: a -PERP symbol trades on USD-M futures (BINANCE_FUTURES), not on "
+                         f"{protocol.exchange} spot")
+    return wire_symbol(symbol.replace("/", "-"))
 
 
 @dataclass
@@ -71,9 +81,9 @@ class CaptureConfig:
     symbol: str  # pipeline form, e.g. "BTC-USDT"
     data_root: Path
     duration_s: float = 3600.0
-    exchange: str = SPOT
-    ws_url: str = "wss://stream.binance.com:9443"
-    rest_url: str = "https://api.binance.com"
+    exchange: str = ""  # BINANCE | BINANCE_FUTURES; "" = the symbol's venue (`-PERP` symbols are USD-M)
+    ws_url: str = ""  # "" = the venue's (wss://stream.binance.com:9443, wss://fstream.binance.com)
+    rest_url: str = ""  # "" = the venue's (https://api.binance.com, https://fapi.binance.com)
     streams: tuple[str, ...] = DEFAULT_STREAMS  # stream suffixes after "<symbol>@"
     key: CaptureKey | None = None  # None = plaintext (only when explicitly allowed by the caller)
     rotate_s: float = 3600.0
@@ -86,6 +96,7 @@ class CaptureConfig:
     reconnect_base_s: float = 0.5
     reconnect_cap_s: float = 30.0
     silence_timeout_s: float = 30.0  # no frame and no ping for this long: the connection is dead
+    connect_timeout_s: float = 10.0  # one WebSocket connection attempt (TCP, TLS, upgrade)
     time_sample_s: float = 60.0
     ntp_interval_s: float = 3600.0
     ntp_servers: tuple[str, ...] = ("pool.ntp.org",)
@@ -115,14 +126,18 @@ class LiveCapture:
 
     def __init__(self, cfg: CaptureConfig) -> None:
         self.cfg = cfg
-        self.bsym = binance_symbol(cfg.symbol)
+        cfg.exchange = Instrument.parse(cfg.symbol, cfg.exchange or None).exchange
+        self.protocol = venue_protocol(cfg.exchange)
+        cfg.ws_url = cfg.ws_url or self.protocol.ws_base
+        cfg.rest_url = cfg.rest_url or self.protocol.rest_base
+        self.bsym = binance_symbol(cfg.symbol, self.protocol)
         self.ssym = self.bsym.lower()
         self.session_id = cfg.session_id or f"{utc_stamp(time.time_ns())}-{secrets.token_hex(3)}"
         self.stream_names = [f"{self.ssym}@{s}" for s in cfg.streams]
         self.log = SessionLog(self.session_id, cfg.exchange, cfg.symbol, self.stream_names)
         self.clock = ClockTracker()
         self.latency = LatencyStats()
-        self.physics = PhysicsMonitor()
+        self.physics = PhysicsMonitor(self.protocol)
         self.regimes = RegimeDetector(cfg.regime)
         self.tracker: BookTracker | None = None
         self._dirs: dict[str, Path] = {}
@@ -150,6 +165,21 @@ class LiveCapture:
     def frames(self) -> int:
         return sum(self.log.frames.values())
 
+    @property
+    def stream_frames(self) -> int:
+        """Market frames of the subscribed streams (not snapshots, control replies or serverShutdown)."""
+        return sum(self.log.frames[s] for s in self.stream_names)
+
+    def _no_frame_reason(self) -> str:
+        url = self._url()
+        if not self.log.connections:
+            failures = self.log.connect_failures
+            last = f"; last error: {failures[-1]['error']}" if failures else ""
+            return (f"no frame recorded: could not connect to {url} in {self.cfg.duration_s:g} s "
+                    f"({len(failures)} failed attempts{last})")
+        return (f"no frame recorded: connected {len(self.log.connections)} time(s) to {url} but it sent no market "
+                f"frame of {', '.join(self.stream_names)} in {self.cfg.duration_s:g} s")
+
     def session_dir(self, date: str) -> Path:
         if date not in self._dirs:
             self._dirs[date] = golden_dir(self.cfg.data_root, self.cfg.instrument.on(date)) / \
@@ -167,10 +197,11 @@ class LiveCapture:
         tasks: list[asyncio.Task] = []
         async with aiohttp.ClientSession() as http:
             self.http = http
-            self.rest = RestClient(http, cfg.rest_url, min_snapshot_interval_s=cfg.min_snapshot_interval_s)
+            self.rest = RestClient(http, cfg.rest_url, weight_limit=self.protocol.weight_limit_1m,
+                                   min_snapshot_interval_s=cfg.min_snapshot_interval_s, protocol=self.protocol)
             try:
                 spec = cfg.spec or symbol_spec(cfg.instrument) or await self._spec_from_exchange()
-                self.tracker = BookTracker(spec)
+                self.tracker = BookTracker(spec, rule_for(cfg.exchange))
                 tasks = [asyncio.create_task(self._time_sampler(), name="capture-time"),
                          asyncio.create_task(self._ntp_sampler(), name="capture-ntp"),
                          asyncio.create_task(self._stop_after(cfg.duration_s), name="capture-timer")]
@@ -220,7 +251,9 @@ class LiveCapture:
             if self._stop.is_set():
                 break
             try:
-                ws = await self.http.ws_connect(url, autoping=False, heartbeat=None, max_msg_size=16 << 20)
+                ws = await self._connect(url)
+                if ws is None:  # the capture ended while connecting
+                    break
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 failures += 1
                 delay = self._backoff(failures)
@@ -250,6 +283,25 @@ class LiveCapture:
             self.log.add_reconnect(conn.reason, delay)
             logger.warning("connection {} ended: {}; reconnecting in {:.2f} s", conn.id, conn.reason, delay)
             await self._sleep(delay)
+
+    async def _connect(self, url: str) -> aiohttp.ClientWebSocketResponse | None:
+        """One connection attempt, at most `connect_timeout_s`; None when the capture is stopped meanwhile."""
+        attempt = asyncio.ensure_future(self.http.ws_connect(url, autoping=False, heartbeat=None,
+                                                             max_msg_size=16 << 20))
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({attempt, stopped}, timeout=self.cfg.connect_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if attempt in done:
+            return attempt.result()
+        attempt.cancel()
+        await asyncio.gather(attempt, return_exceptions=True)
+        if self._stop.is_set():
+            self.log.add_connect_failure(url, "no answer before the capture ended", 0.0)
+            return None
+        raise TimeoutError(f"no answer within {self.cfg.connect_timeout_s:g} s")
 
     async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse, conn: ConnectionRecord) -> None:
         """Close a connection that delivered no frame and no ping for `silence_timeout_s` (a dead peer sends
@@ -418,15 +470,17 @@ class LiveCapture:
             await self._ws.close()
 
     async def _spec_from_exchange(self) -> SymbolSpec:
-        """Tick from exchangeInfo PRICE_FILTER; lot = the wire precision 10^-baseAssetPrecision (book sizes can be
-        finer than today's LOT_SIZE step: older resting orders keep theirs)."""
-        reply = await self.rest.get("/api/v3/exchangeInfo", {"symbol": self.bsym}, 20)
+        """Tick from exchangeInfo PRICE_FILTER; lot = the wire precision: spot 10^-baseAssetPrecision (book sizes can
+        be finer than today's LOT_SIZE step: older resting orders keep theirs), USD-M 10^-quantityPrecision."""
+        reply = await self.rest.get(self.protocol.exchange_info_path, {"symbol": self.bsym},
+                                    self.protocol.exchange_info_weight)
         info = json.loads(reply.text)
         entry = next((s for s in info.get("symbols", []) if s.get("symbol") == self.bsym), None)
         if entry is None:
             raise ValueError(f"{self.cfg.symbol}: not listed in {self.cfg.rest_url} exchangeInfo")
         tick = next(f["tickSize"] for f in entry["filters"] if f["filterType"] == "PRICE_FILTER")
-        lot = Decimal(1).scaleb(-int(entry.get("baseAssetPrecision", 8)))
+        precision = entry.get("quantityPrecision") if self.protocol.diff_has_prev_id else None
+        lot = Decimal(1).scaleb(-int(precision if precision is not None else entry.get("baseAssetPrecision", 8)))
         logger.info("{}: tick {} and lot {} from exchangeInfo", self.cfg.symbol, Decimal(tick).normalize(), lot)
         return SymbolSpec(self.cfg.symbol, Decimal(tick).normalize(), lot, "exchangeInfo")
 
@@ -448,6 +502,9 @@ class LiveCapture:
             status, error = "failed", error or f"{type(exc).__name__}: {exc}"
             logger.error("capture storage: {}", exc)
             files = self.storage.writer.files
+        if status == "complete" and not self.stream_frames:
+            status, error = "failed", self._no_frame_reason()
+            logger.error("capture {} failed: {}", self.session_id, error)
         ended = time.time_ns()
         offset = self.clock.offset_ns()
         segments = self.regimes.segments()
@@ -464,6 +521,8 @@ class LiveCapture:
         gaps, resyncs = book.pop("gaps", []), book.pop("resyncs", [])
         extra = {
             "exchange_symbol": self.bsym,
+            "rest_paths": {"depth": self.protocol.depth_path, "time": self.protocol.time_path},
+            "sync_rule": rule_for(self.cfg.exchange).name,
             "ws_url": self.cfg.ws_url,
             "rest_url": self.cfg.rest_url,
             "session_name": self.cfg.session_name,

@@ -2,8 +2,8 @@
 
 Counts are judged on the exchange clock (`E`), never on receive time: a replay at 50x or a burst after a network
 stall compresses receive times, not the exchange's. Rules (research binance.md §1.2, measured on real BTC):
-- a diff-depth stream at `@100ms` emits at most 10 messages per exchange second (1 for the 1000 ms stream) and its
-  `E` spacing is never far below the interval;
+- a diff-depth stream at `@100ms` emits at most 10 messages per exchange second (1 for the 1000 ms stream, 4 for
+  USD-M's 250 ms `@depth`) and its `E` spacing is never far below the interval; USD-M `@depth@0ms` has no pace;
 - `E` never goes backwards within one stream, `U`/`u` and trade ids only move forward (gaps are flagged elsewhere);
 - a capture cannot hold more diff messages than its exchange-time span allows.
 """
@@ -13,15 +13,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from lake_pipeline.capture.protocol import SPOT, VenueProtocol, depth_interval_ms
 
-def depth_interval_ms(stream: str) -> int | None:
-    """100 or 1000 for diff-depth stream names, None for others."""
+
+def stream_interval_ms(stream: str, protocol: VenueProtocol = SPOT) -> int | None:
+    """The paced interval of a diff-depth stream name on `protocol`'s venue, None for other streams (and `@0ms`)."""
     tail = stream.split("@", 1)[1] if "@" in stream else ""
-    if tail in ("depth@100ms",):
-        return 100
-    if tail in ("depth", "depth@1000ms"):
-        return 1000
-    return None
+    kind, _, speed = tail.partition("@")
+    if kind != "depth" or (speed or "") not in protocol.diff_depth_speeds:
+        return None
+    return depth_interval_ms(protocol, speed)
 
 
 @dataclass
@@ -38,13 +39,15 @@ class _StreamClock:
 class PhysicsMonitor:
     """Collects per-stream exchange-time statistics during a capture; `report()` judges them."""
 
-    def __init__(self) -> None:
+    def __init__(self, protocol: VenueProtocol = SPOT) -> None:
         self._streams: dict[str, _StreamClock] = {}
+        self._protocol = protocol
 
     def observe(self, stream: str, event_ms: int) -> None:
         s = self._streams.get(stream)
         if s is None:
-            s = self._streams[stream] = _StreamClock(depth_interval_ms(stream), first_ms=event_ms, last_ms=event_ms)
+            s = self._streams[stream] = _StreamClock(stream_interval_ms(stream, self._protocol), first_ms=event_ms,
+                                                     last_ms=event_ms)
         elif event_ms < s.last_ms:
             s.backwards += 1
         else:

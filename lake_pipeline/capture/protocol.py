@@ -170,3 +170,15 @@ def stream_kind(suffix: str) -> str | None:
 def is_depth_stream(suffix: str) -> bool:
     """Any depth stream, diff or partial, known or not (`depth`, `depth@0ms`, `depth20@100ms`, `depth@250ms`)."""
     return suffix.startswith(DIFF_DEPTH)
+
+
+_BARE_DEPTH_MS = {SPOT.exchange: 1000, FUTURES.exchange: 250}
+
+
+def depth_interval_ms(protocol: VenueProtocol, speed: str) -> int | None:
+    """Push interval of a depth stream with speed suffix `speed` ("" for the bare `@depth`): spot 1000 ms bare,
+    USD-M 250 ms bare; `100ms` → 100; USD-M `0ms` (real time) → None, it has no fixed pace."""
+    if not speed:
+        return _BARE_DEPTH_MS[protocol.exchange]
+    ms = int(speed.removesuffix("ms"))
+    return ms or None

@@ -15,9 +15,10 @@
     message, so the first book row describes every level; seeding from it and applying the deltas reproduces the
     true BBO after every message (deeper levels created later arrive as deltas). The file starts mid-stream.
 * `golden/exchange=E/symbol=S/dt=D/session=sim-<seed>/frames-<YYYYmmddTHHMMSSZ>.jsonl.gz` + `session.json` —
-  the Binance spot feed of the same market (`<recv_ns> <frame>` lines like the hftbacktest recordings: @trade per
+  the Binance feed of the same market (`<recv_ns> <frame>` lines like the hftbacktest recordings: @trade per
   fill, @depth@100ms with the same ticks as the lake deltas and `U == prev_u + 1`, @bookTicker at every BBO change,
-  one REST snapshot (limit 1000) whose `lastUpdateId` lies strictly inside the 3rd or a later diff).
+  one REST snapshot (limit 1000) whose `lastUpdateId` lies strictly inside the 3rd or a later diff); in USD-M
+  payloads for a BINANCE_FUTURES partition (`pu`, `T`, trades with `"X":"MARKET"`, snapshot `E`/`T`).
 * `sim_truth/exchange=E/symbol=S/dt=D/bbo.parquet` — per depth message: `update_id` (u), `exchange_time_ns`
   (exact `E` in ns), `bid_price`, `bid_size`, `ask_price`, `ask_size` (int64 ticks/lots); and `faults.json` — every
   injected lake fault (kind, time range, sequence numbers, expected effect) plus where a documented reference

@@ -50,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--faults", type=_faults, default=[],
                    help="comma list: dropped-delta,time-hole,crossed-snapshot,missing-hour (lake tables only)")
     p.add_argument("--golden-hours", type=float, default=None,
-                   help="hours of golden Binance feed (default: all when hours <= 2, else 1; 0 disables; "
-                        "futures: none yet)")
+                   help="hours of golden Binance feed, spot or USD-M frames by venue (default: all when "
+                        "hours <= 2, else 1; 0 disables)")
     p.add_argument("--lake-variant", choices=("stored", "loaded"), default="stored",
                    help="lake column names: cryptofeed's stored names or lakeapi's loaded ones")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

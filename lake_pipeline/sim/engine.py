@@ -695,10 +695,6 @@ class Market:
     def now_ms(self) -> int:
         return int(self.st[S_MS])
 
-    @property
-    def messages_emitted(self) -> int:
-        return int(self.st[S_MSGS])
-
     def run(self, ms_end: int, *, record_bookticker: bool) -> ChunkOutput:
         counts = self._bufs[7]
         counts[:] = 0

@@ -7,25 +7,34 @@ every run. Diff positions (`drop_diff_at`, `duplicate_diff_at`) count depth diff
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+
+from lake_pipeline.capture.protocol import VenueProtocol
 
 
 @dataclass
 class ServerTiming:
-    """Protocol timers and limits (Binance defaults; tests shrink them)."""
+    """Protocol timers and limits (None: the venue's own, `capture.protocol`; tests shrink them)."""
 
-    ping_interval_s: float = 20.0
-    pong_timeout_s: float = 60.0
-    max_client_msgs_per_s: int = 5
+    ping_interval_s: float | None = None
+    pong_timeout_s: float | None = None
+    max_client_msgs_per_s: int | None = None
     max_connection_age_s: float = 24 * 3600.0  # then serverShutdown + close
     shutdown_grace_s: float = 0.05  # between the serverShutdown event and the close
-    weight_limit: int = 6000
+    weight_limit: int | None = None
     weight_window_s: float = 60.0
     ban_after_ignored_429: int = 2
     ban_s: float = 120.0
     snapshot_position: str = "inside_next"  # "aligned": L = last sent u; "inside_next": U <= L < u of the next diff
     start_frame: int = 0  # the market ran silently through the frames before this one (a client joins mid-session)
     end_of_feed: str = "idle"  # "idle": keep connections open; "close": close them (1000) when the feed ends
+
+    def for_venue(self, protocol: VenueProtocol) -> ServerTiming:
+        """A copy with every unset limit taken from `protocol` (spot: ping 20 s, pong 60 s, 5 msg/s, 6000 weight/min;
+        USD-M: 3 min, 10 min, 10 msg/s, 2400)."""
+        defaults = {"ping_interval_s": protocol.ping_interval_s, "pong_timeout_s": protocol.pong_timeout_s,
+                    "max_client_msgs_per_s": protocol.max_incoming_per_s, "weight_limit": protocol.weight_limit_1m}
+        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
 
 @dataclass

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from lake_pipeline.instrument import FUTURES, SPOT
 from lake_pipeline.sim.replay_book import DepthDiff, ReplayBook
+from lake_pipeline.capture.protocol import VenueProtocol, venue_protocol
 
 KIND_OTHER, KIND_DEPTH, KIND_TRADE, KIND_TICKER = 0, 1, 2, 3
 
@@ -38,16 +40,23 @@ class Feed:
     clock_shift_ns: int = 0  # median(E - recv): maps recorded receive times onto the exchange clock
     source: str = ""
     diffs: list[DepthDiff] = field(default_factory=list)  # depth diffs in timeline order
+    exchange: str = SPOT  # BINANCE or BINANCE_FUTURES (USD-M)
 
     @property
     def stream_symbol(self) -> str:
         return self.symbol.lower()
 
+    @property
+    def protocol(self) -> VenueProtocol:
+        return venue_protocol(self.exchange)
+
+    def _with(self, frames: list[FeedFrame], source: str) -> Feed:
+        return Feed(self.symbol, frames, self.initial_book, self.clock_shift_ns, source,
+                    [f.diff for f in frames if f.diff is not None], self.exchange)
+
     def head(self, n_frames: int) -> Feed:
         """The first `n_frames` of the timeline (same initial book): short tests of a long recording."""
-        frames = self.frames[:n_frames]
-        diffs = [f.diff for f in frames if f.diff is not None]
-        return Feed(self.symbol, frames, self.initial_book, self.clock_shift_ns, f"{self.source}[:{n_frames}]", diffs)
+        return self._with(self.frames[:n_frames], f"{self.source}[:{n_frames}]")
 
     def reordered(self, delay_ms: float) -> Feed:
         """Depth frames delayed by `delay_ms` (trades and tickers with later `E` overtake them), as seen live
@@ -55,8 +64,7 @@ class Feed:
         shift = int(delay_ms * 1e6)
         frames = [f._replace(recv_ns=f.recv_ns + shift) if f.kind == KIND_DEPTH else f for f in self.frames]
         frames.sort(key=lambda f: f.recv_ns)  # stable: equal times keep the recorded order
-        return Feed(self.symbol, frames, self.initial_book, self.clock_shift_ns, f"{self.source}+{delay_ms}ms",
-                    [f.diff for f in frames if f.diff is not None])
+        return self._with(frames, f"{self.source}+{delay_ms}ms")
 
     def duration_s(self) -> float:
         return (self.frames[-1].recv_ns - self.frames[0].recv_ns) / 1e9 if self.frames else 0.0
@@ -86,7 +94,7 @@ def build_feed(lines: Iterable[tuple[int, str]], source: str = "") -> Feed:
     """Turn `(recv_ns, frame_text)` pairs into a Feed.
 
     The timeline starts after the first REST snapshot (pre-roll diffs newer than it are applied to the initial
-    book, as the spot sync rules do); without any snapshot (a simulated session may have none) the book starts
+    book, as the sync rules of both venues do); without any snapshot (a simulated session may have none) the book starts
     empty just before the first diff and every frame is served. Later recorded snapshots are not served: the
     server makes its own at request time.
     """
@@ -122,10 +130,13 @@ def build_feed(lines: Iterable[tuple[int, str]], source: str = "") -> Feed:
     diffs = [f.diff for f in frames if f.diff is not None]
     if not frames or not diffs:
         raise FeedError(f"{source}: no depth diffs to replay" + (" after the first snapshot" if anchored else ""))
+    futures = diffs[0].prev_id is not None
+    if any((d.prev_id is not None) != futures for d in diffs):
+        raise FeedError(f"{source}: mixes spot diffs (no `pu`) and USD-M diffs (with `pu`)")
     if not anchored:
-        book.update_id = diffs[0].first_id - 1
+        book.update_id = diffs[0].prev_id if futures else diffs[0].first_id - 1
     return Feed(symbol or _stream_of(frames[0].text).split("@")[0].upper(), frames, book,
-                int(statistics.median(shifts)) if shifts else 0, source, diffs)
+                int(statistics.median(shifts)) if shifts else 0, source, diffs, FUTURES if futures else SPOT)
 
 
 def load_feed(paths: Sequence[Path]) -> Feed:

@@ -1,7 +1,9 @@
-"""`GET /api/v3/exchangeInfo` fixture: the real 2021 spot exchangeInfo recorded by cryptofeed, else a small built-in.
+"""`exchangeInfo` fixture: the real 2021 spot (`/api/v3`) or USD-M (`/fapi/v1`) exchangeInfo recorded by cryptofeed,
+else a small built-in.
 
-The real file (`shared/realdata/binance/cryptofeed/BINANCE.0`) is read at runtime and never copied into the repo.
-Its 2021 REQUEST_WEIGHT limit (1200/min) is replaced by the server's configured budget so clients that read limits
+The real files (`shared/realdata/binance/cryptofeed/BINANCE.0`, `BINANCE_FUTURES.0`) are read at runtime and never
+copied into the repo. Their 2021 REQUEST_WEIGHT limits (spot 1200/min) are replaced by the server's configured budget
+so clients that read limits
 from exchangeInfo see the ones the server enforces.
 """
 
@@ -22,6 +24,15 @@ _BUILTIN_SYMBOL = {
         {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000", "stepSize": "0.00001000"},
     ],
     "permissions": ["SPOT"],
+}
+_BUILTIN_FUTURES_SYMBOL = {
+    "symbol": "BTCUSDT", "pair": "BTCUSDT", "contractType": "PERPETUAL", "status": "TRADING", "baseAsset": "BTC",
+    "quoteAsset": "USDT", "marginAsset": "USDT", "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
+    "quotePrecision": 8, "orderTypes": ["LIMIT", "MARKET"],
+    "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "556.80", "maxPrice": "4529764", "tickSize": "0.10"},
+        {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000", "stepSize": "0.001"},
+    ],
 }
 
 
@@ -44,27 +55,18 @@ def _load_fixture(path: str) -> dict | None:
     return json.loads(body)
 
 
-def exchange_info(symbols: list[str], weight_limit: int, server_time_ms: int, extra_symbols: list[dict] = ()) -> dict:
+def exchange_info(symbols: list[str], weight_limit: int, server_time_ms: int, futures: bool = False) -> dict:
     """exchangeInfo restricted to `symbols` (all when empty), with the server's time and weight limit."""
-    fixture = _load_fixture(str(shared_realdata_dir() / "cryptofeed" / "BINANCE.0"))
-    base = fixture or {"timezone": "UTC", "rateLimits": [], "exchangeFilters": [], "symbols": [_BUILTIN_SYMBOL]}
+    name = "BINANCE_FUTURES.0" if futures else "BINANCE.0"
+    fixture = _load_fixture(str(shared_realdata_dir() / "cryptofeed" / name))
+    builtin = _BUILTIN_FUTURES_SYMBOL if futures else _BUILTIN_SYMBOL
+    base = fixture or {"timezone": "UTC", "rateLimits": [], "exchangeFilters": [], "symbols": [builtin]}
     info = dict(base)  # shallow: nested entries are shared with the cache and never mutated
     info["symbols"] = list(base["symbols"])
     info["serverTime"] = server_time_ms
     info["rateLimits"] = [r for r in info.get("rateLimits", []) if r.get("rateLimitType") != "REQUEST_WEIGHT"] + [
         {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit}]
-    known = {s["symbol"] for s in info["symbols"]}
-    info["symbols"] += [s for s in extra_symbols if s["symbol"] not in known]
     if symbols:
         wanted = set(symbols)
         info["symbols"] = [s for s in info["symbols"] if s["symbol"] in wanted]
     return info
-
-
-def minimal_symbol_entry(symbol: str, tick: str, lot: str) -> dict:
-    """A built-in entry for a symbol the fixture lacks (simulated symbols)."""
-    entry = json.loads(json.dumps(_BUILTIN_SYMBOL))
-    entry["symbol"] = symbol
-    entry["filters"][0]["tickSize"] = tick
-    entry["filters"][1]["stepSize"] = lot
-    return entry

@@ -1,8 +1,11 @@
-"""Binance's rate limits as the exchange server enforces them (research binance.md §1.4–§1.5).
+"""Binance's rate limits as the exchange server enforces them (research binance.md §1.4–§1.5; the numbers per venue
+are in `lake_pipeline.capture.protocol`).
 
-REST: request weight per fixed one-minute window (6000 by default), `X-MBX-USED-WEIGHT-1M` on every reply, HTTP 429
+REST: request weight per fixed one-minute window (6000 on spot, 2400 on USD-M), `X-MBX-USED-WEIGHT-1M` on every
+reply, HTTP 429
 + `Retry-After` over the budget, HTTP 418 (IP ban) for a client that keeps requesting while told to back off.
-WebSocket: at most 5 incoming messages per second per connection (pings, pongs and JSON all count), else close 1008.
+WebSocket: at most 5 (USD-M: 10) incoming messages per second per connection (pings, pongs and JSON all count),
+else close 1008.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Binance spot WebSocket market-stream protocol: stream names and control messages (research binance.md §1.1, §1.3).
+"""Binance WebSocket market-stream protocol (spot and USD-M): stream names and control messages (research binance.md
+§1.1, §1.3, §1.7).
 
 Pure functions, no network: the exchange server feeds them the client's text frames and sends back what they return,
 so the protocol can be tested (and read) on its own. Error replies are wrapped with the request id exactly as they
@@ -11,15 +12,12 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from lake_pipeline.capture.protocol import SPOT
-
-MAX_STREAMS_PER_CONNECTION = SPOT.max_streams
-"""Binance's documented cap on streams per connection."""
+from lake_pipeline.capture.protocol import SPOT, VenueProtocol, depth_interval_ms
 
 _SYMBOL = r"[a-z0-9]{2,30}"
 _STREAM_RE = re.compile(
     rf"^(?P<symbol>{_SYMBOL})@(?P<kind>trade|aggTrade|bookTicker|depth(?P<levels>5|10|20)?)"
-    r"(?:@(?P<speed>100ms|1000ms))?$"
+    r"(?:@(?P<speed>\d+ms))?$"
 )
 _ID_STR_RE = re.compile(r"^[A-Za-z0-9]{1,36}$")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -35,29 +33,26 @@ class StreamName:
     symbol: str  # lowercase, as in the stream name
     kind: str  # trade | aggTrade | bookTicker | depth | depthN
     levels: int | None  # 5 / 10 / 20 for partial book streams
-    fast: bool  # @100ms variant of depth streams
-
-    @property
-    def is_diff_depth(self) -> bool:
-        return self.kind == "depth"
-
-    @property
-    def is_partial_depth(self) -> bool:
-        return self.levels is not None
+    interval_ms: int | None  # push interval of depth streams (spot `@depth` 1000, `@100ms` 100; USD-M `@0ms` 0:
+    # every engine update, real time)
 
 
-def parse_stream(name: str) -> StreamName | None:
-    """The parsed stream, or None when `name` is not a valid spot market stream name (stream names are lowercase)."""
+def parse_stream(name: str, protocol: VenueProtocol = SPOT) -> StreamName | None:
+    """The parsed stream, or None when `name` is not a valid market stream name of `protocol`'s venue (stream names are
+    lowercase; each venue has its own depth speeds; `@0ms` exists for USD-M diffs only)."""
     m = _STREAM_RE.match(name)
     if m is None:
         return None
     kind = m["kind"]
     speed = m["speed"]
-    if kind in ("trade", "aggTrade", "bookTicker") and speed is not None:
-        return None
+    if kind in ("trade", "aggTrade", "bookTicker"):
+        return None if speed is not None else StreamName(name, m["symbol"], kind, None, None)
     levels = int(m["levels"]) if m["levels"] else None
-    return StreamName(name, m["symbol"], "depth" if kind.startswith("depth") and levels is None else kind,
-                      levels, speed == "100ms")
+    speeds = protocol.diff_depth_speeds if levels is None else protocol.partial_depth_speeds
+    if (speed or "") not in speeds:
+        return None
+    return StreamName(name, m["symbol"], "depth" if levels is None else kind, levels,
+                      depth_interval_ms(protocol, speed or "") or 0)
 
 
 class ProtocolError(ValueError):
@@ -89,21 +84,22 @@ class Subscriptions:
 
     streams: dict[str, StreamName] = field(default_factory=dict)  # insertion order = subscription order
     combined: bool = True
+    protocol: VenueProtocol = SPOT
 
     def add(self, names: list[str]) -> None:
-        parsed = [parse_stream(n) if isinstance(n, str) else None for n in names]
+        parsed = [parse_stream(n, self.protocol) if isinstance(n, str) else None for n in names]
         bad = [n for n, p in zip(names, parsed, strict=True) if p is None]
         if bad:
             raise ProtocolError(2, "Invalid request: invalid stream")
-        if len(self.streams.keys() | set(names)) > MAX_STREAMS_PER_CONNECTION:
-            raise ProtocolError(2, f"Invalid request: too many streams (max {MAX_STREAMS_PER_CONNECTION})")
+        if len(self.streams.keys() | set(names)) > self.protocol.max_streams:
+            raise ProtocolError(2, f"Invalid request: too many streams (max {self.protocol.max_streams})")
         for p in parsed:
             assert p is not None
             self.streams[p.name] = p
 
     def remove(self, names: list[str]) -> None:
         for n in names:
-            if not isinstance(n, str) or parse_stream(n) is None:
+            if not isinstance(n, str) or parse_stream(n, self.protocol) is None:
                 raise ProtocolError(2, "Invalid request: invalid stream")
         for n in names:
             self.streams.pop(n, None)

@@ -1,10 +1,13 @@
-"""A local exchange server that speaks Binance spot's market-data protocol, on loopback (DESIGN §7, research §5).
+"""A local exchange server that speaks Binance's market-data protocol, spot or USD-M futures (the venue of the
+replayed feed), on loopback (DESIGN §7, research §5, §1.7).
 
 It replays one Feed (a real recording or a simulated session) on a single market timeline shared by every client,
 as the real exchange does: a client that is disconnected misses what was pushed meanwhile. WebSocket: combined
 `/stream?streams=a/b/c` and raw `/ws/<name>`, control messages, pings with a pong deadline, the 5 messages/s
-limit, `timeUnit=MICROSECOND`, serverShutdown. REST: `/api/v3/depth` generated at request time from the book the
-server rebuilds from the stream it pushes, `/api/v3/time`, `/api/v3/exchangeInfo`, weights and 429/418.
+limit, `timeUnit=MICROSECOND`, serverShutdown. REST: the depth snapshot (`/api/v3/depth`, USD-M `/fapi/v1/depth`
+with `E` and `T`) generated at request time from the book the server rebuilds from the stream it pushes, `time`,
+`ping`, `exchangeInfo`, the venue's weights, limits and 429/418 (`lake_pipeline.capture.protocol`). USD-M diffs carry
+`pu`: a dropped diff breaks that chain, which a client must answer with a resync.
 Faults (exchange_faults.Faults) are injected at fixed timeline positions so each test hits the same market moment.
 
 Pacing: frame i is pushed `(recv_i - recv_0) / speed` after the start; `speed=0` pushes as fast as the subscribers
@@ -25,8 +28,14 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from loguru import logger
 
-from lake_pipeline.capture.protocol import SPOT, WEIGHT_HEADER
-from lake_pipeline.sim.derived_streams import AggTradeBuilder, SecondDiffMerger, partial_depth, to_microseconds
+from lake_pipeline.capture.protocol import WEIGHT_HEADER
+from lake_pipeline.sim.derived_streams import (
+    AggTradeBuilder,
+    WindowDiffMerger,
+    diff_payload,
+    partial_depth,
+    to_microseconds,
+)
 from lake_pipeline.sim.exchange_faults import Faults, ServerTiming
 from lake_pipeline.sim.exchange_feed import KIND_DEPTH, KIND_TRADE, Feed, FeedFrame
 from lake_pipeline.sim.exchange_info import exchange_info
@@ -45,8 +54,7 @@ from lake_pipeline.sim.exchange_protocol import (
     payload_of,
     shutdown_frame,
 )
-from lake_pipeline.sim.replay_book import BookCursor, ReplayBook
-
+from lake_pipeline.sim.replay_book import BookCursor, DepthDiff
 
 
 @dataclass
@@ -107,7 +115,8 @@ class ExchangeServer:
         self.faults = faults or Faults()
         self.feed = feed = feed.reordered(self.faults.reorder_ms) if self.faults.reorder_ms > 0 else feed
         self.speed = float(speed)
-        self.timing = timing or ServerTiming()
+        self.protocol = feed.protocol
+        self.timing = (timing or ServerTiming()).for_venue(self.protocol)
         self.host, self.port = host, port
         self.record_sent = record_sent
         self.stats = ServerStats()
@@ -122,17 +131,18 @@ class ExchangeServer:
                                    self.timing.ban_after_ignored_429, self.timing.ban_s)
         self._ids = itertools.count(1)
         self._routes: dict[str, list[Connection]] = {}
-        self._merged_routes: list[tuple[str, int | None]] = []
-        self._fast_partial_routes: list[tuple[str, int]] = []
+        self._windows: dict[int, tuple[WindowDiffMerger, list[tuple[str, int | None]]]] = {}
+        self._per_diff_routes: list[tuple[str, int | None]] = []
         self._recorded_depth = next((f.stream for f in feed.frames if f.kind == KIND_DEPTH), "")
+        recorded = parse_stream(self._recorded_depth, self.protocol)
+        self._recorded_interval = recorded.interval_ms if recorded and recorded.interval_ms is not None else 100
         self._used_weight = 0
         self._has_subscriber = asyncio.Event()
         self.started = asyncio.Event()  # the timeline began
         self.finished = asyncio.Event()  # the timeline ended
         self._t0_mono = 0.0
         self._rec0 = feed.frames[0].recv_ns
-        self._agg = AggTradeBuilder()
-        self._merger = SecondDiffMerger(feed.symbol)
+        self._agg = AggTradeBuilder(futures=self.protocol.diff_has_prev_id)
         self._runner: web.AppRunner | None = None
         self._timeline: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -162,19 +172,20 @@ class ExchangeServer:
         app.router.add_get("/stream", self._ws_handler)
         app.router.add_get("/ws", self._ws_handler)
         app.router.add_get("/ws/{name}", self._ws_handler)
-        app.router.add_get("/api/v3/depth", self._depth)
-        app.router.add_get("/api/v3/time", self._time)
-        app.router.add_get("/api/v3/ping", self._ping)
-        app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
+        protocol = self.protocol
+        app.router.add_get(protocol.depth_path, self._depth)
+        app.router.add_get(protocol.time_path, self._time)
+        app.router.add_get(protocol.time_path.rsplit("/", 1)[0] + "/ping", self._ping)
+        app.router.add_get(protocol.exchange_info_path, self._exchange_info)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._timeline = asyncio.create_task(self._run_timeline(), name="exchange-timeline")
-        logger.info("exchange server on {}:{} replaying {} ({} frames, {:.0f} s, speed {}, faults {})", self.host,
-                    self.port, self.feed.source or self.feed.symbol, len(self.feed.frames), self.feed.duration_s(),
-                    self.speed, self.faults.describe() or "none")
+        logger.info("exchange server ({}) on {}:{} replaying {} ({} frames, {:.0f} s, speed {}, faults {})",
+                    self.protocol.exchange, self.host, self.port, self.feed.source or self.feed.symbol,
+                    len(self.feed.frames), self.feed.duration_s(), self.speed, self.faults.describe() or "none")
         return self.port
 
     async def stop(self) -> None:
@@ -233,6 +244,7 @@ class ExchangeServer:
             if loop_yield >= 64:  # let handlers (REST, control messages, pings) run at max speed too
                 loop_yield = 0
                 await asyncio.sleep(0)
+        await self._close_windows()
         self.finished.set()
         logger.info("exchange server: feed finished after {} frames", self.stats.frames_emitted)
         if self.timing.end_of_feed == "close":
@@ -280,13 +292,30 @@ class ExchangeServer:
                 await self._publish(name, done)
 
     async def _derived_depth(self, frame: FeedFrame) -> None:
-        if self._merged_routes:
-            done = self._merger.add(frame.diff)  # type: ignore[arg-type]
-            if done:
-                for name, levels in self._merged_routes:
-                    await self._publish(name, done if levels is None else partial_depth(self.book, levels))
-        for name, levels in self._fast_partial_routes:
-            await self._publish(name, partial_depth(self.book, levels))
+        diff = frame.diff
+        assert diff is not None
+        for merger, routes in self._windows.values():
+            done = merger.add(diff)
+            if done is not None:
+                await self._publish_depth(routes, done)
+        await self._publish_depth(self._per_diff_routes, diff)
+
+    async def _close_windows(self) -> None:
+        """At the end of the feed the last window of each derived stream closes, as time moves on at the exchange:
+        its merged diff (and last aggTrade) go out, so a subscriber ends on the server's book."""
+        for merger, routes in self._windows.values():
+            done = merger.flush()
+            if done is not None:
+                await self._publish_depth(routes, done)
+        name = f"{self.feed.stream_symbol}@aggTrade"
+        if name in self._routes and (last := self._agg.flush()):
+            await self._publish(name, last)
+
+    async def _publish_depth(self, routes: list[tuple[str, int | None]], diff: DepthDiff) -> None:
+        for name, levels in routes:
+            payload = diff_payload(diff, self.feed.symbol) if levels is None else \
+                partial_depth(self.book, levels, diff, self.feed.symbol)
+            await self._publish(name, payload)
 
     async def _connection_faults(self, i: int) -> None:
         f = self.faults
@@ -322,12 +351,20 @@ class ExchangeServer:
             for name in conn.subs.streams:
                 routes.setdefault(name, []).append(conn)
         self._routes = routes
-        parsed = [p for p in map(parse_stream, routes) if p is not None and p.symbol == self.feed.stream_symbol]
-        # 1000 ms depth streams (diffs merged per exchange second, and partial books at that pace) and 100 ms
-        # partial books are derived from the recorded 100 ms diffs; a route equal to the recorded stream is not.
-        self._merged_routes = [(p.name, p.levels) for p in parsed if p.kind.startswith("depth") and not p.fast
-                               and p.name != self._recorded_depth]
-        self._fast_partial_routes = [(p.name, p.levels) for p in parsed if p.is_partial_depth and p.fast]
+        parsed = [p for p in (parse_stream(n, self.protocol) for n in routes)
+                  if p is not None and p.symbol == self.feed.stream_symbol and p.interval_ms is not None
+                  and p.name != self._recorded_depth]
+        # depth streams other than the recorded one are derived from its diffs: slower ones merged per window of
+        # exchange time (diffs, and partial books at that pace), the others at every recorded diff
+        per_window: dict[int, list[tuple[str, int | None]]] = {}
+        self._per_diff_routes = []
+        for p in parsed:
+            if p.interval_ms > self._recorded_interval:
+                per_window.setdefault(p.interval_ms, []).append((p.name, p.levels))
+            else:
+                self._per_diff_routes.append((p.name, p.levels))
+        self._windows = {ms: (self._windows[ms][0] if ms in self._windows else WindowDiffMerger(ms), names)
+                         for ms, names in per_window.items()}
         if routes:
             self._has_subscriber.set()
         else:
@@ -339,7 +376,7 @@ class ExchangeServer:
             self.stats.refused += 1  # an HTTP error instead of the upgrade: every client sees it (no silent retry)
             return web.json_response({"code": -1001, "msg": "Internal error; unable to process your request. "
                                                            "Please try again."}, status=503)
-        subs = Subscriptions(combined=request.path == "/stream")
+        subs = Subscriptions(combined=request.path == "/stream", protocol=self.protocol)
         names = request.query.get("streams", "")
         names_list = [n for n in names.split("/") if n] if request.path == "/stream" else []
         if request.path.startswith("/ws/"):
@@ -451,12 +488,12 @@ class ExchangeServer:
         except ValueError:
             return self._reply({"code": -1100, "msg": "Illegal characters found in parameter 'limit'; legal range "
                                                       "is '^[0-9]{1,20}$'."}, 400, self.budget._used)
-        limit = SPOT.depth_limit(limit)
+        limit = self.protocol.depth_limit(limit)
         force = 0.0
         if self._force_429_left > 0:
             self._force_429_left -= 1
             force = self.faults.retry_after_s
-        limited = self._limited(SPOT.depth_weight(limit), force)
+        limited = self._limited(self.protocol.depth_weight(limit), force)
         if limited is not None:
             return limited
         if symbol != self.feed.symbol:
@@ -469,7 +506,8 @@ class ExchangeServer:
 
     def _snapshot(self, limit: int) -> str:
         """The depth body taken now: stale (lagging book), early (leading book) or current (maybe labelled inside
-        the next diff, as real snapshots are)."""
+        the next diff, as real snapshots are: `U <= L < u` of a diff that continues the book). USD-M bodies carry
+        `E` (now) and `T` (the book's last transaction time)."""
         sent_u = self.book.update_id
         if self._stale_left > 0:
             self._stale_left -= 1
@@ -482,9 +520,10 @@ class ExchangeServer:
             nxt = self._diff_index + 1
             if self.timing.snapshot_position == "inside_next" and nxt < len(self.feed.diffs):
                 d = self.feed.diffs[nxt]
-                if d.last_id > d.first_id and d.first_id == book.update_id + 1:
+                if d.last_id > d.first_id and d.continues(book.update_id):
                     label, kind = (d.first_id + d.last_id) // 2, "inside_next"
-        body = book.snapshot_body(limit, label)
+        event_ms = self.exchange_time_ms() if self.protocol.snapshot_has_times else None
+        body = book.snapshot_body(limit, label, event_ms)
         self.stats.snapshots.append({"lastUpdateId": label or book.update_id, "kind": kind, "sent_diff_u": sent_u})
         return body
 
@@ -496,13 +535,14 @@ class ExchangeServer:
         return self._limited(1) or self._reply({}, 200, self._used_weight)
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
-        limited = self._limited(20)
+        limited = self._limited(self.protocol.exchange_info_weight)
         if limited is not None:
             return limited
         wanted = [request.query["symbol"]] if "symbol" in request.query else []
         if "symbols" in request.query:
             wanted = json.loads(request.query["symbols"])
-        info = exchange_info(wanted, self.budget.limit, self.exchange_time_ms())
+        info = exchange_info(wanted, self.budget.limit, self.exchange_time_ms(),
+                             futures=self.protocol.diff_has_prev_id)
         return self._reply(info, 200, self._used_weight)
 
     # ------------------------------------------------------------------------------------------------ for tests
@@ -510,9 +550,6 @@ class ExchangeServer:
         """Every frame pushed to every connection, in connection order (needs `record_sent=True`)."""
         conns = sorted([*self.closed_connections, *self.connections.values()], key=lambda c: c.id)
         return [text for c in conns for text in (c.sent or [])]
-
-    def route_names(self) -> list[str]:
-        return sorted(self._routes)
 
 
 class ServerThread:

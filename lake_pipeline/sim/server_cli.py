@@ -1,4 +1,5 @@
-"""`lake-pipeline exchange-server`: the local Binance-protocol server (replay a recording, or a simulated session)."""
+"""`lake-pipeline exchange-server`: the local Binance-protocol server (replay a recording, or a simulated session;
+spot or USD-M futures, whichever the replayed frames are)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from lake_pipeline.cli_args import add_instrument_args, partition_arg
 def register(sub: argparse._SubParsersAction) -> None:
     from lake_pipeline.sim.exchange_faults import add_fault_arguments
 
-    p = sub.add_parser("exchange-server", help="serve Binance spot's market-data protocol on 127.0.0.1 (replay or "
-                                               "simulated market, with fault injection)")
+    p = sub.add_parser("exchange-server", help="serve Binance's market-data protocol (spot, or USD-M futures when the "
+                                               "replayed frames are) on 127.0.0.1 (replay or simulated market, with "
+                                               "fault injection)")
     p.add_argument("--port", type=int, default=8765, help="TCP port (0 = any free port)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--replay", type=Path, nargs="+", metavar="FILE",
@@ -20,16 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--simulate", action="store_true", help="generate a simulator session, then serve it")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = recorded pace; 0 = as fast as the "
                                                            "subscribers read)")
-    add_instrument_args(p, symbol_default="BTC-USDT")  # --simulate: the simulated instrument
+    add_instrument_args(p, symbol_default="BTC-USDT")  # --simulate: the simulated instrument (-PERP: USD-M)
     p.add_argument("--seed", type=int, default=7, help="--simulate: seed")
     p.add_argument("--sim-hours", type=float, default=0.25, help="--simulate: simulated hours")
     p.add_argument("--date", default="2024-08-08", help="--simulate: UTC date")
     p.add_argument("--sim-root", type=Path, default=None, help="--simulate: where the session is written "
                                                               "(default: a temporary directory)")
-    timing = p.add_argument_group("protocol timing")
-    timing.add_argument("--ping-interval", type=float, default=20.0)
-    timing.add_argument("--pong-timeout", type=float, default=60.0)
-    timing.add_argument("--weight-limit", type=int, default=6000)
+    timing = p.add_argument_group("protocol timing (default: the venue's; spot 20 s / 60 s / 6000, USD-M 180 s / "
+                                  "600 s / 2400)")
+    timing.add_argument("--ping-interval", type=float, default=None)
+    timing.add_argument("--pong-timeout", type=float, default=None)
+    timing.add_argument("--weight-limit", type=int, default=None)
     timing.add_argument("--snapshot-position", choices=("aligned", "inside_next"), default="inside_next")
     timing.add_argument("--start-frame", type=int, default=0, help="run the market silently up to this frame")
     timing.add_argument("--end-of-feed", choices=("idle", "close"), default="idle")

@@ -25,7 +25,7 @@ from loguru import logger
 from lake_pipeline import paths
 from lake_pipeline.atomic import atomic_dir
 from lake_pipeline.config import symbol_spec
-from lake_pipeline.instrument import VENUES, Partition
+from lake_pipeline.instrument import FUTURES, VENUES, Partition
 from lake_pipeline.schemas import BOOK_LEVEL_COLUMNS
 from lake_pipeline.sim.clock import (
     NS_PER_MS,
@@ -110,12 +110,9 @@ def _validate(part: Partition, hours: float, start_hour: int, golden_hours: floa
                               f"(start_hour {start_hour} + hours {hours} <= 24)")
     lake_schema("trades", lake_variant)  # raises for an unknown variant
     if golden_hours is None:
-        golden_hours = 0.0 if part.instrument.is_futures else (hours if hours <= 2 else 1.0)
+        golden_hours = hours if hours <= 2 else 1.0
     if golden_hours < 0:
         raise SimulationError(f"golden_hours must be >= 0, got {golden_hours}")
-    if golden_hours > 0 and part.instrument.is_futures:
-        raise SimulationError(f"{part.instrument}: the simulator's golden feed speaks Binance spot only; "
-                              "pass golden_hours=0 (--golden-hours 0) for a futures partition")
     day_start_ms = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
     return day_start_ms, min(float(golden_hours), hours)
 
@@ -229,7 +226,7 @@ def simulate(data_root: Path, part: Partition, hours: float, seed: int, *, start
         if out.golden_tmp is not None:
             delivery = InOrderDelivery(golden_latency(streams["golden"]))
             golden = GoldenFeed(out.golden_tmp, symbol, tick_e8, lot_e8, delivery, streams["golden_snapshot"],
-                                golden_end_ms)
+                                golden_end_ms, futures=exchange == FUTURES)
         stop_ms = end_ms - 101  # the last depth tick closes before the period ends
         msg_index = 0
         last_trade_e_ms = 0

@@ -66,10 +66,19 @@ def test_overall_is_worst_critical_and_missing_critical_never_passes(golden, tol
     d = catalog.get("spread_tv")
     ok = judge(d, 0.0, 0.0, 0.0, 0.01, True)
     bad_noncritical = judge(catalog.get("trade_size_w1_iqr"), 5.0, 5.0, 5.0, 0.01, False)
-    assert overall([ok, bad_noncritical]).status == PASS
-    assert overall([ok, bad_noncritical]).score == 0.0  # the headline score is the min over ALL metrics
+    v = overall([ok, bad_noncritical])
+    # the headline is the lowest CRITICAL score; a non-critical metric beyond its tolerance is named in a WARN
+    assert v.status == WARN and v.score == 1.0 and "trade_size_w1_iqr" in v.reason
+    assert overall([ok]).status == PASS and overall([ok]).score == 1.0
     broken = judge(catalog.get("tob_depth_ks"), 0.5, 0.4, 0.6, 0.1, True)
-    assert overall([ok, broken]).status == FAIL
+    v = overall([ok, broken])
+    assert v.status == FAIL and v.score == 0.0 and v.deciding == ("tob_depth_ks",)  # 1 - 0.5/0.2 clipped
+    assert "tob_depth_ks = 0.5 (tolerance <= 0.1, score 0.000)" in v.reason
+    near = judge(catalog.get("tob_depth_ks"), 0.15, 0.12, 0.18, 0.1, True)  # beyond, score 0.25
+    assert overall([ok, near]).score == pytest.approx(0.25) and overall([ok, near]).status == FAIL
+    crossing = judge(catalog.get("tob_depth_ks"), 0.08, 0.05, 0.11, 0.1, True)  # within, interval crosses
+    v = overall([ok, crossing])
+    assert v.status == WARN and v.score == pytest.approx(0.6) and v.deciding == ("tob_depth_ks",)
     missing = judge(catalog.get("bbo_update_match_rate"), None, None, None, 0.999, True)
     v = overall([ok, missing])
     assert v.status == WARN and "bbo_update_match_rate" in v.reason
@@ -77,6 +86,8 @@ def test_overall_is_worst_critical_and_missing_critical_never_passes(golden, tol
 
 
 def test_identical_inputs_give_zero_distance_and_pass_everywhere(golden, tol):
+    tol = copy.deepcopy(tol)
+    tol.settings["drift_trend_min_minutes"] = 1  # this market is 5 min long
     recon = replace(golden, label="recon")
     res = _run(golden, recon, tol)
     assert set(res) == {m.name for m in catalog.METRICS}
@@ -224,10 +235,17 @@ def test_drift_mean_and_trend(golden, tol):
     hours = (t - t[0]) / 3.6e12
     levels = np.round(hours * 120).astype(np.int32)  # +120 levels per hour, known slope
     recon = replace(golden, label="recon", drift=golden.drift.with_columns(drift_levels=pl.Series(levels)))
+    assert _by_name(tier_a.drift(Comparison.build(recon, recon, tol, paired=True), {}))[
+        "drift_slope_per_hour"].status == NA  # 5 min of snapshots: no trend is measured
+    tol = copy.deepcopy(tol)
+    tol.settings["drift_trend_min_minutes"] = 1
     res = _by_name(tier_a.drift(Comparison.build(recon, recon, tol, paired=True), {}))
     assert res["drift_levels_mean"].value == pytest.approx(levels.mean())
     assert res["drift_slope_per_hour"].value == pytest.approx(120, rel=0.05)
     assert res["drift_slope_per_hour"].status == FAIL
+    falling = replace(recon, drift=golden.drift.with_columns(drift_levels=pl.Series(levels[::-1].copy())))
+    res = _by_name(tier_a.drift(Comparison.build(falling, falling, tol, paired=True), {}))
+    assert res["drift_slope_per_hour"].value == 0.0  # fading drift (resyncs after seeding) is not accumulating
 
 
 def test_no_golden_and_no_reference_is_not_available_never_pass(golden, tol):

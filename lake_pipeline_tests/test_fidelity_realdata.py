@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from lake_pipeline.config import symbol_spec
@@ -95,24 +94,52 @@ def test_tier_a_on_real_data_rebuilt_golden_book_vs_bookticker(btc_recording):
 def test_shipped_tolerances_were_calibrated_on_this_recording(golden):
     t = tolerances.load()
     shas = {f["sha256"] for s in t.calibration["sessions"] for f in s["files"]}
-    assert {f.sha256 for f in golden.inputs} == shas
+    assert {f.sha256 for f in golden.inputs} <= shas
+    assert len(t.calibration["sessions"]) >= 2  # every real recording we can read, plus simulated regimes
 
 
-def test_real_recording_end_to_end_bbo_update_match_at_least_999(btc_recording, data_root):
+def _assert_passes_without_false_alarms(data_root, capture, part: Partition) -> dict:
+    """lake-from-capture was run; reconstruct `part`, report it against its own capture, and check the verdict."""
     from lake_pipeline import paths
     from lake_pipeline.cli import main
 
-    session = paths.golden_dir(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-09")) / "session=real"
+    session = paths.golden_dir(data_root, part) / "session=real"
     session.mkdir(parents=True)
-    for f in btc_recording:
+    for f in capture:
         (session / f.name).symlink_to(f)
+    args = ["--data-root", str(data_root), "--exchange", part.exchange, "--symbol", part.symbol, "--date", part.date]
+    assert main(["reconstruct", *args]) == 0
+    assert main(["fidelity", *args]) == 0
+    out = paths.fidelity_dir(data_root, part)
+    doc = json.loads((out / "fidelity.json").read_text())
+    rows = {m["name"]: m for m in doc["metrics"]}
+    assert doc["status"] == "PASS" and doc["score"] >= 0.5, (part, doc["status_reason"])
+    assert not [n for n, m in rows.items() if m["status"] in ("WARN", "FAIL")], part
+    assert rows["bbo_update_match_rate"]["value"] >= 0.999
+    assert rows["recon_sequence_breaks"]["value"] == 0
+    assert doc["headline_rule"] in (out / "fidelity.md").read_text()
+    assert "tolerances v" in doc["calibration"]
+    return rows
+
+
+def test_real_recording_end_to_end_passes_without_false_alarms(btc_recording, data_root):
+    """Issue 11: both partitions of the correctly reconstructed real recording PASS with a headline >= 0.5 and no
+    WARN/FAIL row (the 08-09 partition starts mid-session: seeded from a 20-level row, its deeper-level resyncs are
+    expected events, reported not gated)."""
+    from lake_pipeline.cli import main
+
     assert main(["lake-from-capture", "--capture", *map(str, btc_recording), "--data-root", str(data_root),
                  "--symbol", "BTC-USDT"]) == 0
-    assert main(["reconstruct", "--data-root", str(data_root), "--symbol", "BTC-USDT", "--date", "2024-08-09"]) == 0
-    assert main(["fidelity", "--data-root", str(data_root), "--symbol", "BTC-USDT", "--date", "2024-08-09"]) == 0
-    out = paths.fidelity_dir(data_root, Partition("BINANCE", "BTC-USDT", "2024-08-09"))
-    doc = json.loads((out / "fidelity.json").read_text())
-    bbo = next(m for m in doc["metrics"] if m["name"] == "bbo_update_match_rate")
-    assert bbo["value"] >= 0.999, bbo
-    assert (out / "fidelity.html").stat().st_size > 1_000_000
-    assert np.isfinite(doc["score"])
+    for date in ("2024-08-08", "2024-08-09"):
+        rows = _assert_passes_without_false_alarms(data_root, btc_recording, Partition("BINANCE", "BTC-USDT", date))
+        assert rows["recon_sequence_breaks"]["details"]["expected_total"] > 0  # reported, not gated
+
+
+def test_real_usdm_recording_end_to_end_passes_without_false_alarms(realdata, data_root):
+    from lake_pipeline.cli import main
+
+    capture = [realdata / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"]
+    assert main(["lake-from-capture", "--capture", *map(str, capture), "--data-root", str(data_root),
+                 "--symbol", "BTC-USDT-PERP"]) == 0
+    _assert_passes_without_false_alarms(data_root, capture, Partition("BINANCE_FUTURES", "BTC-USDT-PERP",
+                                                                      "2024-08-08"))

@@ -65,9 +65,10 @@ def test_identical_golden_and_reconstruction_never_fail(reported):
     try:
         from lake_pipeline.book import OrderBook  # noqa: F401
 
-        assert doc["status"] == "PASS" and not na
+        # a drift trend needs >= 30 min of snapshots; this market is 3 min long
+        assert doc["status"] == "PASS" and na == {"drift_slope_per_hour"} and doc["score"] >= 0.5
     except ImportError:  # golden depth ladder needs the shared book: depth is N/A, so the verdict is capped
-        assert na == {"depth_ladder_match_rate", "depth_rel_l1_error", "depth_spearman_log1p"}
+        assert na == {"depth_ladder_match_rate", "depth_rel_l1_error", "depth_spearman_log1p", "drift_slope_per_hour"}
         assert doc["status"] == "WARN" and "not available" in doc["status_reason"]
 
 

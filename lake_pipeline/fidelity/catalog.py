@@ -34,8 +34,14 @@ METRICS: tuple[MetricDef, ...] = (
        "trade id, aggTrades by aggregate id, else taker-order x price runs by (ms, price, side, qty)"),
     _m("trade_id_gaps", "A", "integrity", "max", "count",
        "Trade ids missing from the reconstruction inside its own id range"),
+    _m("trade_duplicates", "A", "integrity", "max", "count",
+       "Trade rows whose trade id the reconstruction already has (every trade once, never twice)"),
+    _m("missing_streams", "A", "integrity", "max", "count",
+       "Streams the reconstruction lacks entirely: trades, a two-sided book (a day without trades or a one-sided "
+       "book cannot be a faithful BTC day)"),
     _m("recon_sequence_breaks", "A", "integrity", "max", "count",
-       "Reconstruction book messages whose update id goes backwards or that carry the gap/resync flag"),
+       "Real breaks: book messages whose update id goes backwards or whose gap/resync flag no snapshot drift "
+       "explains; expected events (the seed at the partition edge, snapshot resyncs) are in the details"),
     _m("golden_sequence_gaps", "A", "integrity", "max", "count",
        "Diff-depth gaps in the golden capture itself (U != previous u + 1): the reference's own quality"),
     _m("bbo_update_match_rate", "A", "bbo", "min", "share",
@@ -57,7 +63,7 @@ METRICS: tuple[MetricDef, ...] = (
        "Spearman correlation of log1p sizes at the golden top-20 prices (pooled over levels)"),
     _m("drift_levels_mean", "A", "drift", "max", "levels",
        "Mean number of top-20 price levels where the replayed book disagreed with a snapshot"),
-    _m("drift_slope_per_hour", "A", "drift", "max", "levels/h", "|trend| of drift levels at snapshots over time"),
+    _m("drift_slope_per_hour", "A", "drift", "max", "levels/h", "Rising trend of drift levels at snapshots (0 when flat or falling; needs >= 30 min)"),
     # ---- Tier B: distributional realism -------------------------------------------------------------------------
     _m("trade_size_ks", "B", "trade_size", "max", "D", "K-S distance of log10 trade size (taker-order x price runs)",
        True),
@@ -88,6 +94,11 @@ METRICS: tuple[MetricDef, ...] = (
     _m("return_quantile_ratio_diff", "B", "tails", "max", "log",
        "|Δ log(q99 / q50)| of non-zero |1 s returns|", True),
 )
+
+# The reconstruction's own checks (computed without a golden capture or reference): they can FAIL a run on their
+# own, but they alone cannot make it PASS — with nothing to compare against, the verdict is NOT_AVAILABLE.
+SELF_CHECKS: frozenset[str] = frozenset({"trade_id_gaps", "trade_duplicates", "missing_streams",
+                                         "recon_sequence_breaks", "drift_levels_mean", "drift_slope_per_hour"})
 
 BY_NAME: dict[str, MetricDef] = {m.name: m for m in METRICS}
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(m.family for m in METRICS))

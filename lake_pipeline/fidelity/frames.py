@@ -32,6 +32,9 @@ TRADES_SCHEMA = {"time_ns": pl.Int64, "trade_id": pl.Int64, "price": pl.Int64, "
 LADDER_SCHEMA = {"time_ns": pl.Int64, **{c: pl.Int64 for c in BOOK_LEVEL_COLUMNS}}
 DRIFT_SCHEMA = {"time_ns": pl.Int64, "drift_levels": pl.Int32}
 MESSAGES_SCHEMA = {"time_ns": pl.Int64, "first_id": pl.Int64, "last_id": pl.Int64, "gap": pl.Boolean}
+# the reconstruction's messages also say whether a gap flag is a snapshot resync with measured drift (expected
+# with 20-level lake snapshots: levels deeper than the seed appear; gated by the drift family, not integrity)
+RECON_MESSAGES_SCHEMA = {**MESSAGES_SCHEMA, "snapshot_resync": pl.Boolean}
 
 BBO_COLS = ("bid_px", "bid_sz", "ask_px", "ask_sz")
 NS_PER_MS = 1_000_000

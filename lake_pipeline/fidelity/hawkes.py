@@ -196,13 +196,13 @@ def taker_orders(trades: pl.DataFrame) -> pl.DataFrame:
     """
     if trades.height == 0:
         return pl.DataFrame(schema={"time_ns": pl.Int64, "is_buy": pl.Boolean, "qty": pl.Int64, "fills": pl.UInt32})
-    ms = pl.col("time_ns") // MS
+    ms = (pl.col("time_ns") + MS // 2) // MS  # nearest ms: lake float-second times sit a few ns either side
     new_order = (ms != ms.shift(1)) | (pl.col("is_buy") != pl.col("is_buy").shift(1))
     return (
         trades.select("time_ns", "is_buy", "qty")
         .with_columns(order=new_order.fill_null(True).cum_sum())
         .group_by("order", maintain_order=True)
-        .agg((pl.col("time_ns").first() // MS * MS).alias("time_ns"), pl.col("is_buy").first(),
+        .agg(((pl.col("time_ns").first() + MS // 2) // MS * MS).alias("time_ns"), pl.col("is_buy").first(),
              pl.col("qty").sum(), pl.len().alias("fills"))
         .drop("order")
     )
@@ -214,5 +214,6 @@ def jittered_times(time_ns: np.ndarray, t0_ns: int, seed: int) -> np.ndarray:
     Deterministic for a given seed, so identical inputs give identical fits on both sides of a comparison.
     """
     rng = np.random.default_rng(seed)
-    ms = (np.asarray(time_ns, dtype=np.int64) - int(t0_ns)) // MS
+    ms = (np.asarray(time_ns, dtype=np.int64) + MS // 2) // MS - (int(t0_ns) + MS // 2) // MS
+    ms = np.maximum(ms, 0)
     return np.sort((ms + rng.uniform(0.0, 1.0, ms.size)) * 1e-3)

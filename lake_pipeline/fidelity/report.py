@@ -54,7 +54,7 @@ def _sci(x: Any) -> str:
     return "—" if x is None else f"{float(x):.2e}"
 
 
-def _ts(ns: Any) -> str:
+def iso_ts(ns: Any) -> str:
     return "—" if ns is None else str(np.datetime64(int(ns), "ns").astype("datetime64[ms]")) + "Z"
 
 
@@ -64,7 +64,7 @@ def _css(status: str) -> str:
 
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined)
-    env.filters.update(num=_num, sci=_sci, ts=_ts, css=_css)
+    env.filters.update(num=_num, sci=_sci, ts=iso_ts, css=_css)
     return env
 
 
@@ -94,7 +94,8 @@ def render_html(doc: dict[str, Any]) -> str:
     info_rows = [(m["name"], m["details"]) for m in doc["metrics"] if "ks_statistic" in m.get("details", {})]
     sides = [s for s in (doc["provenance"].get("golden"), doc["provenance"]["reconstruction"]) if s]
     return _env().get_template("fidelity.html.j2").render(
-        r=doc, plotly_js=get_plotlyjs(), figures_json=figures_json, sections=sections,
+        r=doc, plotly_js=get_plotlyjs(), figures_json=figures_json, template_json=plot_mod.template_json(),
+        sections=sections,
         counts=dict(Counter(m["status"] for m in doc["metrics"])),
         headline=[by_name[n] for n in HEADLINE_METRICS if n in by_name], info_rows=info_rows, sides=sides)
 
@@ -113,10 +114,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
     lines = [f"# Fidelity report — {p['exchange']} / {p['symbol']} / {p['date']}", "",
              f"**Status: {doc['status']}** ({doc['status_reason']}) · headline score {_num(doc['score'], 3)}", "",
              *_tier_lines(doc["comparison"]),
-             f"- Tolerances: version {doc['provenance']['tolerances']['version']} "
-             f"(sha256 {doc['provenance']['tolerances']['sha256'][:12]}…)", "",
-             "PASS: the whole bootstrap interval is within the tolerance; WARN: only the point estimate is; FAIL: not "
-             "even the point estimate. Overall = worst critical metric (★). K-S p-values are information only.", "",
+             f"- Calibration: {doc['calibration']}", "",
+             "Per metric, PASS: the whole bootstrap interval is within the tolerance; WARN: only the point estimate "
+             "is; FAIL: not even the point estimate. K-S p-values are information only.", "",
+             f"Headline rule: {doc['headline_rule']}", "",
              "| metric | tier | value | interval | tolerance | status | score |", "|---|---|---|---|---|---|---|"]
     for m in doc["metrics"]:
         ci = f"[{_num(m['ci_low'])}, {_num(m['ci_high'])}]" if m["ci_low"] is not None else "—"
@@ -130,7 +131,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
     for side in (doc["provenance"].get("golden"), doc["provenance"]["reconstruction"]):
         if not side:
             continue
-        lines.append(f"- **{side['label']}**: {_ts(side['start_ns'])} → {_ts(side['end_ns'])} ({side['seconds']} s), "
+        lines.append(f"- **{side['label']}**: {iso_ts(side['start_ns'])} → {iso_ts(side['end_ns'])} ({side['seconds']} s), "
                      f"{side['trades']} trades, BBO: {side['bbo_convention']}")
         lines += [f"  - `{f['path']}` rows={f['rows']} sha256={f['sha256']}" for f in side["inputs"]]
     lines.append(f"- strategy: {doc['provenance']['strategy'] or 'not recorded'}")

@@ -13,7 +13,8 @@ import datetime as dt
 import json
 import platform
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from lake_pipeline.fidelity import adapters, catalog, tier_a, tier_b
 from lake_pipeline.fidelity import tolerances as tol_mod
 from lake_pipeline.fidelity.compare import Comparison
 from lake_pipeline.fidelity.frames import MarketView
-from lake_pipeline.fidelity.scoring import MetricResult, family_status, overall
+from lake_pipeline.fidelity.scoring import HEADLINE_RULE, MetricResult, family_status, overall
 from lake_pipeline.instrument import Partition
 
 REPORT_SCHEMA_VERSION = 1
@@ -47,6 +48,9 @@ class FidelityReport:
             "status": verdict.status,
             "score": verdict.score,
             "status_reason": verdict.reason,
+            "deciding_metrics": list(verdict.deciding),
+            "headline_rule": HEADLINE_RULE,
+            "calibration": calibration_summary(self.provenance.get("tolerances") or {}),
             "partition": self.partition,
             "comparison": self.comparison,
             "families": {f: family_status(self.metrics, f) for f in catalog.FAMILIES},
@@ -56,6 +60,15 @@ class FidelityReport:
             "timings": self.timings,
             "generated_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+
+
+def calibration_summary(tol: dict[str, Any]) -> str:
+    """One line saying which calibration the tolerances came from (version, sources, sha256)."""
+    cal = tol.get("calibration") or {}
+    sources = cal.get("sources") or cal.get("sessions") or []
+    names = [str(s.get("name") or s.get("session") or s.get("label")) for s in sources]
+    return (f"tolerances v{tol.get('version')} (sha256 {str(tol.get('sha256', ''))[:12]}), calibrated "
+            f"{cal.get('created_utc', '?')} from {len(names)} source(s): {', '.join(names) or 'none recorded'}")
 
 
 def _versions() -> dict[str, str]:
@@ -142,6 +155,21 @@ def compare_views(recon: MarketView, golden: MarketView | None, tol: tol_mod.Tol
     return results, plots, {**info, "timings": timings}
 
 
+def _require_overlap(golden: MarketView, recon: MarketView, session_dir: Path | None, partition: str,
+                     min_s: float) -> None:
+    """A golden session of the partition that barely overlaps it is a wrong input (wrong session, clock or date),
+    not a reason to report a handful of seconds as Tier A: a clear error naming both windows."""
+    from lake_pipeline.fidelity.report import iso_ts as _ts
+
+    overlap = (min(golden.end_ns, recon.end_ns) - max(golden.start_ns, recon.start_ns)) / 1e9
+    if overlap < min_s:
+        raise adapters.FidelityInputError(
+            f"partition {partition}: golden session {session_dir} covers {_ts(golden.start_ns)} → "
+            f"{_ts(golden.end_ns)}, the reconstruction {_ts(recon.start_ns)} → {_ts(recon.end_ns)}; they overlap "
+            f"for {max(overlap, 0.0):.1f} s (< {min_s:g} s). Choose an overlapping --golden-session, or compare "
+            f"unpaired against another period with --reference")
+
+
 def run_fidelity(data_root: Path, part: Partition, *, golden_session: str | None = None,
                  reference: Path | None = None, tolerances_path: Path | None = None) -> FidelityReport:
     """Compute the report for one partition (nothing written; see `report.write_report`)."""
@@ -151,16 +179,28 @@ def run_fidelity(data_root: Path, part: Partition, *, golden_session: str | None
     spec = adapters.recon_spec(part.instrument, adapters.unified_parts(root, part))
     golden, is_capture = None, True
     session_dir = adapters.find_golden_session(root, part, golden_session)
-    if session_dir is not None:
-        golden = adapters.read_golden_session(adapters.golden_session_files(session_dir), spec,
-                                              label=f"golden {session_dir.name}")
-    elif reference is not None:
-        golden, is_capture = load_reference(Path(reference), spec), False
-    timings = {"load_golden_s": time.perf_counter() - t0}
-    t = time.perf_counter()
-    window = (golden.start_ns, golden.end_ns) if golden is not None and is_capture else None
-    recon = adapters.recon_view(root, part, ladder_window=window, load_ladder=window is not None)
-    timings["load_reconstruction_s"] = time.perf_counter() - t
+    # the golden capture (JSON parsing, book rebuild: mostly Python) and the reconstruction (parquet: native,
+    # GIL released) are read at the same time; the reconstruction's book states need the golden window after
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        if session_dir is not None:
+            pending = pool.submit(adapters.read_golden_session, adapters.golden_session_files(session_dir), spec,
+                                  label=f"golden {session_dir.name}")
+        elif reference is not None:
+            pending, is_capture = pool.submit(load_reference, Path(reference), spec), False
+        recon = adapters.recon_view(root, part, load_ladder=False)
+        timings = {"load_reconstruction_s": time.perf_counter() - t0}
+        golden = None if pending is None else pending.result()
+    timings["load_golden_s"] = time.perf_counter() - t0
+    if golden is not None and is_capture:
+        _require_overlap(golden, recon, session_dir, part.key,
+                         float(tol.setting("min_overlap_s")))
+        t = time.perf_counter()
+        recon = adapters.with_ladder(recon, root, part, (golden.start_ns, golden.end_ns))
+        timings["load_book_states_s"] = time.perf_counter() - t
+    else:
+        recon = replace(recon, notes=[*recon.notes, "book states not loaded (no paired golden capture to compare "
+                                                    "depth with)"])
     logger.info("fidelity {}: reconstruction {} s, golden {}", part,
                 round(recon.duration_s, 1), None if golden is None else round(golden.duration_s, 1))
     metrics, plots, info = compare_views(recon, golden, tol, golden_is_capture=is_capture)

@@ -1,10 +1,16 @@
 """Per-metric status and score, and the overall verdict (research fidelity.md §3.1, §3.4).
 
 PASS when the whole confidence interval is on the good side of the tolerance, WARN when only the point estimate
-is, FAIL otherwise. Overall = the worst *critical* metric — never a mean, never a p-value. A critical metric
-that could not be computed (no golden capture, too little data) is "N/A": it can never make the run PASS.
-Score s = clip(1 − d/(2τ), 0, 1) on the distance scale (for rates d = 1 − value, τ = 1 − tolerance): 1 for a
-perfect match, 0.5 at the tolerance, 0 at twice the tolerance; the headline is the minimum over metrics.
+is, FAIL otherwise. Score s = clip(1 − d/(2τ), 0, 1) on the distance scale (for rates d = 1 − value, τ = 1 −
+tolerance): 1 for a perfect match, 0.5 at the tolerance, 0 at twice the tolerance.
+
+The one headline rule (HEADLINE_RULE, printed in every report so a reader can recompute it from the table):
+the headline is the minimum score over the GATING metrics — critical and computed. Because a metric's point
+estimate is within its tolerance exactly when its score is >= 0.5, the status follows from the same rows:
+FAIL ⇔ a gating metric is beyond its tolerance ⇔ headline < 0.5 (it names that metric); WARN when no gating
+metric fails but one's interval crosses its tolerance, a critical metric is N/A, or an informational (non-
+critical) metric is beyond its tolerance (named); PASS otherwise — so a PASS always shows a headline >= 0.5.
+Never a mean, never a p-value.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lake_pipeline.fidelity.catalog import MetricDef
+from lake_pipeline.fidelity.catalog import SELF_CHECKS, MetricDef
 
 PASS, WARN, FAIL, NA = "PASS", "WARN", "FAIL", "N/A"
 NOT_AVAILABLE = "NOT_AVAILABLE"
@@ -93,33 +99,59 @@ def not_available(defn: MetricDef, tolerance: float | None, critical: bool, reas
     return judge(defn, None, None, None, tolerance, critical, reason=reason)
 
 
+HEADLINE_RULE = (
+    "Each metric scores s = clip(1 - d/(2*tolerance), 0, 1) on its distance scale (rates: d = 1 - value, "
+    "tolerance = 1 - bound), so s >= 0.5 exactly when the value is within its tolerance. Headline = the lowest "
+    "score among the critical (*) metrics that could be computed. FAIL when one of them is beyond its tolerance "
+    "(headline < 0.5; named); WARN when none is but an interval crosses a tolerance, a critical metric is N/A, or "
+    "a non-critical metric is beyond its tolerance (named); PASS otherwise (headline >= 0.5). Non-critical rows "
+    "and expected integrity events (details) are reported for information. NOT_AVAILABLE when only the "
+    "reconstruction's own checks could be computed and none failed.")
+
+
 @dataclass(frozen=True)
 class Verdict:
     status: str
     score: float | None
     reason: str
+    deciding: tuple[str, ...] = ()
+
+
+def _named(rows: list[MetricResult]) -> str:
+    return ", ".join(f"{r.name} = {r.value:.6g} (tolerance {'>=' if r.direction == 'min' else '<='} "
+                     f"{r.tolerance:.6g}, score {r.score:.3f})" for r in rows)
 
 
 def overall(results: list[MetricResult]) -> Verdict:
-    """Worst critical metric; N/A criticals cap the verdict at WARN (incomplete evidence is never a PASS)."""
+    """The headline rule (module doc / HEADLINE_RULE): status and headline from the same gating rows."""
     critical = [r for r in results if r.critical]
-    available = [r for r in critical if r.status != NA]
-    scores = [r.score for r in results if r.score is not None]
-    score = min(scores) if scores else None
-    if not available:
-        return Verdict(NOT_AVAILABLE, score, "no critical metric could be computed")
-    worst = max(available, key=lambda r: _RANK[r.status])
-    missing = [r.name for r in critical if r.status == NA]
-    status = worst.status
+    gating = [r for r in critical if r.status != NA and r.score is not None]
+    if not gating:
+        return Verdict(NOT_AVAILABLE, None, "no critical metric could be computed")
+    score = min(r.score for r in gating)
+    failed = sorted((r for r in gating if r.status == FAIL), key=lambda r: r.score)
+    if failed:
+        return Verdict(FAIL, score, f"FAIL decided by {_named(failed)}", tuple(r.name for r in failed))
+    if all(r.name in SELF_CHECKS for r in gating):
+        return Verdict(NOT_AVAILABLE, score, "nothing to compare against: no critical metric needing a golden "
+                                             "capture or reference could be computed (the reconstruction's own "
+                                             "checks passed)")
+    warned = [r for r in gating if r.status == WARN]
+    missing = [r for r in critical if r.status == NA]
+    beyond = [r for r in results if not r.critical and r.status == FAIL]
     reasons = []
-    if status != PASS:
-        bad = [r.name for r in available if r.status == status]
-        reasons.append(f"{status}: {', '.join(bad)}")
+    if warned:
+        reasons.append(f"interval crosses the tolerance: {_named(warned)}")
     if missing:
-        reasons.append(f"not available: {', '.join(missing)}")
-        if status == PASS:
-            status = WARN
-    return Verdict(status, score, "; ".join(reasons) or "every critical metric passed")
+        reasons.append(f"critical metric not available: {', '.join(r.name for r in missing)}")
+    if beyond:
+        reasons.append(f"informational metric beyond its tolerance: {_named(beyond)}")
+    if reasons:
+        return Verdict(WARN, score, "WARN — " + "; ".join(reasons),
+                       tuple(r.name for r in (*warned, *missing, *beyond)))
+    lowest = min(gating, key=lambda r: r.score)
+    return Verdict(PASS, score, f"every critical metric passed; lowest score {lowest.name} {lowest.score:.3f}",
+                   (lowest.name,))
 
 
 def family_status(results: list[MetricResult], family: str) -> str:

@@ -23,13 +23,15 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "grid_ms": 10,  # Tier A BBO comparison grid
     "lag_scan_ms": 500,
     "lag_step_ms": 10,
-    "lag_scan_points": 200_000,  # grid points used by the lag scan (evenly spaced subset)
+    "lag_scan_points": 50_000,  # grid points used by the lag scan (evenly spaced subset)
     "tier_b_grid_ms": 100,  # time-weighting grid for spread / depth / imbalance
     "slot_seconds": 1,  # bootstrap slot and return horizon
     "acf_lags": 20,
     "hill_tail_fraction": 0.02,
     "min_events": 30,  # fewer observations on a side -> metric N/A
     "hawkes_seed": 7,  # jitter of millisecond ties (same on both sides)
+    "min_overlap_s": 10,
+    "drift_trend_min_minutes": 30,  # a drift trend (levels per hour) over a shorter span is noise  # a golden session of the partition overlapping it for less is an input error
 }
 DEFAULT_BOOTSTRAP: dict[str, Any] = {"reps": 200, "block_seconds": 60, "level": 0.90, "seed": 20240808}
 
@@ -105,8 +107,9 @@ def load(path: str | Path | None = None) -> Tolerances:
 HEADER = """\
 # lake_pipeline fidelity tolerances — versioned; every report records this file's version and sha256.
 # Status per metric: PASS if the whole bootstrap interval is within the tolerance, WARN if only the point estimate is,
-# FAIL otherwise. Overall = worst critical metric. Tier B tolerances ("source: calibrated") come from
-# `lake-pipeline fidelity calibrate` (golden-vs-golden halves/quarters, p95 x margin); the others are declared.
+# FAIL otherwise. Overall and headline: scoring.HEADLINE_RULE (lowest score of the computed critical metrics). Tier B
+# tolerances ("source: calibrated") come from `lake-pipeline fidelity calibrate` (golden-vs-golden halves/quarters
+# of every session listed below; largest per-session p95 x margin); the others are declared, with a note.
 """
 
 

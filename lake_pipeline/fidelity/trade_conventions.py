@@ -66,7 +66,10 @@ class TradeMatch:
 
 
 def match_by_id(convention: str, golden: pl.DataFrame, recon: pl.DataFrame) -> TradeMatch:
-    """Golden rows whose id the reconstruction has with the same price, qty and taker side."""
+    """Golden rows whose id the reconstruction has with the same price, qty and taker side (a repeated id counts
+    once on each side: duplicates are their own integrity metric, and the join must stay one row per golden row)."""
+    golden = golden.unique("trade_id", keep="first", maintain_order=True)
+    recon = recon.unique("trade_id", keep="first", maintain_order=True)
     joined = golden.join(recon.select("trade_id", "price", "qty", "is_buy", pl.col("time_ns").alias("time_r")),
                          on="trade_id", how="left", suffix="_r")
     present = joined["price_r"].is_not_null().to_numpy()

@@ -27,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SPOT = Partition("BINANCE", "BTC-USDT", "2024-08-08")
 PERP = Partition("BINANCE_FUTURES", "BTC-USDT-PERP", "2024-08-08")
 ALL_ASSETS = {"lake/trades", "lake/book", "lake/book_delta_v2", "data_assessment", "unified_events",
-              "fidelity_report", "golden_samples"}
+              "fidelity_report", "golden_samples", "hftbacktest_export"}
 
 
 def _run_chain(instance: dg.DagsterInstance, part: Partition = SPOT) -> dg.ExecuteInProcessResult:

@@ -27,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SPOT = Partition("BINANCE", "BTC-USDT", "2024-08-08")
 PERP = Partition("BINANCE_FUTURES", "BTC-USDT-PERP", "2024-08-08")
 ALL_ASSETS = {"lake/trades", "lake/book", "lake/book_delta_v2", "data_assessment", "unified_events",
-              "fidelity_report", "golden_samples"}
+              "fidelity_report", "golden_samples", "hftbacktest_export"}
 
 
 def _run_chain(instance: dg.DagsterInstance, part: Partition = SPOT) -> dg.ExecuteInProcessResult:
@@ -108,7 +108,7 @@ def test_futures_partition_without_golden_samples_gets_its_chain_and_report(
 
     simulate(data_root, SPOT, hours=0.02, seed=8, golden_hours=0)
     spot_files = sorted(p for p in data_root.rglob("*") if p.is_file() and "exchange=BINANCE/" in p.as_posix())
-    sim = simulate(data_root, PERP, hours=0.03, seed=8)
+    sim = simulate(data_root, PERP, hours=0.03, seed=8, golden_hours=0)
     monkeypatch.setenv("LAKE_DATA_ROOT", str(data_root))
     with dg.instance_for_test() as instance:
         result = _run_chain(instance, PERP)

@@ -50,6 +50,8 @@ def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     ("BTC-USDT: {tick: abc, lot: 0.00001}\n", "BTC-USDT.tick: 'abc' is not a decimal number"),
     ("BTC-USDT: {tick: -0.01, lot: 0.00001}\n", "BTC-USDT.tick: -0.01 must be a positive number"),
     ("BTC-USDT: 0.01\n", "symbol 'BTC-USDT' needs a mapping with 'tick' and 'lot'"),
+    ("BINANCE: {BTC-USDT: {tick: 0.01}}\n", "BINANCE.BTC-USDT needs tick and lot"),
+    ("BINANCE: {BTC-USDT: {tick: x1, lot: 0.00001}}\n", "BINANCE.BTC-USDT.tick: 'x1' is not a decimal number"),
     ("- just\n- a list\n", "the symbols file must be a mapping at the top level"),
 ])
 def test_bad_symbols_file_is_a_message_naming_it(content, says, data_root, tmp_path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lake_pipeline.handoff.npz import NpzChunkWriter, crc32_combine, save_npz
+from lake_pipeline.handoff.npz import BackgroundAppend, NpzChunkWriter, crc32_combine, save_npz
 
 DTYPE = np.dtype([("ev", "u8"), ("exch_ts", "i8"), ("px", "f8")], align=True)
 
@@ -47,3 +47,24 @@ def test_an_aborted_writer_leaves_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(TypeError, match="chunk dtype"):
         NpzChunkWriter(tmp_path / "y.npz", DTYPE).append(np.zeros(3, np.int64))
+
+
+def test_background_append_writes_in_order_and_raises_a_failed_append(tmp_path: Path) -> None:
+    x = np.zeros(20_000, DTYPE)
+    x["exch_ts"] = np.arange(len(x))
+    w = NpzChunkWriter(tmp_path / "x.npz", DTYPE)
+    bg = BackgroundAppend(w, depth=2)
+    for i in range(0, len(x), 1_000):
+        bg.append(x[i:i + 1_000])
+    bg.drain()
+    w.close()
+    bg.shutdown()
+    assert (np.load(tmp_path / "x.npz")["data"] == x).all()
+    w = NpzChunkWriter(tmp_path / "y.npz", DTYPE)
+    bg = BackgroundAppend(w)
+    bg.append(np.zeros(3, np.int64))  # wrong dtype: the thread's TypeError reaches the caller
+    with pytest.raises(TypeError, match="is not"):
+        bg.drain()
+    bg.shutdown()
+    w.abort()
+    assert list(tmp_path.iterdir()) == [tmp_path / "x.npz"]

@@ -483,3 +483,19 @@ def test_disk_full_removes_the_partial_download_and_exits_5(tmp_path, data_root,
     monkeypatch.undo()
     assert cli_main(["acquire", "--source", str(src), "--table", "trades", "--symbol", SYM, "--date", DAY,
                      "--data-root", str(data_root), "--no-progress"]) == 0
+
+
+
+def test_a_killed_publication_leaves_nothing_after_the_next_start(tmp_path, data_root):
+    """A writer SIGKILLed between building the temp partition and the rename leaves `.dt=….tmp-*` with partial
+    Parquet; the next acquire of that table removes it (atomic.clean_stale_temps: the dead writer's pid)."""
+    part = Partition(EX, SYM, DAY)
+    src = _local_source(tmp_path / "src", "trades", parquet_bytes(stored_table("trades", DAY, 300, seed=9)))
+    ready = lake_ready(data_root, part, "trades")
+    ready.parent.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = ready.with_name(f".{ready.name}.tmp-{dead.stdout.strip()}-deadbeef")
+    leftover.mkdir()
+    (leftover / "1.parquet").write_bytes(b"PAR1 partial")
+    acquire_partition(str(src), part, "trades", data_root, progress=False)
+    assert sorted(p.name for p in ready.parent.iterdir()) == [ready.name]

@@ -121,7 +121,12 @@ def test_dagster_asset_materialises_a_partition(data_root) -> None:
     md = result.asset_materializations_for_node("unified_events")[0].metadata
     assert md["dagster/row_count"].value == unified(data_root).num_rows
     assert md["path"].value == str(unified_dir(data_root, Partition(EX, SYM, DAY)))
-    assert md["events_per_s"].value > 0 and md["gaps_total"].value >= 0 and "drift_mean_levels" in md
+    published = json.loads((unified_dir(data_root, Partition(EX, SYM, DAY)) / "_summary.json").read_text())
+    assert md["events_per_s"].value > 0
+    assert md["gaps_total"].value == published["gaps"]["total"] > 0  # the random partition has gaps
+    assert md["drift_mean_levels"].value == pytest.approx(published["drift"]["mean"] or 0.0)
+    assert md["value_repairs"].value == published["repairs"] and set(published["repairs"]) == {
+        "duplicate_delta_rows_dropped"}
 
 
 def test_strategy_from_the_assessment_report_unless_overridden(data_root) -> None:

@@ -58,13 +58,9 @@ def _assert_identical(root: Path, reference, wal_gone: bool = True) -> None:
     assert not work_dir(root, Partition(EX, SYM, DAY)).exists() or not wal_gone
 
 
-SLOW = pytest.mark.slow
-
-
 @pytest.mark.parametrize("crash", [
-    "after-unified:3", "after-checkpoint:0", "after-done:11", "after-trash",
-    pytest.param("after-states:7", marks=SLOW), pytest.param("after-publish-states", marks=SLOW),
-    pytest.param("after-publish-unified", marks=SLOW),
+    "after-unified:3", "after-checkpoint:0", "after-done:11", "after-trash", "after-states:7",
+    "after-publish-states", "after-publish-unified",  # the windows between publishing book_states and unified
 ])
 def test_sigkill_at_each_commit_step_then_resume(reference, tmp_path, crash) -> None:
     root = _fresh_copy(reference[0], tmp_path)
@@ -107,13 +103,16 @@ def test_resume_reports_where_it_resumed(reference, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments(tmp_path) -> None:
-    """Simulator data, killed at random moments (seeded) until a run completes; then compared in full."""
+    """Simulator data, killed at random wall-clock moments (seeded) until a run completes; then compared in full.
+    Still `slow`: on a loaded 2-core machine the number of kills before a run completes depends on timing (a resumed
+    run can finish inside its random deadline), so it is not reliable enough for the default suite. The deterministic
+    kill at every commit step (test_sigkill_at_each_commit_step_then_resume) is."""
     from lake_pipeline.sim.simulate import simulate
 
     ref = tmp_path / "ref"
-    simulate(ref, Instrument.parse(SYM).on(DAY), 0.5, 5, faults=["time-hole", "crossed-snapshot"], golden_hours=0)
+    simulate(ref, Instrument.parse(SYM).on(DAY), 0.1, 5, faults=["time-hole", "crossed-snapshot"], golden_hours=0)
     t0 = time.perf_counter()
-    done = _cli(ref, 40_000)
+    done = _cli(ref, 4_000)
     assert done.wait(timeout=600) == 0
     duration = time.perf_counter() - t0
     expected = (ref, unified(ref), book_states(ref))
@@ -121,8 +120,8 @@ def test_sigkill_at_random_moments(tmp_path) -> None:
     shutil.copytree(ref / "lake", root / "lake")
     rng = random.Random(1234)
     kills = 0
-    while True:
-        proc = _cli(root, 40_000)
+    while kills < 50:
+        proc = _cli(root, 4_000)
         try:
             proc.wait(timeout=rng.uniform(0.15, 0.8) * duration)
         except subprocess.TimeoutExpired:

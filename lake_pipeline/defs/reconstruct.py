@@ -64,6 +64,7 @@ def summary_metadata(s: dict) -> dict:
         "gaps_total": int(gaps["total"]),
         "gaps": dg.MetadataValue.json(gaps),
         "reseeds": int(s["replay"]["reseeds"]),
+        "value_repairs": dg.MetadataValue.json(s.get("repairs") or {}),
         "tick_lot": dg.MetadataValue.json(s["spec"]),
         "timings_s": dg.MetadataValue.json(s["timings_s"]),
         "cpu_s": dg.MetadataValue.json(s["cpu_s"]),

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from lake_pipeline.handoff.npz import NpzChunkWriter, save_npz
+from lake_pipeline.handoff.npz import BackgroundAppend, NpzChunkWriter, save_npz
 from lake_pipeline.handoff.readable import PublishedPartition, published
 from lake_pipeline.instrument import Instrument
 from lake_pipeline.schemas import EVENT_DELTA, EVENT_SNAPSHOT, EVENT_TRADE, FLAG_GAP, FLAG_UNINITIALISED, N_LEVELS
@@ -117,6 +118,31 @@ def _read_batch(p: PublishedPartition, part: Path):
             .collect())
 
 
+@dataclass
+class PartRows:
+    """A part's kept rows as numpy columns (built in the reader thread, so the main thread only orders and writes)
+    and its seeded snapshot rows (exch, keep) for `_snapshot_levels`."""
+
+    ev: np.ndarray
+    exch: np.ndarray
+    local: np.ndarray
+    px: np.ndarray
+    px_null: np.ndarray
+    qty: np.ndarray
+    qty_null: np.ndarray
+    seeded_snaps: Any
+
+
+def read_part(p: PublishedPartition, part: Path) -> PartRows:
+    """`_read_batch` as numpy columns of the kept rows (px/qty units with their null masks)."""
+    batch = _read_batch(p, part)
+    rows = batch.filter("keep")
+    px, qty = rows["px"], rows["qty"]
+    return PartRows(rows["ev"].to_numpy(), rows["exch"].to_numpy(), rows["local"].to_numpy(),
+                    px.fill_null(0).to_numpy(), px.is_null().to_numpy(), qty.fill_null(0).to_numpy(),
+                    qty.is_null().to_numpy(), batch.filter("seeded_snapshot").select("exch", "keep"))
+
+
 def _snapshot_levels(p: PublishedPartition, seeded_snaps) -> np.ndarray:
     """(kept snapshots, 80) float levels (NaN = absent) of their book_states rows.
 
@@ -130,9 +156,10 @@ def _snapshot_levels(p: PublishedPartition, seeded_snaps) -> np.ndarray:
     keyed = (seeded_snaps.select("exch", "keep", pl.int_range(pl.len()).over("exch").alias("k"))
              .filter("keep").drop("keep"))
     first, last = int(keyed["exch"].min()), int(keyed["exch"].max())
-    states = (pl.scan_parquet(list(p.book_states_parts))
+    bounds = pl.Series([first, last]).cast(pl.Datetime("ns", "UTC"))  # a filter on the raw column prunes by the
+    states = (pl.scan_parquet(list(p.book_states_parts))  # Parquet statistics: one row group read, not the whole day
+              .filter(pl.col("event_time").is_between(bounds[0], bounds[1]))
               .with_columns(pl.col("event_time").dt.epoch("ns").alias("exch"))
-              .filter(pl.col("exch").is_between(first, last))
               .with_columns(pl.int_range(pl.len()).over("exch").alias("k"))
               .join(keyed.lazy(), on=["exch", "k"], how="right", maintain_order="right")
               .select("exch", *[as_units(c, p.tick if c.endswith("_price") else p.lot) for c in BOOK_LEVEL_COLUMNS])
@@ -155,27 +182,42 @@ def _floats(units: np.ndarray, unit) -> np.ndarray:
     return units.astype(np.float64) / 10 ** unit_decimals(unit)
 
 
-def batch_events(p: PublishedPartition, part: Path, offset_ns: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """One unified part -> (event rows in our stream order, the first emitted snapshot's levels or None)."""
+class EventBuffer:
+    """The record array a part's events are written into, reused across parts (grown when a part needs more)."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.array = np.zeros(0, dtype)
+
+    def take(self, n: int) -> np.ndarray:
+        if len(self.array) < n:
+            self.array = np.empty(int(n * 1.25), self.array.dtype)
+        return self.array[:n]
+
+
+def batch_events(p: PublishedPartition, rows: PartRows, offset_ns: int, head: np.ndarray,
+                 buffer: EventBuffer) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """One unified part (`read_part`) -> (`head` then the part's event rows in our stream order, in `buffer`;
+    the first emitted snapshot's levels or None; event counts by kind (ev & 0xFF, 8 kinds) of the part)."""
+    from lake_pipeline.handoff.fill import fill_rows
+    from lake_pipeline.handoff.read import unit_decimals
+
     types, _ = _hbt()
-    batch = _read_batch(p, part)
-    rows = batch.filter("keep")
-    n = len(rows)
-    ev = rows["ev"].to_numpy()
+    ev = rows.ev
+    n = len(ev)
     is_snap = (ev & 0xFF) == types.DEPTH_CLEAR_EVENT
     levels = np.zeros((0, 4 * N_LEVELS))
     if is_snap.any():
-        levels = _snapshot_levels(p, batch.filter("seeded_snapshot"))
+        levels = _snapshot_levels(p, rows.seeded_snaps)
     present = ~np.isnan(levels[:, 0::2])  # (snapshots, 40): bid levels 0..19 then ask levels 0..19
     counts = np.ones(n, np.int64)
     counts[is_snap] += present.sum(axis=1)
-    start = np.cumsum(counts) - counts
-    out = np.zeros(int(counts.sum()), types.event_dtype)
-    exch, local = rows["exch"].to_numpy(), rows["local"].to_numpy() + offset_ns
-    px = _floats(rows["px"].to_numpy(), p.tick)  # null -> NaN (snapshot rows)
-    qty = np.nan_to_num(_floats(rows["qty"].to_numpy(), p.lot), nan=0.0)
-    for name, values in (("ev", ev), ("exch_ts", exch), ("local_ts", local), ("px", px), ("qty", qty)):
-        out[name][start] = values
+    start = np.cumsum(counts) - counts + len(head)
+    out = buffer.take(len(head) + int(counts.sum()))
+    out[:len(head)] = head
+    exch, local = rows.exch, (rows.local + offset_ns if offset_ns else rows.local)
+    fill_rows(out, start, counts, ev, exch, local, rows.px, rows.px_null, rows.qty, rows.qty_null,
+              float(10 ** unit_decimals(p.tick)), float(10 ** unit_decimals(p.lot)))
+    kinds = np.bincount((ev & 0xFF).astype(np.intp), minlength=8)[:8]
     if len(levels):
         snap_start = start[is_snap]
         slot = snap_start[:, None] + np.cumsum(present, axis=1)  # 1-based position behind the clear row
@@ -187,7 +229,8 @@ def batch_events(p: PublishedPartition, part: Path, offset_ns: int) -> tuple[np.
         out["exch_ts"][idx] = np.repeat(exch[is_snap], per_snap)
         out["local_ts"][idx] = np.repeat(local[is_snap], per_snap)
         out["px"][idx], out["qty"][idx] = levels[:, 0::2][present], levels[:, 1::2][present]
-    return out, (levels[0] if len(levels) else None)
+        kinds[types.DEPTH_SNAPSHOT_EVENT] += len(idx)
+    return out, (levels[0] if len(levels) else None), kinds
 
 
 # ---- ordering in chunks -----------------------------------------------------------------------------------------
@@ -224,17 +267,20 @@ def order_chunk(rows: np.ndarray) -> np.ndarray:
     """hftbacktest's `correct_event_order` on one chunk, given both orders as (time, other time, stream position).
 
     Equal (exch_ts, local_ts) rows must sit in the same relative order in both permutations, or its merge pairs
-    different rows; the stream position breaks ties, so a message's rows stay whole and in order."""
+    different rows; the stream position breaks ties, so a message's rows stay whole and in order. Each order is
+    a stable sort by the other time followed by a stable sort by its own time (= lexsort, fewer passes); when the
+    stream is in exch_ts order already (the usual case) the sort by exch_ts is the identity and is skipped."""
     _, data = _hbt()
-    exch, local = rows["exch_ts"], rows["local_ts"]
-    tie_disorder = np.any((exch[1:] == exch[:-1]) & (local[1:] < local[:-1])) or np.any(exch[1:] < exch[:-1])
-    if tie_disorder:
-        pos = np.arange(len(rows))
-        by_exch = np.lexsort((pos, local, exch))
-        by_local = np.lexsort((pos, exch, local))
-    else:  # stream order already is (exch, local, position): a stable sort by local alone is the local order
-        by_exch = np.arange(len(rows))
-        by_local = np.argsort(local, kind="stable")
+    exch, local = np.ascontiguousarray(rows["exch_ts"]), np.ascontiguousarray(rows["local_ts"])
+    exch_sorted = bool(np.all(exch[1:] >= exch[:-1]))
+    by_local = np.argsort(local, kind="stable")  # (local, position)
+    if exch_sorted and not np.any((exch[1:] == exch[:-1]) & (local[1:] < local[:-1])):
+        by_exch = np.arange(len(rows))  # stream order is (exch, local, position) already
+    else:
+        by_exch = by_local[np.argsort(exch[by_local], kind="stable")]  # (exch, local, position)
+    if not exch_sorted:
+        by_exch_first = np.argsort(exch, kind="stable")  # (exch, position)
+        by_local = by_exch_first[np.argsort(local[by_exch_first], kind="stable")]  # (local, exch, position)
     return data.correct_event_order(rows, by_exch, by_local)
 
 
@@ -279,27 +325,36 @@ def export_hftbacktest(data_root: str | Path, instrument: Instrument | str, date
                             lot=f"{parts[0].lot:f}")
     summary.local_ts_offset_ns = _local_offset(parts, base_latency_ns)
     writer = NpzChunkWriter(out, types.event_dtype)
+    appender = BackgroundAppend(writer)  # ordered chunks are fresh arrays (correct_event_order's): safe to queue
     first_snapshot: np.ndarray | None = None
     carry = np.zeros(0, types.event_dtype)
     kinds = np.zeros(8, np.int64)
     todo = [(p, f) for p in parts for f in p.unified_parts]
     clock = _Clock(summary.timings_s)
-    try:
+    buffer = EventBuffer(types.event_dtype)
+    reader = ThreadPoolExecutor(1, thread_name_prefix="export-read")  # the next part is read (polars, GIL
+    try:  # released) while this one is ordered and written
+        ahead = reader.submit(read_part, *todo[0]) if todo else None
         for i, (p, part) in enumerate(todo):
+            with clock("read"):
+                rows = ahead.result()
+            ahead = reader.submit(read_part, *todo[i + 1]) if i + 1 < len(todo) else None
             with clock("convert"):
-                rows, first = batch_events(p, part, summary.local_ts_offset_ns)
+                pending, first, part_kinds = batch_events(p, rows, summary.local_ts_offset_ns, carry, buffer)
+            del rows
             if first_snapshot is None and first is not None:
                 first_snapshot = first
-            kinds += np.bincount((rows["ev"] & 0xFF).astype(np.int64), minlength=8)[:8]
-            pending = np.concatenate([carry, rows]) if len(carry) else rows
+            kinds += part_kinds
             done = 0
-            for cut in safe_cuts(pending["exch_ts"], pending["local_ts"], final=i == len(todo) - 1):
+            cuts = safe_cuts(np.ascontiguousarray(pending["exch_ts"]), np.ascontiguousarray(pending["local_ts"]),
+                             final=i == len(todo) - 1)
+            for cut in cuts:
                 with clock("order"):
                     ordered = order_chunk(pending[done:cut])
                     data.validate_event_order(ordered)
                 summary.split_rows += len(ordered) - (cut - done)
                 with clock("write"):
-                    writer.append(ordered)
+                    appender.append(ordered)
                 done = cut
             carry = pending[done:].copy()
             if progress is not None:
@@ -307,10 +362,15 @@ def export_hftbacktest(data_root: str | Path, instrument: Instrument | str, date
         if first_snapshot is None:
             raise ValueError(f"{inst.key} {dates}: no seeded book in the range (no valid snapshot), nothing to export")
         with clock("publish"):
+            appender.drain()
             summary.bytes = writer.close()
     except BaseException:
+        appender.shutdown()
         writer.abort()
         raise
+    finally:
+        appender.shutdown()
+        reader.shutdown(wait=True, cancel_futures=True)
     summary.bytes += save_npz(snapshot_out, initial_snapshot(first_snapshot))
     summary.rows = writer.rows
     names = {types.DEPTH_EVENT: "depth", types.TRADE_EVENT: "trade", types.DEPTH_CLEAR_EVENT: "depth_clear",

@@ -20,7 +20,7 @@ from pathlib import Path
 from loguru import logger
 
 from lake_pipeline import __version__
-from lake_pipeline.atomic import atomic_dir, write_json_atomic
+from lake_pipeline.atomic import atomic_dir, clean_stale_temps, write_json_atomic
 from lake_pipeline.instrument import Partition
 from lake_pipeline.lake.download import DEFAULT_CHUNK_BYTES, download_objects, sidecar_path
 from lake_pipeline.lake.partition_writer import MANIFEST
@@ -167,6 +167,7 @@ def acquire_partition(
         return result
     result.files = [o.name for o in objects]
     ready = lake_ready(data_root, part, table)
+    clean_stale_temps(ready.parent)  # a killed publication's hidden temp dirs (a **/*.parquet glob reads them)
     existing = read_manifest(ready)
     if not force and _manifest_matches(existing, src.url, objects):
         result.status, result.ready_dir, result.manifest = UP_TO_DATE, ready, existing

@@ -50,5 +50,5 @@ def _run(args: argparse.Namespace) -> int:
                                         progress=progress)
     s = summary.to_dict()
     print(json.dumps({k: s[k] for k in ("strategy", "rows", "book_state_rows", "gaps", "throughput", "timings_s",
-                                        "cpu_s", "output")}, indent=2))
+                                        "cpu_s", "output", "repairs")}, indent=2))
     return 0

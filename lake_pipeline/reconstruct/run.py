@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
+from lake_pipeline.atomic import clean_stale_temps
 from lake_pipeline.book import DEFAULT_WINDOW, META_NAMES, OrderBook
 from lake_pipeline.config import SymbolSpec
 from lake_pipeline.exits import InputChangedError
@@ -404,6 +405,8 @@ def reconstruct_partition(
     run = _Run(root, part, spec, choice, sources, options)
     wal = Wal(work_dir(root, part), run.fingerprint())
     unified, states = unified_dir(root, part), book_states_dir(root, part)
+    for directory in (unified.parent, states.parent):
+        clean_stale_temps(directory)  # hidden temp dirs of a publication that was killed
     with wal.opened():
         done = wal.finished()
         if done is not None:  # every chunk is durable; a previous run died while publishing

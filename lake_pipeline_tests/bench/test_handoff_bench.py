@@ -8,10 +8,11 @@ simulate + ~0.5 min reconstruct on an idle 2-core box) and reused. Measured in o
   peak RSS (GNU time), and its phases;
 * the baseline: reading the columns the export reads from the same unified parts (polars), in this process.
 
-Targets (issue 14): <= 30 s and <= 2 GiB for the day. The wall target assumes an idle machine; on a shared one
-(load 4-9 on 2 cores while this was written) wall times swing 2x from run to run, so the hard checks are the memory
-bound and the CPU-seconds ratio to the read baseline (<= 8x; CPU time is what load does not inflate); the 30 s
-target and the wall ratio are printed.
+Targets (issue 14): <= 30 s and <= 2 GiB for the day. On a shared box (load 4-9 on 2 cores while this was
+written) wall times swing 2x from run to run, so the hard checks are the memory bound and the CPU seconds, as a
+ratio to the read baseline (<= 5x: measured 3.3-3.7x, the code before this work 5.8x; load inflates CPU time far
+less than wall); the 30 s wall target, the 20 s CPU target and the wall ratio are printed with their verdicts.
+Measured (load 2-5): 14-19 s CPU, 16-22 s wall, 0.7 GiB (before the exportspeed work: 28-32 s CPU, 53-67 s wall).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.bench
 REPO = Path(__file__).resolve().parents[2]
 EX, SYM, DAY, SEED = "BINANCE", "BTC-USDT", "2024-08-08", 7
 HOURS = float(os.environ.get("LAKE_BENCH_HOURS", "24"))
-TARGETS = {"wall_s": 30.0, "peak_rss_gib": 2.0, "cpu_ratio": 8.0}
+TARGETS = {"wall_s": 30.0, "cpu_s": 20.0, "peak_rss_gib": 2.0, "cpu_ratio": 5.0}
 
 
 def _day() -> Path:
@@ -92,7 +93,8 @@ def test_export_full_day(tmp_path: Path) -> None:
     summary, wall, cpu, rss = _export(root, tmp_path / "day.npz")
     load_after = os.getloadavg()
     ratio, cpu_ratio = wall / read_s, cpu / read_cpu
-    checks = [("wall_s", wall <= TARGETS["wall_s"], False), ("peak_rss_gib", rss <= TARGETS["peak_rss_gib"], True),
+    checks = [("wall_s", wall <= TARGETS["wall_s"], False), ("cpu_s", cpu <= TARGETS["cpu_s"], False),
+              ("peak_rss_gib", rss <= TARGETS["peak_rss_gib"], True),
               ("cpu_ratio", cpu_ratio <= TARGETS["cpu_ratio"], True)]
     print(f"\nhftbacktest export of {SYM} {DAY} ({HOURS:g} h simulated): {rows:,} unified rows -> "
           f"{summary['rows']:,} events, {summary['bytes'] / 2**30:.2f} GiB")

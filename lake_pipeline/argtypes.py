@@ -17,24 +17,22 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
+def _finite_float(text: str, ok, rule: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    if not ok(value) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be {rule}")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _finite_float(text, lambda v: v > 0, "a positive number")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
-    return value
+    return _finite_float(text, lambda v: v >= 0, "a number >= 0")
 
 
 def positive_decimal(text: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from lake_pipeline.cli_args import add_instrument_args, instrument_arg
+
 FORMATS = ("hftbacktest",)
 
 
@@ -21,9 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--data-root", default=str(default_data_root()), help="local data root")
-    p.add_argument("--exchange", default=None, help="venue, e.g. BINANCE or BINANCE_FUTURES (default: from the "
-                   "symbol: -PERP symbols are BINANCE_FUTURES)")
-    p.add_argument("--symbol", required=True, help="e.g. BTC-USDT, BTC-USDT-PERP, or VENUE.SYMBOL")
+    add_instrument_args(p)
     p.add_argument("--date", required=True, help="UTC date YYYY-MM-DD or an inclusive range YYYY-MM-DD..YYYY-MM-DD")
     p.add_argument("--out", required=True, help="output file, e.g. btcusdt_20240808.npz")
     p.add_argument("--base-latency-ns", type=int, default=0,
@@ -35,9 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from lake_pipeline.handoff.hftbacktest import export_hftbacktest
     from lake_pipeline.handoff.readable import date_range
-    from lake_pipeline.instrument import Instrument
 
-    instrument = Instrument.parse(args.symbol, args.exchange)
+    instrument = instrument_arg(args)
     if not args.out.endswith(".npz"):
         raise ValueError(f"--out {args.out}: hftbacktest reads .npz files; name it *.npz")
     summary = export_hftbacktest(args.data_root, instrument, date_range(args.date), args.out,

@@ -297,3 +297,15 @@ def write_golden_capture(m: Market, path: Path, *, stream: str = "btcusdt", recv
 
 def golden_session_dir(data_root: Path, session: str = "s1") -> Path:
     return paths.golden_dir(data_root, Partition(EXCHANGE, SYMBOL, DATE)) / f"session={session}"
+
+
+def fast_tolerances_file(directory: Path, reps: int) -> Path:
+    """The shipped tolerances with fewer bootstrap replicates (same tolerances), written as a `--tolerances` file:
+    keeps report tests fast without changing any gate."""
+    from lake_pipeline.fidelity import tolerances
+
+    t = tolerances.load()
+    t.bootstrap = {**t.bootstrap, "reps": reps}
+    path = Path(directory) / "tolerances.yaml"
+    tolerances.dump(t, path)
+    return path

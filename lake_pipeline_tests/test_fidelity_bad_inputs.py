@@ -12,7 +12,7 @@ import pytest
 
 from lake_pipeline import paths
 from lake_pipeline.cli import main
-from lake_pipeline.fidelity import power, tolerances
+from lake_pipeline.fidelity import power
 from lake_pipeline.instrument import Partition
 from lake_pipeline_tests import fidelity_fixtures as fxt
 
@@ -29,11 +29,7 @@ def base(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def fast_tolerances(tmp_path_factory) -> Path:
-    t = tolerances.load()
-    t.bootstrap = {**t.bootstrap, "reps": 20}
-    path = tmp_path_factory.mktemp("tol") / "tolerances.yaml"
-    tolerances.dump(t, path)
-    return path
+    return fxt.fast_tolerances_file(tmp_path_factory.mktemp("tol"), reps=20)
 
 
 def _variant(base: Path, root: Path, events=lambda e: e, states=lambda s: s, golden: fxt.Market | None = None):

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from lake_pipeline.cli import main
-from lake_pipeline.fidelity import tolerances
 from lake_pipeline_tests import fidelity_fixtures as fxt
 from lake_pipeline_tests.conftest import REPO_ROOT
 from lake_pipeline_tests.requires import BROWSER_ARGS, chromium
@@ -25,10 +24,7 @@ def report_html(tmp_path_factory) -> Path:
     m = fxt.synthetic_market(120, seed=31)
     fxt.write_unified(m, root)
     fxt.write_golden_capture(m, fxt.golden_session_dir(root) / "cap.jsonl.gz")
-    tol = tolerances.load()
-    tol.bootstrap = {**tol.bootstrap, "reps": 20}
-    tol_path = tmp_path_factory.mktemp("tol") / "t.yaml"
-    tolerances.dump(tol, tol_path)
+    tol_path = fxt.fast_tolerances_file(tmp_path_factory.mktemp("tol"), reps=20)
     out = tmp_path_factory.mktemp("out")
     assert main(["fidelity", "--data-root", str(root), "--symbol", fxt.SYMBOL, "--date", fxt.DATE,
                  "--tolerances", str(tol_path), "--out", str(out)]) == 0

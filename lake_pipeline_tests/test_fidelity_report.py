@@ -27,11 +27,7 @@ def market():
 @pytest.fixture(scope="module")
 def fast_tolerances(tmp_path_factory) -> Path:
     """The shipped config with fewer bootstrap replicates (same tolerances), to keep the suite fast."""
-    t = tolerances.load()
-    t.bootstrap = {**t.bootstrap, "reps": 40}
-    path = tmp_path_factory.mktemp("tol") / "tolerances.yaml"
-    tolerances.dump(t, path)
-    return path
+    return fxt.fast_tolerances_file(tmp_path_factory.mktemp("tol"), reps=40)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lake_pipeline.config import symbol_spec
-from lake_pipeline.fidelity import adapters, calibrate, tolerances
+from lake_pipeline.fidelity import adapters, calibrate, golden_book, tolerances
 from lake_pipeline.fidelity.runner import compare_views
 from lake_pipeline.fidelity.scoring import FAIL
 from lake_pipeline.instrument import Instrument, Partition
@@ -76,7 +76,7 @@ def test_tier_a_on_real_data_rebuilt_golden_book_vs_bookticker(btc_recording):
     spec = symbol_spec(Instrument.parse("BTC-USDT"))
     frames = read_golden(btc_recording, spec)
     golden = adapters.golden_view(frames, spec, label="bookTicker")
-    ladder, bbo = adapters.rebuild_golden_book(frames)
+    ladder, bbo = golden_book.rebuild_golden_book(frames)
     rebuilt = replace(golden, label="rebuilt book", bbo=bbo, ladder=ladder, quotes=None)
     tol = tolerances.load()
     tol.bootstrap = {**tol.bootstrap, "reps": 50}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from loguru import logger
 from lake_pipeline import paths
 from lake_pipeline.config import SymbolSpec, symbol_spec
 from lake_pipeline.instrument import Instrument, Partition
+from lake_pipeline.memory import release_free_memory
 from lake_pipeline.fidelity.frames import (
     BBO_SCHEMA,
     DRIFT_SCHEMA,
@@ -44,14 +45,15 @@ from lake_pipeline.fidelity.frames import (
     empty,
     snap_ms,
 )
+from lake_pipeline.fidelity.golden_book import rebuild_golden_book
 from lake_pipeline.fidelity.hawkes import MS
+from lake_pipeline.fidelity.message_runs import message_runs
 from lake_pipeline.schemas import (
     BOOK_LEVEL_COLUMNS,
     EVENT_SNAPSHOT,
     EVENT_TRADE,
     FLAG_GAP,
     FLAG_UNINITIALISED,
-    N_LEVELS,
 )
 
 UNIFIED_COLUMNS = ["event_time", "event_type", "sequence_number", "trade_id", "side", "price", "quantity",
@@ -221,69 +223,103 @@ def recon_spec(instrument: Instrument, unified_parts: list[Path]) -> SymbolSpec:
     return SymbolSpec(symbol, tick, lot, "inferred")
 
 
-def _runs_of(df: pl.DataFrame, key: pl.Expr):
-    """Group consecutive rows with the same key (one book message), keeping their order; agg drops `msg`."""
-    return df.with_columns(msg=(key != key.shift(1)).fill_null(True).cum_sum()).group_by("msg", maintain_order=True)
-
-
 def _read_unified_part(path: Path, spec: SymbolSpec) -> dict[str, pl.DataFrame]:
     """One unified part → trades, and per book message its last row (BBO after the message) with the message's
     gap / snapshot / drift flags.
 
-    A full day is ~30 M delta rows, so nothing is grouped or converted per row: message boundaries come from the
-    integer columns (numpy), and only the ~1 M message-final rows and the trade rows are gathered and converted."""
-    try:
-        light = pl.read_parquet(path, columns=["event_time", "event_type", "sequence_number", "book_flags",
-                                               "drift_levels"])
-        best = pl.read_parquet(path, columns=["best_bid_price", "best_bid_quantity", "best_ask_price",
-                                              "best_ask_quantity"])
-        trades = (pl.scan_parquet(path).filter(pl.col("event_type") == EVENT_TRADE)
-                  .select(pl.col("event_time").dt.epoch("ns").alias("time_ns"), "trade_id", "price",
-                          pl.col("quantity").alias("qty"), (pl.col("side") == "buy").alias("is_buy")).collect())
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise FidelityInputError(f"{path}: cannot read unified events ({exc})") from exc
+    A full day is ~30 M delta rows, so nothing is grouped or converted per row: the integer columns (event types as
+    their dictionary codes) go through one numba pass (`message_runs`), and only the ~1 M message-final rows and
+    the trade rows of the decimal columns are gathered and converted. The column groups are read one after the
+    other and dropped once gathered, so a reading thread holds about one part's BBO columns at a time."""
+    light = _read_part(path, lambda: pq.read_table(
+        path, columns=["event_time", "event_type", "sequence_number", "book_flags", "drift_levels", "side"],
+        use_threads=False).unify_dictionaries())
+    codes, names = _dictionary_codes(light.column("event_type"))
+    drift = light.column("drift_levels")
+    flags = _int_numpy(light.column("book_flags"), 0)
+    runs = message_runs(
+        codes, _code_of(names, EVENT_TRADE), _code_of(names, EVENT_SNAPSHOT),
+        _int_numpy(light.column("sequence_number"), -1), flags, FLAG_GAP, _int_numpy(drift, -1),
+        ~np.asarray(drift.is_null(), dtype=bool) if drift.null_count else np.ones(len(drift), bool))
+    time_ns = _int_numpy(light.column("event_time").cast(pa.int64()), 0)
+    side_codes, side_names = _dictionary_codes(light.column("side"))
+    del light, codes, drift
+    trades = _read_part(path, lambda: pl.read_parquet(path, columns=["trade_id", "price", "quantity"],
+                                                      parallel="none"))[runs.trade_rows]
+    trades = trades.select(
+        pl.Series("time_ns", time_ns[runs.trade_rows]), "trade_id", "price", pl.col("quantity").alias("qty"),
+        pl.Series("is_buy", side_codes[runs.trade_rows] == _code_of(side_names, "buy")))
     trades = _to_units(_to_units(trades, ["price"], spec.tick, str(path)), ["qty"], spec.lot, str(path))
-    kind = light["event_type"]
-    book_rows = np.flatnonzero((kind != EVENT_TRADE).to_numpy())
-    seq = light["sequence_number"].to_numpy()[book_rows]
-    if book_rows.size == 0:
-        return {"trades": trades, "book": _to_units(_to_units(_empty_book(), ["bid_px", "ask_px"], spec.tick,
-                                                                          str(path)), ["bid_sz", "ask_sz"], spec.lot,
-                                                               str(path))}
-    starts = np.flatnonzero(np.r_[True, seq[1:] != seq[:-1]])
-    last = book_rows[np.r_[starts[1:] - 1, book_rows.size - 1]]
-    flags = light["book_flags"].to_numpy()[book_rows]
-    snap = (kind == EVENT_SNAPSHOT).to_numpy()[book_rows]
-    drift = light["drift_levels"].fill_null(-1).to_numpy()[book_rows]
-    drift_msg = np.maximum.reduceat(drift, starts)
-    final = best[last]
+    final = _read_part(path, lambda: pl.read_parquet(path, columns=["best_bid_price", "best_bid_quantity",
+                                                                    "best_ask_price", "best_ask_quantity"],
+                                                     parallel="none"))[runs.last_row]
     book = pl.DataFrame({
-        "time_ns": light["event_time"].dt.epoch("ns").to_numpy()[last], "update_id": seq[starts],
+        "time_ns": time_ns[runs.last_row], "update_id": runs.update_id,
         "bid_px": final["best_bid_price"], "bid_sz": final["best_bid_quantity"],
         "ask_px": final["best_ask_price"], "ask_sz": final["best_ask_quantity"],
-        "gap": np.logical_or.reduceat((flags & FLAG_GAP) != 0, starts),
-        "uninit": (light["book_flags"].to_numpy()[last] & FLAG_UNINITIALISED) != 0,
-        "snapshot": np.logical_or.reduceat(snap, starts),
-        "drift_levels": pl.Series(drift_msg, dtype=pl.Int32).set(pl.Series(drift_msg < 0), None),
-    })
+        "gap": runs.gap, "uninit": (flags[runs.last_row] & FLAG_UNINITIALISED) != 0, "snapshot": runs.snapshot,
+        "drift_levels": pl.Series(runs.drift_levels, dtype=pl.Int32).set(pl.Series(runs.drift_levels < 0), None),
+    }, schema_overrides={"bid_px": _DECIMAL, "bid_sz": _DECIMAL, "ask_px": _DECIMAL, "ask_sz": _DECIMAL})
     book = _to_units(book, ["bid_px", "ask_px"], spec.tick, str(path))
     book = _to_units(book, ["bid_sz", "ask_sz"], spec.lot, str(path))
     return {"trades": trades, "book": book}
 
 
-def _empty_book() -> pl.DataFrame:
-    dec = pl.Decimal(38, 18)
-    return pl.DataFrame(schema={"time_ns": pl.Int64, "update_id": pl.Int64, "bid_px": dec, "bid_sz": dec,
-                                "ask_px": dec, "ask_sz": dec, "gap": pl.Boolean, "uninit": pl.Boolean,
-                                "snapshot": pl.Boolean, "drift_levels": pl.Int32})
+def _read_part(path: Path, read):
+    """`read()`, with a parquet or I/O error turned into a FidelityInputError naming the file."""
+    try:
+        return read()
+    except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
+        raise FidelityInputError(f"{path}: cannot read unified events ({exc})") from exc
+
+
+_DECIMAL = pl.Decimal(38, 18)
+
+
+def _dictionary_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """A dictionary column (dictionaries unified across chunks) → int32 codes (-1 for null) and the dictionary."""
+    if not pa.types.is_dictionary(column.type):
+        column = column.dictionary_encode()
+    if column.num_chunks == 0:
+        return np.empty(0, np.int32), []
+    codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in column.chunks])
+    return codes.astype(np.int32, copy=False), column.chunks[0].dictionary.to_pylist()
+
+
+def _code_of(names: list[str], name: str) -> int:
+    return names.index(name) if name in names else -2
+
+
+def _int_numpy(column: pa.ChunkedArray, fill: int) -> np.ndarray:
+    """An integer column as one numpy array, nulls replaced by `fill`."""
+    if column.null_count:
+        column = column.fill_null(fill)
+    return column.to_numpy()
 
 
 def _merge_split_messages(book: pl.DataFrame) -> pl.DataFrame:
-    """A message split across two parts appears twice in a row: keep its last state, OR its gap flags."""
-    return _runs_of(book, pl.col("update_id")).agg(
-        pl.all().exclude("gap", "snapshot", "drift_levels").last(), pl.col("gap").any(), pl.col("snapshot").any(),
-        pl.col("drift_levels").drop_nulls().last(),
-    ).drop("msg")
+    """A message split across two parts appears twice in a row: keep its last state, OR its gap and snapshot
+    flags, keep its last recorded drift. Splits happen only at part boundaries (a few dozen rows a day), so only
+    those rows are touched."""
+    ids = book["update_id"].to_numpy()
+    cont = np.flatnonzero(ids[1:] == ids[:-1]) + 1  # rows continuing the message of the row before
+    if cont.size == 0:
+        return book
+    gap, snap = book["gap"].to_numpy().copy(), book["snapshot"].to_numpy().copy()
+    drift = book["drift_levels"]
+    drift_valid = drift.is_not_null().to_numpy()
+    drift_values = drift.fill_null(0).to_numpy().copy()
+    for j in cont:  # ascending, so a message split three ways accumulates into its last row
+        gap[j] |= gap[j - 1]
+        snap[j] |= snap[j - 1]
+        if not drift_valid[j] and drift_valid[j - 1]:
+            drift_values[j], drift_valid[j] = drift_values[j - 1], True
+    keep = np.ones(book.height, bool)
+    keep[cont - 1] = False
+    merged = book.with_columns(
+        gap=pl.Series(gap), snapshot=pl.Series(snap),
+        drift_levels=pl.Series(drift_values, dtype=pl.Int32).set(pl.Series(~drift_valid), None))
+    return merged.filter(pl.Series(keep))
 
 
 def _row_groups_in(pf: pq.ParquetFile, window: tuple[int, int]) -> list[int] | None:
@@ -307,7 +343,7 @@ def read_book_states(directory: Path, spec: SymbolSpec,
                      window: tuple[int, int] | None = None) -> tuple[pl.DataFrame, list[InputFile]]:
     """book_states parts → canonical ladder (ticks/lots; price null where a level is absent), optionally only
     the rows in `window` [t0, t1) ns (parts and row groups outside it are skipped from their statistics, unread;
-    every part is still listed, with its sha256, in the inputs)."""
+    every part is still listed in the inputs, with its sha256 when it was read)."""
     frames, inputs = [], []
     filters = None
     if window is not None:
@@ -315,10 +351,12 @@ def read_book_states(directory: Path, spec: SymbolSpec,
         filters = [("event_time", ">=", lo), ("event_time", "<", hi)]
     for p in _parts(directory, "book_states"):
         try:
-            groups = None if window is None else _row_groups_in(pq.ParquetFile(p), window)
-            inputs.append(describe_file(p))
-            if groups == []:
+            pf = pq.ParquetFile(p)
+            groups = None if window is None else _row_groups_in(pf, window)
+            if groups == []:  # listed, not read: hashing the ~30 unread parts of a day cost more than reading
+                inputs.append(InputFile(str(p), None, pf.metadata.num_rows, p.stat().st_size))
                 continue
+            inputs.append(describe_file(p, pf.metadata.num_rows))
             t = pq.read_table(p, columns=["event_time", *BOOK_LEVEL_COLUMNS], filters=filters)
         except (pa.ArrowException, OSError) as exc:
             raise FidelityInputError(f"{p}: cannot read book states ({exc})") from exc
@@ -357,6 +395,7 @@ def recon_view(data_root: Path, part: Partition, label: str = "reconstruction", 
             trades.append(got["trades"])
             books.append(got["book"])
             inputs.append(described)
+    release_free_memory()  # what the reading threads decoded, before the day's frames are assembled
     book = _merge_split_messages(pl.concat(books))
     trade_df = conform(pl.concat(trades), TRADES_SCHEMA, f"{udir} (trades)").sort("time_ns", "trade_id",
                                                                                       maintain_order=True)
@@ -382,16 +421,34 @@ def recon_view(data_root: Path, part: Partition, label: str = "reconstruction", 
     return with_ladder(view, data_root, part, ladder_window) if load_ladder else view
 
 
+@dataclass(frozen=True)
+class PartitionLadder:
+    """A partition's top-20 book states (None when it has none), their input files and a note saying why not."""
+
+    ladder: pl.DataFrame | None
+    inputs: list[InputFile]
+    notes: list[str]
+
+
+def read_ladder(data_root: Path, part: Partition, spec: SymbolSpec,
+                window: tuple[int, int] | None = None) -> PartitionLadder:
+    """The partition's top-20 book states (only those in `window` when given) for per-level depth."""
+    bdir = paths.book_states_dir(data_root, part)
+    if not (bdir.is_dir() and any(bdir.glob("part-*.parquet"))):
+        return PartitionLadder(None, [], [f"no book states at {bdir}: per-level depth not available"])
+    ladder, inputs = read_book_states(bdir, spec, window)
+    return PartitionLadder(ladder, inputs, [])
+
+
+def attach_ladder(view: MarketView, got: PartitionLadder) -> MarketView:
+    return replace(view, ladder=got.ladder, inputs=[*view.inputs, *got.inputs], notes=[*view.notes, *got.notes])
+
+
 def with_ladder(view: MarketView, data_root: Path, part: Partition,
                 window: tuple[int, int] | None = None) -> MarketView:
     """The view with the partition's top-20 book states (only those in `window` when given) for per-level depth."""
-    bdir = paths.book_states_dir(data_root, part)
-    if not (bdir.is_dir() and any(bdir.glob("part-*.parquet"))):
-        return replace(view, notes=[*view.notes, f"no book states at {bdir}: per-level depth not available"])
     spec = SymbolSpec(part.symbol, view.tick, view.lot, "view")
-    ladder, more = read_book_states(bdir, spec, window)
-    return replace(view, ladder=ladder, inputs=[*view.inputs, *more])
-
+    return attach_ladder(view, read_ladder(data_root, part, spec, window))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -441,49 +498,6 @@ def golden_bbo_from_quotes(messages: pl.DataFrame, quotes: pl.DataFrame) -> pl.D
     return conform(j.drop_nulls(), BBO_SCHEMA, "golden bbo").sort("time_ns", "update_id", maintain_order=True)
 
 
-def rebuild_golden_book(frames) -> tuple[pl.DataFrame, pl.DataFrame] | None:
-    """Top-20 ladder and BBO after every applied diff, from the official sync on the shared book engine.
-
-    None when the engine is not installed (then per-level depth is reported as not available, never guessed).
-    """
-    try:
-        from lake_pipeline.book import OrderBook
-    except ImportError:
-        return None
-    from lake_pipeline.capture.replay import book_events, feed, recorded_rule
-    from lake_pipeline.capture.sync import BookSync
-
-    book = OrderBook()
-    rows: list[np.ndarray] = []
-    times: list[int] = []
-    ids: list[int] = []
-
-    def record(diff) -> None:
-        bp, bs, ap, as_ = book.top(N_LEVELS)
-        rows.append(np.stack([bp, bs, ap, as_]))
-        times.append(int(diff.meta.exchange_ms) * MS)
-        ids.append(int(diff.last_id))
-
-    sync = BookSync(book, on_applied=record, rule=recorded_rule(frames))
-    for event in book_events(frames):
-        feed(sync, event)
-    if not rows:
-        return empty(LADDER_SCHEMA), empty(BBO_SCHEMA)
-    a = np.stack(rows)  # (T, 4, 20)
-    cols: dict[str, np.ndarray] = {"time_ns": np.asarray(times, dtype=np.int64)}
-    for si, side in ((0, "bid"), (2, "ask")):
-        for k in range(N_LEVELS):
-            px = a[:, si, k]
-            cols[f"{side}_{k}_price"] = np.where(px > 0, px, -1)
-            cols[f"{side}_{k}_size"] = a[:, si + 1, k]
-    ladder = pl.DataFrame(cols).with_columns(
-        [pl.when(pl.col(c) < 0).then(None).otherwise(pl.col(c)).alias(c) for c in cols if c.endswith("_price")])
-    bbo = pl.DataFrame({"time_ns": cols["time_ns"], "update_id": np.asarray(ids, dtype=np.int64),
-                        "bid_px": a[:, 0, 0], "bid_sz": a[:, 1, 0], "ask_px": a[:, 2, 0], "ask_sz": a[:, 3, 0]})
-    bbo = bbo.filter((pl.col("bid_px") > 0) & (pl.col("ask_px") > 0))
-    return conform(ladder, LADDER_SCHEMA, "golden ladder"), conform(bbo, BBO_SCHEMA, "golden book bbo")
-
-
 def golden_view(frames, spec: SymbolSpec, *, label: str = "golden", inputs: list[InputFile] | None = None,
                 rebuild_book: bool = True) -> MarketView:
     """A golden capture (GoldenFrames read WITH a SymbolSpec) as a MarketView."""
@@ -492,7 +506,7 @@ def golden_view(frames, spec: SymbolSpec, *, label: str = "golden", inputs: list
     rebuilt = rebuild_golden_book(frames) if rebuild_book else None
     ladder = None
     if rebuilt is None:
-        notes.append("golden depth ladder not rebuilt (lake_pipeline.book.OrderBook unavailable or disabled)")
+        notes.append("golden depth ladder not rebuilt (disabled)")
     else:
         ladder = rebuilt[0]
     if quotes.height:

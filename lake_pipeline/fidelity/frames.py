@@ -62,10 +62,10 @@ def conform(df: pl.DataFrame, schema: dict, what: str) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class InputFile:
-    """Provenance of one input: path, sha256, rows, bytes."""
+    """Provenance of one input: path, sha256 (None for a part listed but not read), rows, bytes."""
 
     path: str
-    sha256: str
+    sha256: str | None
     rows: int | None
     bytes: int
 

@@ -133,7 +133,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             continue
         lines.append(f"- **{side['label']}**: {iso_ts(side['start_ns'])} → {iso_ts(side['end_ns'])} ({side['seconds']} s), "
                      f"{side['trades']} trades, BBO: {side['bbo_convention']}")
-        lines += [f"  - `{f['path']}` rows={f['rows']} sha256={f['sha256']}" for f in side["inputs"]]
+        lines += [f"  - `{f['path']}` rows={f['rows']} sha256={f['sha256'] or 'not read'}" for f in side["inputs"]]
     lines.append(f"- strategy: {doc['provenance']['strategy'] or 'not recorded'}")
     lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in doc["provenance"]["versions"].items()))
     return "\n".join(lines) + "\n"

@@ -28,6 +28,7 @@ from lake_pipeline.fidelity.compare import Comparison
 from lake_pipeline.fidelity.frames import MarketView
 from lake_pipeline.fidelity.scoring import HEADLINE_RULE, MetricResult, family_status, overall
 from lake_pipeline.instrument import Partition
+from lake_pipeline.memory import release_free_memory
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -111,30 +112,34 @@ def load_reference(path: Path, spec, label: str = "reference") -> MarketView:
     return adapters.read_golden_session(adapters.golden_session_files(path), spec, label=label)
 
 
+def _timed(fn, *args):
+    """(fn(*args), seconds it took)."""
+    t = time.perf_counter()
+    return fn(*args), time.perf_counter() - t
+
+
 def compare_views(recon: MarketView, golden: MarketView | None, tol: tol_mod.Tolerances, *,
                   golden_is_capture: bool = True) -> tuple[list[MetricResult], dict[str, Any], dict[str, Any]]:
     """Every metric for the reconstruction against an optional golden/reference view (see module doc)."""
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    solo, plots = tier_a.run_recon_only(Comparison.build(recon, recon, tol, paired=True))
-    timings["tier_a_recon_only_s"] = time.perf_counter() - t
-    results = list(solo)
-    overlap = golden is not None and min(golden.end_ns, recon.end_ns) > max(golden.start_ns, recon.start_ns)
-    paired_names = [m.name for m in catalog.METRICS if m.tier == "A" and m.name not in {r.name for r in solo}]
     tier_b_names = [m.name for m in catalog.METRICS if m.tier == "B"]
     info: dict[str, Any] = {"paired": False, "tier_a_available": False}
     base = Comparison.build(recon, recon, tol, paired=True)
-    if golden is None:
-        why = "no golden session for this partition"
-        results += [base.na(n, why) for n in paired_names]
-        results += [base.na(n, why + " and no reference given") for n in tier_b_names]
-        info.update(tier_a_reason=why, tier_b_reference=None)
-    else:
-        cmp = Comparison.build(golden, recon, tol, paired=overlap)
-        if overlap and golden_is_capture:
-            t = time.perf_counter()
-            paired, p = tier_a.run_paired(cmp)
-            timings["tier_a_paired_s"] = time.perf_counter() - t
+    overlap = golden is not None and min(golden.end_ns, recon.end_ns) > max(golden.start_ns, recon.start_ns)
+    cmp = None if golden is None else Comparison.build(golden, recon, tol, paired=overlap)
+    # Tier B (bootstraps: numpy, scipy) runs beside Tier A on the second core
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending_b = None if cmp is None else pool.submit(_timed, tier_b.run, cmp)
+        (solo, plots), timings["tier_a_recon_only_s"] = _timed(tier_a.run_recon_only, base)
+        results = list(solo)
+        paired_names = [m.name for m in catalog.METRICS if m.tier == "A" and m.name not in {r.name for r in solo}]
+        if cmp is None:
+            why = "no golden session for this partition"
+            results += [base.na(n, why) for n in paired_names]
+            results += [base.na(n, why + " and no reference given") for n in tier_b_names]
+            info.update(tier_a_reason=why, tier_b_reference=None)
+        elif overlap and golden_is_capture:
+            (paired, p), timings["tier_a_paired_s"] = _timed(tier_a.run_paired, cmp)
             results += paired
             plots.update(p)
             info.update(paired=True, tier_a_available=True, tier_a_reason="",
@@ -144,12 +149,11 @@ def compare_views(recon: MarketView, golden: MarketView | None, tol: tol_mod.Tol
                    else "the reference is not a golden capture of the same period")
             results += [base.na(n, why) for n in paired_names]
             info.update(tier_a_reason=why)
-        t = time.perf_counter()
-        b, p = tier_b.run(cmp)
-        timings["tier_b_s"] = time.perf_counter() - t
-        results += b
-        plots.update(p)
-        info.update(tier_b_reference=golden.label, tier_b_paired=cmp.paired, bootstrap=cmp.ci_method)
+        if pending_b is not None:
+            (b, p), timings["tier_b_s"] = pending_b.result()
+            results += b
+            plots.update(p)
+            info.update(tier_b_reference=golden.label, tier_b_paired=cmp.paired, bootstrap=cmp.ci_method)
     order = {m.name: i for i, m in enumerate(catalog.METRICS)}
     results.sort(key=lambda r: order[r.name])
     return results, plots, {**info, "timings": timings}
@@ -170,6 +174,20 @@ def _require_overlap(golden: MarketView, recon: MarketView, session_dir: Path | 
             f"unpaired against another period with --reference")
 
 
+def _golden_and_ladder(root: Path, part: Partition, spec, session_dir: Path,
+                       timings: dict[str, float]) -> tuple[MarketView, adapters.PartitionLadder]:
+    """The golden session, then the reconstruction's book states in its window (the paired depth comparison)."""
+    t = time.perf_counter()
+    golden = adapters.read_golden_session(adapters.golden_session_files(session_dir), spec,
+                                          label=f"golden {session_dir.name}")
+    timings["load_golden_s"] = time.perf_counter() - t
+    release_free_memory()  # the parsed JSON blocks: returned before the book states are decoded
+    t = time.perf_counter()
+    ladder = adapters.read_ladder(root, part, spec, (golden.start_ns, golden.end_ns))
+    timings["load_book_states_s"] = time.perf_counter() - t
+    return golden, ladder
+
+
 def run_fidelity(data_root: Path, part: Partition, *, golden_session: str | None = None,
                  reference: Path | None = None, tolerances_path: Path | None = None) -> FidelityReport:
     """Compute the report for one partition (nothing written; see `report.write_report`)."""
@@ -179,25 +197,24 @@ def run_fidelity(data_root: Path, part: Partition, *, golden_session: str | None
     spec = adapters.recon_spec(part.instrument, adapters.unified_parts(root, part))
     golden, is_capture = None, True
     session_dir = adapters.find_golden_session(root, part, golden_session)
-    # the golden capture (JSON parsing, book rebuild: mostly Python) and the reconstruction (parquet: native,
-    # GIL released) are read at the same time; the reconstruction's book states need the golden window after
+    # the golden capture (JSON parsing, then the book states in its window) and the reconstruction (parquet, numba:
+    # GIL released, two parts at a time) are read at the same time
+    timings: dict[str, float] = {}
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = None
         if session_dir is not None:
-            pending = pool.submit(adapters.read_golden_session, adapters.golden_session_files(session_dir), spec,
-                                  label=f"golden {session_dir.name}")
+            pending = pool.submit(_golden_and_ladder, root, part, spec, session_dir, timings)
         elif reference is not None:
-            pending, is_capture = pool.submit(load_reference, Path(reference), spec), False
+            pending, is_capture = pool.submit(lambda: (load_reference(Path(reference), spec), None)), False
         recon = adapters.recon_view(root, part, load_ladder=False)
-        timings = {"load_reconstruction_s": time.perf_counter() - t0}
-        golden = None if pending is None else pending.result()
-    timings["load_golden_s"] = time.perf_counter() - t0
+        timings["load_reconstruction_s"] = time.perf_counter() - t0
+        golden, ladder = (None, None) if pending is None else pending.result()
+    timings["load_inputs_s"] = time.perf_counter() - t0
+    release_free_memory()  # the decoded parquet columns are gone; the comparison should not stack on their heap
     if golden is not None and is_capture:
         _require_overlap(golden, recon, session_dir, part.key,
                          float(tol.setting("min_overlap_s")))
-        t = time.perf_counter()
-        recon = adapters.with_ladder(recon, root, part, (golden.start_ns, golden.end_ns))
-        timings["load_book_states_s"] = time.perf_counter() - t
+        recon = adapters.attach_ladder(recon, ladder)
     else:
         recon = replace(recon, notes=[*recon.notes, "book states not loaded (no paired golden capture to compare "
                                                     "depth with)"])

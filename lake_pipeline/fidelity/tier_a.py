@@ -271,7 +271,7 @@ def depth(cmp: Comparison, plots: dict) -> list[MetricResult]:
     q_r = np.concatenate([parts[s][2] for s in parts], axis=1).astype(np.float64)
     ladder_ok = np.concatenate([parts[s][3] for s in parts], axis=1) & present
     abs_err = np.abs(q_r - g_sz) * present
-    per_level = _per_level(parts, np.arange(0, times.size, max(1, times.size // 20_000)))
+    per_level = _per_level(parts, _evenly_spaced(times.size, 20_000))
     spearman, sp_details = _spearman(cmp, times, slots, g_sz, q_r, present, per_level)
     out = cmp.gate_many(
         {"depth_ladder_match_rate": _rate(cmp, ladder_ok.sum(1), slots, present.sum(1).astype(float)),
@@ -334,11 +334,17 @@ def _between_rows_info(gl: pl.DataFrame, rl: pl.DataFrame) -> dict[str, Any]:
             "between_level_match_rate": ok / present if present else None}
 
 
+def _evenly_spaced(n: int, at_most: int) -> np.ndarray:
+    """At most `at_most` evenly spaced indices of range(n) (all of them when n is small)."""
+    return np.arange(0, n, max(1, -(-n // at_most)))
+
+
 def _per_level(parts: dict, sel: np.ndarray) -> dict[str, list]:
     """Per level 1..20 (bid and ask pooled): ladder match share, relative L1 error, Spearman and Pearson ρ
     (the correlations on the book states `sel`, ≤ 20k evenly spaced, so a full day stays cheap)."""
     res: dict[str, list] = {"level": list(range(1, N_LEVELS + 1)), "ladder_match": [], "rel_l1": [], "spearman": [],
                             "pearson": []}
+    in_sel = np.concatenate([np.isin(np.arange(parts[s][0].shape[0]), sel) for s in parts])
     for k in range(N_LEVELS):
         pres = np.concatenate([parts[s][0][:, k] >= 0 for s in parts])
         g = np.concatenate([parts[s][1][:, k] for s in parts]).astype(np.float64)[pres]
@@ -346,7 +352,7 @@ def _per_level(parts: dict, sel: np.ndarray) -> dict[str, list]:
         ok = np.concatenate([parts[s][3][:, k] for s in parts])[pres]
         res["ladder_match"].append(float(ok.mean()) if ok.size else None)
         res["rel_l1"].append(float(np.abs(r - g).sum() / g.sum()) if g.sum() > 0 else None)
-        sub = np.concatenate([np.isin(np.arange(parts[s][0].shape[0]), sel) for s in parts])[pres]
+        sub = in_sel[pres]
         res["spearman"].append(_corr_or_none(sps.spearmanr, np.log1p(g[sub]), np.log1p(r[sub])))
         res["pearson"].append(_corr_or_none(sps.pearsonr, g[sub], r[sub]))
     return res
@@ -362,7 +368,7 @@ def _corr_or_none(fn, x: np.ndarray, y: np.ndarray) -> float | None:
 def _spearman(cmp, times, slots, g_sz, q_r, present, per_level):
     """Pooled Spearman of log1p sizes at the golden prices: ranks once (on ≤ 50k evenly spaced book states, so a
     full day stays cheap), replicates re-weight per-slot sums."""
-    sel = np.arange(0, times.size, max(1, times.size // 50_000))
+    sel = _evenly_spaced(times.size, 50_000)
     pres = present[sel]
     g = np.log1p(g_sz[sel][pres])
     r = np.log1p(q_r[sel][pres])

@@ -40,7 +40,8 @@ def simulated_day() -> Path:
 
 def test_bench_report_for_a_simulated_full_day(tmp_path):
     """Issue 11 target: <= 10 s wall and <= 1.5 GiB peak for the report of a simulated full day, printed as a ratio
-    to reading the same inputs in the same (fresh) process. Load on the shared machine is printed alongside."""
+    to reading the same inputs in the same fresh process (after the report, so the peak RSS is the report's own).
+    Load on the shared machine is printed alongside."""
     root = simulated_day()
     script = Path(__file__).with_name("fidelity_day.py")
     run = subprocess.run([sys.executable, str(script), str(root), DAY.key, str(tmp_path / "report")],

@@ -4,8 +4,9 @@ sync (`capture.sync.BookSync`) on the shared engine (`book.engine`).
 The sync decides (which snapshot is loaded, which diff is applied, stale or gap) on update ids alone, so it runs
 over diffs that carry only their ids and row number; the book work it decided on is then replayed from the flat
 level arrays in one numba pass per loaded snapshot, recording the top 20 after each diff. Same decisions, same
-engine as feeding `OrderBook` diff by diff (`capture.replay.book_events`), without a Python object and two
-numpy arrays per level list: an hour of BTC capture (36 k diffs) went from 1.6 s to a fraction of that.
+engine as feeding `OrderBook` diff by diff (`capture.replay.book_events`), without building a diff object with four
+arrays and copying the top 20 out in Python for every diff: an hour of simulated BTC capture (36 k diffs) went from
+1.57 s to 0.24 s.
 """
 
 from __future__ import annotations

@@ -278,8 +278,8 @@ _DECIMAL = pl.Decimal(38, 18)
 
 def _dictionary_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     """A dictionary column (dictionaries unified across chunks) → int32 codes (-1 for null) and the dictionary."""
-    if not pa.types.is_dictionary(column.type):
-        column = column.dictionary_encode()
+    if not pa.types.is_dictionary(column.type):  # plain strings (another writer): one dictionary for all chunks
+        column = pa.chunked_array([column.combine_chunks().dictionary_encode()])
     if column.num_chunks == 0:
         return np.empty(0, np.int32), []
     codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in column.chunks])

@@ -22,6 +22,7 @@ from typing import Any
 from loguru import logger
 
 from lake_pipeline import paths
+from lake_pipeline.config import SymbolSpec
 from lake_pipeline.fidelity import adapters, catalog, tier_a, tier_b
 from lake_pipeline.fidelity import tolerances as tol_mod
 from lake_pipeline.fidelity.compare import Comparison
@@ -174,7 +175,7 @@ def _require_overlap(golden: MarketView, recon: MarketView, session_dir: Path | 
             f"unpaired against another period with --reference")
 
 
-def _golden_and_ladder(root: Path, part: Partition, spec, session_dir: Path,
+def _golden_and_ladder(root: Path, part: Partition, spec: SymbolSpec, session_dir: Path,
                        timings: dict[str, float]) -> tuple[MarketView, adapters.PartitionLadder]:
     """The golden session, then the reconstruction's book states in its window (the paired depth comparison)."""
     t = time.perf_counter()

@@ -9,15 +9,14 @@ few milliseconds.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 
 
 @functools.cache
 def _libc_malloc_trim():
-    name = ctypes.util.find_library("c")
+    """glibc's malloc_trim from the process's own symbols (no `ldconfig` subprocess); None elsewhere."""
     try:
-        return ctypes.CDLL(name).malloc_trim if name else None
+        return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
         return None
 

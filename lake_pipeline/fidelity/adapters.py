@@ -105,12 +105,17 @@ def units_array(arr: pa.Array | pa.ChunkedArray, unit: Decimal, where: str, colu
     start = 2 * rescaled.offset
     words = np.frombuffer(rescaled.buffers()[1], dtype=np.int64)[start: start + 2 * len(rescaled)]
     low, high = words[0::2], words[1::2]
-    valid = ~np.asarray(rescaled.is_null(), dtype=bool) if rescaled.null_count else np.ones(len(rescaled), bool)
+    valid = _valid_mask(rescaled)
     if np.any((high != (low >> 63)) & valid):
         raise FidelityInputError(f"{where}: column {column} holds values beyond the int64 range of {unit:f} units")
     if m != 1 and np.any((low % m != 0) & valid):
         raise _off_grid(arr, unit, where, column)
     return pa.array(low // m if m != 1 else low.copy(), mask=None if rescaled.null_count == 0 else ~valid)
+
+
+def _valid_mask(arr: pa.Array) -> np.ndarray:
+    """Per value: is it non-null (bool numpy array)?"""
+    return ~np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.ones(len(arr), bool)
 
 
 @functools.cache
@@ -167,7 +172,7 @@ def _units_exact_division(arr: pa.Array, unit: Decimal) -> pa.Array | None:
     d = int(divisor)
     words = np.frombuffer(arr.buffers()[1], dtype=np.int64)[2 * arr.offset: 2 * (arr.offset + len(arr))]
     low, high = words[0::2], words[1::2]
-    valid = np.ones(len(arr), bool) if arr.null_count == 0 else ~np.asarray(arr.is_null(), dtype=bool)
+    valid = _valid_mask(arr)
     q = np.empty(len(arr), np.int64)
     if not _exact_division_kernel()(low.view(np.uint64), high, valid, d, q):
         return None
@@ -235,15 +240,13 @@ def _read_unified_part(path: Path, spec: SymbolSpec) -> dict[str, pl.DataFrame]:
         path, columns=["event_time", "event_type", "sequence_number", "book_flags", "drift_levels", "side"],
         use_threads=False).unify_dictionaries())
     codes, names = _dictionary_codes(light.column("event_type"))
-    drift = light.column("drift_levels")
     flags = _int_numpy(light.column("book_flags"), 0)
-    runs = message_runs(
-        codes, _code_of(names, EVENT_TRADE), _code_of(names, EVENT_SNAPSHOT),
-        _int_numpy(light.column("sequence_number"), -1), flags, FLAG_GAP, _int_numpy(drift, -1),
-        ~np.asarray(drift.is_null(), dtype=bool) if drift.null_count else np.ones(len(drift), bool))
+    runs = message_runs(codes, _code_of(names, EVENT_TRADE), _code_of(names, EVENT_SNAPSHOT),
+                        _int_numpy(light.column("sequence_number"), -1), flags, FLAG_GAP,
+                        _int_numpy(light.column("drift_levels"), -1))
     time_ns = _int_numpy(light.column("event_time").cast(pa.int64()), 0)
     side_codes, side_names = _dictionary_codes(light.column("side"))
-    del light, codes, drift
+    del light, codes
     trades = _read_part(path, lambda: pl.read_parquet(path, columns=["trade_id", "price", "quantity"],
                                                       parallel="none"))[runs.trade_rows]
     trades = trades.select(

@@ -32,44 +32,42 @@ def _kernel():
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def runs(codes, trade_code, snapshot_code, seq, flags, gap_flag, drift, drift_valid,
+    def runs(codes, trade_code, snapshot_code, seq, flags, gap_flag, drift,
              last_row, update_id, gap, snapshot, drift_max, trade_rows):
         n_msg = 0
         n_trade = 0
         previous = np.int64(0)
-        open_msg = False
         for i in range(codes.size):
             code = codes[i]
             if code == trade_code:
                 trade_rows[n_trade] = i
                 n_trade += 1
                 continue
-            d = drift[i] if drift_valid[i] else -1
-            if not open_msg or seq[i] != previous:
+            if n_msg == 0 or seq[i] != previous:
                 update_id[n_msg] = seq[i]
                 gap[n_msg] = False
                 snapshot[n_msg] = False
                 drift_max[n_msg] = -1
                 n_msg += 1
                 previous = seq[i]
-                open_msg = True
             m = n_msg - 1
             last_row[m] = i
             if flags[i] & gap_flag:
                 gap[m] = True
             if code == snapshot_code:
                 snapshot[m] = True
-            if d > drift_max[m]:
-                drift_max[m] = d
+            if drift[i] > drift_max[m]:
+                drift_max[m] = drift[i]
         return n_msg, n_trade
 
     return runs
 
 
 def message_runs(codes: np.ndarray, trade_code: int, snapshot_code: int, seq: np.ndarray, flags: np.ndarray,
-                 gap_flag: int, drift: np.ndarray, drift_valid: np.ndarray) -> MessageRuns:
+                 gap_flag: int, drift: np.ndarray) -> MessageRuns:
     """Group a part's rows into book messages (see module doc). `codes` are the event-type dictionary indices
-    (-1 for a type absent from the part's dictionary), `seq` the sequence numbers (any value on trade rows)."""
+    (-1 for a null type), `seq` the sequence numbers (any value on trade rows), `drift` the drift levels with
+    -1 where none is recorded."""
     n = codes.size
     last_row = np.empty(n, np.int64)
     update_id = np.empty(n, np.int64)
@@ -78,7 +76,7 @@ def message_runs(codes: np.ndarray, trade_code: int, snapshot_code: int, seq: np
     drift_max = np.empty(n, np.int32)
     trade_rows = np.empty(n, np.int64)
     n_msg, n_trade = _kernel()(codes.astype(np.int32, copy=False), np.int32(trade_code), np.int32(snapshot_code),
-                               seq, flags, np.int32(gap_flag), drift, drift_valid,
+                               seq, flags, np.int32(gap_flag), drift,
                                last_row, update_id, gap, snapshot, drift_max, trade_rows)
     # copies, not views: a frame built on a view would keep the whole row-sized buffer alive
     return MessageRuns(last_row[:n_msg].copy(), update_id[:n_msg].copy(), gap[:n_msg].copy(),

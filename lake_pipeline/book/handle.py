@@ -49,7 +49,8 @@ def _int_array(values: object, name: str) -> np.ndarray:
     return arr
 
 
-def _no_negative(sizes: np.ndarray, name: str) -> None:
+def require_non_negative(sizes: np.ndarray, name: str) -> None:
+    """BookStateError naming `name` when a size is negative (sizes are absolute lots)."""
     if sizes.size and sizes.min() < 0:
         raise BookStateError(f"{name} holds a negative size ({int(sizes.min())}); sizes are absolute lots, 0 deletes")
 
@@ -59,7 +60,7 @@ def _pair(prices: object, sizes: object, what: str) -> tuple[np.ndarray, np.ndar
     sz = _int_array(sizes, f"{what} sizes")
     if px.shape != sz.shape:
         raise BookStateError(f"{what}: {px.shape[0]} prices but {sz.shape[0]} sizes")
-    _no_negative(sz, f"{what} sizes")
+    require_non_negative(sz, f"{what} sizes")
     return px, sz
 
 

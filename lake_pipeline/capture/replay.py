@@ -6,6 +6,7 @@ sync's `needs_snapshot` is only informational here; a snapshot arriving while LI
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,38 +38,52 @@ class Snapshot:
     frame_no: int
 
 
+LEVEL_COLUMNS = ("bid_px", "bid_qty", "ask_px", "ask_qty")
+_NO_LEVELS = np.empty(0, np.int64)
+
+
+def flat_levels(frame: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (offsets, flat int64 values): row i holds values[offsets[i]:offsets[i + 1]]."""
+    lengths = frame[column].list.len().fill_null(0).to_numpy()
+    offsets = np.zeros(lengths.size + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    values = frame[column].explode(empty_as_null=False).drop_nulls().to_numpy().astype(np.int64, copy=False)
+    return offsets, np.ascontiguousarray(values)
+
+
 def _split_lists(frame: pl.DataFrame, column: str) -> list[np.ndarray]:
     """A list column as one int64 array per row (views into one flat array)."""
-    flat = frame[column].explode(empty_as_null=False).drop_nulls().to_numpy().astype(np.int64, copy=False)
-    ends = np.cumsum(frame[column].list.len().to_numpy())
-    return np.split(flat, ends[:-1]) if len(ends) else []
+    offsets, values = flat_levels(frame, column)
+    return np.split(values, offsets[1:-1]) if frame.height else []
 
 
-def book_events(frames: GoldenFrames) -> Iterator[DepthDiff | Snapshot]:
+def book_events(frames: GoldenFrames, *, diff_levels: bool = True) -> Iterator[DepthDiff | Snapshot]:
     """Depth diffs (as `DepthDiff` with `DiffMeta`) and snapshots of one batch, merged in capture order.
 
-    `frames` must have been read with a SymbolSpec (int64 ticks/lots).
+    `frames` must have been read with a SymbolSpec (int64 ticks/lots). `diff_levels=False` leaves the diffs'
+    level arrays empty, for a caller that lets the sync decide on ids and applies the levels itself
+    (`fidelity.golden_book`).
     """
     depth, snaps = frames.depth, frames.snapshots
-    levels = {kind: [_split_lists(df, c) for c in ("bid_px", "bid_qty", "ask_px", "ask_qty")]
-              for kind, df in (("depth", depth), ("snapshots", snaps))}
+    diff_arrays = (zip(*(_split_lists(depth, c) for c in LEVEL_COLUMNS)) if diff_levels
+                   else itertools.repeat((_NO_LEVELS,) * len(LEVEL_COLUMNS)))
     diffs = [
-        DepthDiff(first, last, *(col[i] for col in levels["depth"]), meta=DiffMeta(e, recv, no, t), prev_id=pu)
-        for i, (first, last, pu, e, t, recv, no) in enumerate(
-            depth.select("U", "u", "pu", "E", "T", "recv_ns", "frame_no").iter_rows())
+        DepthDiff(first, last, *arrays, meta=DiffMeta(e, recv, no, t), prev_id=pu)
+        for (first, last, pu, e, t, recv, no), arrays in zip(
+            depth.select("U", "u", "pu", "E", "T", "recv_ns", "frame_no").iter_rows(), diff_arrays)
     ]
     snapshots = [
-        Snapshot(lid, *(col[i] for col in levels["snapshots"]), recv_ns=recv, frame_no=no)
-        for i, (lid, recv, no) in enumerate(snaps.select("last_update_id", "recv_ns", "frame_no").iter_rows())
+        Snapshot(lid, *arrays, recv_ns=recv, frame_no=no)
+        for (lid, recv, no), arrays in zip(snaps.select("last_update_id", "recv_ns", "frame_no").iter_rows(),
+                                           zip(*(_split_lists(snaps, c) for c in LEVEL_COLUMNS)))
     ]
     if not snapshots:
         yield from diffs
         return
-    yield from sorted([*diffs, *snapshots], key=_frame_no)
-
-
-def _frame_no(event: DepthDiff | Snapshot) -> int:
-    return event.meta.frame_no if isinstance(event, DepthDiff) else event.frame_no
+    # the few snapshots go between the diffs by frame number (a stable argsort, not a Python sort of every diff)
+    order = np.argsort(np.concatenate([depth["frame_no"].to_numpy(), snaps["frame_no"].to_numpy()]), kind="stable")
+    events = [*diffs, *snapshots]
+    yield from (events[i] for i in order)
 
 
 def recorded_rule(frames: GoldenFrames) -> SyncRule:

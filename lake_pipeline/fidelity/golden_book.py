@@ -2,11 +2,10 @@
 sync (`capture.sync.BookSync`) on the shared engine (`book.engine`).
 
 The sync decides (which snapshot is loaded, which diff is applied, stale or gap) on update ids alone, so it runs
-over diffs that carry only their ids and row number; the book work it decided on is then replayed from the flat
-level arrays in one numba pass per loaded snapshot, recording the top 20 after each diff. Same decisions, same
-engine as feeding `OrderBook` diff by diff (`capture.replay.book_events`), without building a diff object with four
-arrays and copying the top 20 out in Python for every diff: an hour of simulated BTC capture (36 k diffs) went from
-1.57 s to 0.24 s.
+over diffs that carry only their ids (`book_events(diff_levels=False)`); the book work it decided on is then
+replayed from the flat level arrays in one numba pass per loaded snapshot, recording the top 20 after each diff.
+Same decisions, same engine as feeding `OrderBook` diff by diff, without four level arrays per diff and copying
+the top 20 out in Python for every diff: an hour of simulated BTC capture (36 k diffs) went from 1.57 s to 0.24 s.
 """
 
 from __future__ import annotations
@@ -16,72 +15,41 @@ import polars as pl
 from numba import njit
 
 from lake_pipeline.book.engine import apply_side, book_top
-from lake_pipeline.book.handle import BookStateError, OrderBook
+from lake_pipeline.book.handle import OrderBook, require_non_negative
 from lake_pipeline.capture.golden import GoldenFrames
-from lake_pipeline.capture.replay import recorded_rule
+from lake_pipeline.capture.replay import book_events, feed, flat_levels, recorded_rule
 from lake_pipeline.capture.sync import BookSync, DepthDiff
 from lake_pipeline.fidelity.frames import BBO_SCHEMA, LADDER_SCHEMA, conform, empty
 from lake_pipeline.fidelity.hawkes import MS
 from lake_pipeline.schemas import N_LEVELS
 
-_NO_LEVELS = np.empty(0, np.int64)
-
 
 class _SyncLog:
-    """A `BookLike` that applies nothing: it logs what the sync decided, in order. `ops` holds the depth row of
-    each applied diff, or -(k+1) for the k-th loaded snapshot (its arrays in `snapshots`)."""
+    """A `BookLike` that applies nothing: it logs what the sync decided, in order. `ops` holds the capture frame
+    number of each applied diff, or -(k+1) for the k-th loaded snapshot (its arrays in `snapshots`)."""
 
     def __init__(self) -> None:
         self.ops: list[int] = []
         self.snapshots: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def apply_levels(self, is_bid: bool, prices: np.ndarray, sizes: np.ndarray) -> None:
-        """Diffs are logged through the sync's `on_applied` (their row), not here."""
+        """Diffs are logged through the sync's `on_applied` (their frame number), not here."""
 
     def load_snapshot(self, bid_px: np.ndarray, bid_sz: np.ndarray, ask_px: np.ndarray, ask_sz: np.ndarray) -> None:
         self.snapshots.append((bid_px, bid_sz, ask_px, ask_sz))
         self.ops.append(-len(self.snapshots))
 
     def applied(self, diff: DepthDiff) -> None:
-        self.ops.append(diff.meta)
-
-
-def _flat_levels(frame: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
-    """A list column as (offsets, flat int64 values): row i holds values[offsets[i]:offsets[i + 1]]."""
-    lengths = frame[column].list.len().fill_null(0).to_numpy()
-    offsets = np.zeros(lengths.size + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    values = frame[column].explode(empty_as_null=False).drop_nulls().to_numpy().astype(np.int64, copy=False)
-    return offsets, np.ascontiguousarray(values)
-
-
-def _check_sizes(values: np.ndarray, what: str) -> None:
-    if values.size and values.min() < 0:
-        raise BookStateError(f"golden {what} holds a negative size ({int(values.min())}); sizes are absolute lots, "
-                             "0 deletes")
+        self.ops.append(diff.meta.frame_no)
 
 
 def _sync_log(frames: GoldenFrames) -> _SyncLog:
-    """Run the official sync over the capture's diffs and snapshots in capture order (ids only)."""
+    """Run the official sync over the capture's diffs (ids only) and snapshots, in capture order."""
     log = _SyncLog()
     sync = BookSync(log, on_applied=log.applied, rule=recorded_rule(frames))
-    depth, snaps = frames.depth, frames.snapshots
-    snap_levels = [_flat_levels(snaps, c) for c in ("bid_px", "bid_qty", "ask_px", "ask_qty")]
-    snap_at = np.searchsorted(depth["frame_no"].to_numpy(), snaps["frame_no"].to_numpy())
-    k = 0
-    for row, (first, last, prev) in enumerate(depth.select("U", "u", "pu").iter_rows()):
-        while k < snaps.height and snap_at[k] <= row:
-            _feed_snapshot(sync, snaps["last_update_id"][k], snap_levels, k)
-            k += 1
-        sync.on_diff(DepthDiff(first, last, _NO_LEVELS, _NO_LEVELS, _NO_LEVELS, _NO_LEVELS, meta=row, prev_id=prev))
-    for j in range(k, snaps.height):
-        _feed_snapshot(sync, snaps["last_update_id"][j], snap_levels, j)
+    for event in book_events(frames, diff_levels=False):
+        feed(sync, event)
     return log
-
-
-def _feed_snapshot(sync: BookSync, last_update_id: int, levels: list[tuple[np.ndarray, np.ndarray]],
-                   k: int) -> None:
-    sync.on_snapshot(int(last_update_id), *(values[offsets[k]: offsets[k + 1]] for offsets, values in levels))
 
 
 @njit(cache=True, nogil=True)
@@ -97,15 +65,17 @@ def _replay(bid, ask, meta, rows, bid_off, bid_px, bid_sz, ask_off, ask_px, ask_
 def rebuild_golden_book(frames: GoldenFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Top-20 ladder and BBO after every applied diff (frames read with a SymbolSpec: int64 ticks/lots)."""
     depth = frames.depth
-    bid_off, bid_px = _flat_levels(depth, "bid_px")
-    _, bid_sz = _flat_levels(depth, "bid_qty")
-    ask_off, ask_px = _flat_levels(depth, "ask_px")
-    _, ask_sz = _flat_levels(depth, "ask_qty")
-    _check_sizes(bid_sz, "depth bid sizes")
-    _check_sizes(ask_sz, "depth ask sizes")
+    bid_off, bid_px = flat_levels(depth, "bid_px")
+    _, bid_sz = flat_levels(depth, "bid_qty")
+    ask_off, ask_px = flat_levels(depth, "ask_px")
+    _, ask_sz = flat_levels(depth, "ask_qty")
+    require_non_negative(bid_sz, "golden depth bid sizes")
+    require_non_negative(ask_sz, "golden depth ask sizes")
     log = _sync_log(frames)
     ops = np.asarray(log.ops, dtype=np.int64)
-    rows = ops[ops >= 0]
+    applied = ops >= 0
+    ops[applied] = np.searchsorted(depth["frame_no"].to_numpy(), ops[applied])  # frame number -> depth row
+    rows = ops[applied]
     out = np.zeros((rows.size, 4, N_LEVELS), np.int64)
     book = OrderBook()
     done = 0
